@@ -1,0 +1,281 @@
+"""The classification engine: the only code that runs llama.cpp at inference time.
+
+- Constrained label scoring: the probability of every allowed label as a continuation of the prompt,
+  computed over a token trie (label_trie.py), so the answer is always a valid label.
+- Prefix reuse: the instruction part of each prompt is evaluated once and kept in the KV cache on a
+  sequence of its own; a text's prompt is tokenized whole and only the tokens after the longest
+  common prefix with it are evaluated (pieces tokenized separately would change tokens at the seam).
+- Batching: several texts go through one llama_decode as separate sequences; each text's tokens also
+  carry the ids of its label-branch sequences, so branch tokens ride in the same decode.
+
+Not thread-safe: one thread at a time (worker.py owns the engine).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .label_trie import LabelTrie
+from .labels import DEFAULT_PROMPT_PRESET, FINSENT_SPEC_KEY, LabelScheme, schemes_from_spec
+from .llama_runtime import ContextOptions, LlamaContext, LlamaModel, ModelOptions
+
+
+class TextError(ValueError):
+    """A problem with one text (empty, ...): reported for that item, the others still get labels."""
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    prompt_preset: str = DEFAULT_PROMPT_PRESET
+    n_ctx: int = 4096
+    # Tokens in one llama_decode; also the longest prompt one text may have (longer texts are cut).
+    batch_tokens: int = 2048
+    max_prompt_tokens: int = 1024
+    max_batch_texts: int = 16
+    n_threads: int = 0
+    n_gpu_layers: int = 0
+    use_extra_bufts: bool = False
+    prefix_reuse: bool = True
+
+
+@dataclass
+class Classification:
+    label: str
+    score: float
+    probs: dict[str, float]
+    truncated: bool = False
+    cached: bool = False
+
+
+@dataclass
+class _Prepared:
+    """A text ready for a decode: its full prompt tokens and how many come from the cached prefix."""
+
+    index: int
+    tokens: list[int]
+    reused: int
+    truncated: bool
+    seq_ids: list[int] = field(default_factory=list)  # [text seq, branch seqs...]
+
+
+def _log_softmax_at(logits: np.ndarray):
+    top = float(logits.max())
+    log_z = top + math.log(float(np.exp(logits - top, dtype=np.float64).sum()))
+    return lambda token: float(logits[token]) - log_z
+
+
+class ClassifierEngine:
+    def __init__(self, model_path: str | Path, options: EngineOptions = EngineOptions()):
+        self.options = options
+        self.model = LlamaModel(
+            model_path, ModelOptions(n_gpu_layers=options.n_gpu_layers, use_extra_bufts=options.use_extra_bufts)
+        )
+        self.schemes, self.prompt_version = schemes_from_spec(self.model.meta(FINSENT_SPEC_KEY))
+        if options.prompt_preset not in next(iter(self.schemes.values())).templates:
+            raise ValueError(f"unknown prompt preset {options.prompt_preset!r}")
+        self.tries = {name: LabelTrie(self._label_tokens(s)) for name, s in self.schemes.items()}
+
+        # Sequence ids: one per scheme prefix, one for generation, then per-text sequences.
+        self._prefix_seq = {name: i for i, name in enumerate(self.schemes)}
+        self.generation_seq = len(self.schemes)
+        self._first_text_seq = self.generation_seq + 1
+        max_branches = max(t.n_branches for t in self.tries.values())
+        n_seq_max = self._first_text_seq + options.max_batch_texts * (1 + max_branches)
+        self.context = LlamaContext(
+            self.model,
+            ContextOptions(n_ctx=options.n_ctx, n_batch=options.batch_tokens, n_seq_max=n_seq_max,
+                           n_threads=options.n_threads),
+        )
+        self._prefix_tokens: dict[str, list[int]] = {}
+        if options.prefix_reuse:
+            for name in self.schemes:
+                self._load_prefix(name)
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _label_tokens(self, scheme: LabelScheme) -> list[list[int]]:
+        sample = scheme.prompt("Shares were unchanged.", self.options.prompt_preset)
+        prompt_tokens = self.model.tokenize(sample)
+        out = []
+        for label in scheme.labels:
+            continuation = self.model.tokenize(LabelScheme.continuation(label), add_special=False)
+            # The label must tokenize the same way after "Answer:" as on its own.
+            joined = self.model.tokenize(sample + LabelScheme.continuation(label))
+            if joined != prompt_tokens + continuation:
+                raise ValueError(f"label {label!r} does not tokenize cleanly after the prompt")
+            out.append(continuation)
+        return out
+
+    def _load_prefix(self, scheme: str) -> None:
+        prefix_text = self.schemes[scheme].prompt_prefix(self.options.prompt_preset)
+        # Drop the last token: it may merge with the text's first characters in the full prompt.
+        tokens = self.model.tokenize(prefix_text)[:-1]
+        seq = self._prefix_seq[scheme]
+        self.context.remove(seq)
+        self.context.eval_sequence(tokens, seq_id=seq, logits_at=set())
+        self._prefix_tokens[scheme] = tokens
+
+    @property
+    def backend(self) -> str:
+        return "CUDA" if self.options.n_gpu_layers != 0 and _gpu_available() else "CPU"
+
+    def close(self) -> None:
+        self.context.close()
+        self.model.close()
+
+    # -- classification -----------------------------------------------------------------------
+    def prompt_tokens(self, text: str, scheme: str) -> tuple[list[int], bool]:
+        """The prompt for `text`, cut so that it fits max_prompt_tokens; (tokens, truncated)."""
+        scheme_obj = self.schemes[scheme]
+        tokens = self.model.tokenize(scheme_obj.prompt(text, self.options.prompt_preset))
+        limit = self.options.max_prompt_tokens
+        truncated = False
+        while len(tokens) > limit:
+            truncated = True
+            text_tokens = self.model.tokenize(text, add_special=False)
+            keep = max(1, len(text_tokens) - (len(tokens) - limit) - 2)
+            piece = b"".join(self.model.token_bytes(t) for t in text_tokens[:keep])
+            text = piece.decode("utf-8", errors="ignore")
+            tokens = self.model.tokenize(scheme_obj.prompt(text, self.options.prompt_preset))
+        return tokens, truncated
+
+    def _prepare(self, index: int, text: str, scheme: str) -> _Prepared:
+        if not isinstance(text, str) or not text.strip():
+            raise TextError("text is empty")
+        tokens, truncated = self.prompt_tokens(text, scheme)
+        reused = 0
+        if self.options.prefix_reuse:
+            prefix = self._prefix_tokens[scheme]
+            limit = min(len(prefix), len(tokens) - 1)  # at least one token must be evaluated
+            while reused < limit and tokens[reused] == prefix[reused]:
+                reused += 1
+        return _Prepared(index, tokens, reused, truncated)
+
+    def classify_batch(self, texts: list[str], scheme: str) -> list[Classification | TextError]:
+        """Labels for `texts` under `scheme` ("7" or "3"), in order; a TextError for a bad item."""
+        if scheme not in self.schemes:
+            raise ValueError(f"unknown scheme {scheme!r}")
+        results: list[Classification | TextError | None] = [None] * len(texts)
+        pending: list[_Prepared] = []
+        for i, text in enumerate(texts):
+            try:
+                pending.append(self._prepare(i, text, scheme))
+            except TextError as e:
+                results[i] = e
+        for group in self._group(pending, scheme):
+            for prepared, result in zip(group, self._score_group(group, scheme)):
+                results[prepared.index] = result
+        return results  # type: ignore[return-value]
+
+    def _group(self, pending: list[_Prepared], scheme: str) -> Iterator[list[_Prepared]]:
+        """Texts per decode: at most max_batch_texts, at most batch_tokens new tokens."""
+        branches = self.tries[scheme].n_branches
+        group: list[_Prepared] = []
+        used = 0
+        for item in pending:
+            cost = len(item.tokens) - item.reused + branches
+            if group and (len(group) == self.options.max_batch_texts or used + cost > self.options.batch_tokens):
+                yield group
+                group, used = [], 0
+            group.append(item)
+            used += cost
+        if group:
+            yield group
+
+    def _score_group(self, group: list[_Prepared], scheme: str) -> list[Classification]:
+        trie = self.tries[scheme]
+        branch_tokens = trie.branch_tokens()
+        seqs_per_text = 1 + trie.n_branches
+        entries: list[tuple[int, int, tuple[int, ...], bool]] = []
+        root_entry: list[int] = []
+        branch_entry: list[list[int]] = []
+        for slot, item in enumerate(group):
+            first = self._first_text_seq + slot * seqs_per_text
+            item.seq_ids = list(range(first, first + seqs_per_text))
+            if item.reused:
+                for seq in item.seq_ids:
+                    self.context.copy_sequence(self._prefix_seq[scheme], seq, 0, item.reused)
+            n = len(item.tokens)
+            for pos in range(item.reused, n):
+                entries.append((item.tokens[pos], pos, tuple(item.seq_ids), pos == n - 1))
+            root_entry.append(len(entries) - 1)
+            mine = []
+            for token, depth, below in branch_tokens:
+                mine.append(len(entries))
+                entries.append((token, n + depth - 1, tuple(item.seq_ids[1 + b] for b in below), True))
+            branch_entry.append(mine)
+        try:
+            logits = self.context.decode(entries)
+        finally:
+            for item in group:
+                for seq in item.seq_ids:
+                    self.context.remove(seq)
+        scheme_obj = self.schemes[scheme]
+        out = []
+        for slot, item in enumerate(group):
+            root = _log_softmax_at(logits[root_entry[slot]])
+            branches = [_log_softmax_at(logits[e]) for e in branch_entry[slot]]
+            out.append(self._result(scheme_obj, trie.label_logprobs(root, branches), item.truncated))
+        return out
+
+    @staticmethod
+    def _result(scheme: LabelScheme, logprobs: list[float], truncated: bool) -> Classification:
+        top = max(logprobs)
+        weights = [math.exp(lp - top) for lp in logprobs]
+        total = sum(weights)
+        probs = [w / total for w in weights]
+        best = max(range(len(probs)), key=probs.__getitem__)
+        score = sum(p * v for p, v in zip(probs, scheme.values))
+        return Classification(
+            label=scheme.labels[best],
+            score=round(score, 6),
+            probs={label: round(p, 6) for label, p in zip(scheme.labels, probs)},
+            truncated=truncated,
+        )
+
+    # -- free generation (the raw model over the OpenAI API) ------------------------------------
+    def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int | None = None) -> Iterator[bytes]:
+        """Yield the bytes of each generated token until an end-of-generation token or max_tokens."""
+        seq = self.generation_seq
+        tokens = self.model.tokenize(prompt, parse_special=True)
+        room = self.options.n_ctx - sum(len(t) for t in self._prefix_tokens.values()) - 8
+        tokens = tokens[-max(1, room - max_tokens):]
+        rng = np.random.default_rng(seed)
+        try:
+            logits = self.context.eval_sequence(tokens, seq_id=seq)[len(tokens) - 1]
+            pos = len(tokens)
+            for _ in range(max_tokens):
+                token = _sample(logits, temperature, top_p, rng)
+                if self.model.is_end_of_generation(token):
+                    return
+                yield self.model.token_bytes(token)
+                logits = self.context.decode([(token, pos, (seq,), True)])[0]
+                pos += 1
+        finally:
+            self.context.remove(seq)
+
+
+def _sample(logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> int:
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    scaled = logits.astype(np.float64) / temperature
+    scaled -= scaled.max()
+    probs = np.exp(scaled)
+    probs /= probs.sum()
+    if top_p < 1.0:
+        order = np.argsort(-probs)
+        keep = np.searchsorted(np.cumsum(probs[order]), top_p) + 1
+        kept = order[:keep]
+        return int(rng.choice(kept, p=probs[kept] / probs[kept].sum()))
+    return int(rng.choice(len(probs), p=probs))
+
+
+def _gpu_available() -> bool:
+    from .llama_runtime import gpu_offload_supported
+
+    return gpu_offload_supported()

@@ -1,0 +1,220 @@
+"""Thin, explicit wrappers over llama-cpp-python's low-level API: load a model, make a context,
+tokenize, decode batches and read logits at chosen positions.
+
+The high-level `llama_cpp.Llama` class does not expose `use_extra_bufts`, and llama.cpp's AMX
+repacking path (an "extra buffer type") crashes in llama_decode on some CPUs for quantized files,
+so models are loaded here with it off unless the caller asks otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+class LlamaRuntimeError(RuntimeError):
+    pass
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            # llama-cpp-python installs a log callback on import; keep llama.cpp quiet unless asked.
+            from llama_cpp import _logger
+
+            _logger.set_verbose(os.environ.get("FINSENT_LLAMA_VERBOSE") == "1")
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+def gpu_offload_supported() -> bool:
+    _init_backend()
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    n_gpu_layers: int = 0  # -1: all layers
+    use_extra_bufts: bool = False
+
+
+class LlamaModel:
+    """A loaded GGUF model (weights only; contexts are made from it)."""
+
+    def __init__(self, path: str | Path, options: ModelOptions = ModelOptions()):
+        _init_backend()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LlamaRuntimeError(f"model file not found: {self.path}")
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = options.n_gpu_layers if options.n_gpu_layers >= 0 else 10_000
+        params.use_extra_bufts = options.use_extra_bufts
+        self.ptr = llama_cpp.llama_model_load_from_file(str(self.path).encode(), params)
+        if not self.ptr:
+            raise LlamaRuntimeError(f"llama.cpp could not load {self.path} (not a valid GGUF model?)")
+        self.vocab = llama_cpp.llama_model_get_vocab(self.ptr)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.ptr)
+        self.n_layer = llama_cpp.llama_model_n_layer(self.ptr)
+        self.bos_id = llama_cpp.llama_vocab_bos(self.vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+
+    def close(self) -> None:
+        if self.ptr:
+            llama_cpp.llama_model_free(self.ptr)
+            self.ptr = None
+
+    def meta(self, key: str) -> str | None:
+        size = 1 << 16
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_model_meta_val_str(self.ptr, key.encode(), buf, size)
+            if n < 0:
+                return None
+            if n < size:
+                return buf.value.decode("utf-8", errors="replace")
+            size = n + 1
+
+    def description(self) -> str:
+        buf = ctypes.create_string_buffer(256)
+        llama_cpp.llama_model_desc(self.ptr, buf, 256)
+        return buf.value.decode()
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        if n < 0:  # buffer too small: -n is the size needed
+            capacity = -n
+            tokens = (llama_cpp.llama_token * capacity)()
+            n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        return list(tokens[:n])
+
+    def token_bytes(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+        return buf.raw[:n]
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+
+@dataclass(frozen=True)
+class ContextOptions:
+    n_ctx: int = 2048
+    n_batch: int = 512
+    n_seq_max: int = 1
+    n_threads: int = 0  # 0: all cores
+    kv_f32: bool = False  # F32 KV cache: only for exact comparisons (verification); F16 is the default
+
+
+class LlamaContext:
+    """A llama.cpp context (KV cache). Not thread-safe: one thread at a time."""
+
+    def __init__(self, model: LlamaModel, options: ContextOptions = ContextOptions()):
+        self.model = model
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = options.n_ctx
+        params.n_batch = options.n_batch
+        params.n_ubatch = min(options.n_batch, 512)
+        params.n_seq_max = options.n_seq_max
+        threads = options.n_threads or os.cpu_count() or 1
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.kv_unified = True  # sequences share one cache, so a prefix can be copied between them
+        params.no_perf = True
+        if options.kv_f32:
+            params.type_k = params.type_v = 0  # GGML_TYPE_F32
+            params.flash_attn_type = 0  # CPU flash attention rounds through F16
+        self.ptr = llama_cpp.llama_init_from_model(model.ptr, params)
+        if not self.ptr:
+            raise LlamaRuntimeError("llama.cpp could not create a context (out of memory?)")
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ptr)
+        self.n_batch = options.n_batch
+        self.n_seq_max = options.n_seq_max
+        self.memory = llama_cpp.llama_get_memory(self.ptr)
+        self._batch = llama_cpp.llama_batch_init(options.n_batch, 0, options.n_seq_max)
+
+    def close(self) -> None:
+        if self.ptr:
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self.ptr)
+            self.ptr = None
+
+    def clear(self) -> None:
+        llama_cpp.llama_memory_clear(self.memory, True)
+
+    def remove(self, seq_id: int, start: int = 0, end: int = -1) -> None:
+        llama_cpp.llama_memory_seq_rm(self.memory, seq_id, start, end)
+
+    def copy_sequence(self, src: int, dst: int, start: int = 0, end: int = -1) -> None:
+        llama_cpp.llama_memory_seq_cp(self.memory, src, dst, start, end)
+
+    def decode(self, entries: list[tuple[int, int, tuple[int, ...], bool]]) -> dict[int, np.ndarray]:
+        """Decode one batch. Each entry is (token, position, seq_ids, want_logits).
+
+        Returns {entry index: logits} for the entries that asked for logits. len(entries) <= n_batch.
+        """
+        batch = self._batch
+        if len(entries) > self.n_batch:
+            raise ValueError("batch larger than n_batch")
+        for i, (token, pos, seq_ids, want_logits) in enumerate(entries):
+            batch.token[i] = token
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = len(seq_ids)
+            for j, seq in enumerate(seq_ids):
+                batch.seq_id[i][j] = seq
+            batch.logits[i] = want_logits
+        batch.n_tokens = len(entries)
+        rc = llama_cpp.llama_decode(self.ptr, batch)
+        if rc != 0:
+            raise LlamaRuntimeError(f"llama_decode failed ({rc}): context full or out of memory")
+        n_vocab = self.model.n_vocab
+        out = {}
+        for i, entry in enumerate(entries):
+            if entry[3]:
+                ptr = llama_cpp.llama_get_logits_ith(self.ptr, i)
+                out[i] = np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy()
+        return out
+
+    def eval_sequence(self, tokens: list[int], seq_id: int = 0, start_pos: int = 0,
+                      logits_at: set[int] | None = None) -> dict[int, np.ndarray]:
+        """Evaluate `tokens` on one sequence in n_batch chunks; logits for the positions (indexes into
+        `tokens`) in `logits_at` (default: the last one)."""
+        if logits_at is None:
+            logits_at = {len(tokens) - 1}
+        out: dict[int, np.ndarray] = {}
+        for chunk_start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[chunk_start : chunk_start + self.n_batch]
+            entries = [
+                (tok, start_pos + chunk_start + k, (seq_id,), (chunk_start + k) in logits_at)
+                for k, tok in enumerate(chunk)
+            ]
+            for i, logits in self.decode(entries).items():
+                out[chunk_start + i] = logits
+        return out
+
+
+def quantize_model(source: Path, destination: Path, file_type: int, n_threads: int = 0) -> None:
+    """llama.cpp's own quantizer (llama_model_quantize), from a float GGUF to `file_type`."""
+    _init_backend()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = file_type
+    params.nthread = n_threads or os.cpu_count() or 1
+    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(destination).encode(), ctypes.byref(params))
+    if rc != 0:
+        raise LlamaRuntimeError(f"llama.cpp's quantizer failed (code {rc})")

@@ -1,0 +1,154 @@
+"""Tiny Llama checkpoints built by code, in the real Llama-FinSent-S layout.
+
+Every fixture is built once and cached under tests/.fixtures/ (keyed by FIXTURE_VERSION), so only the
+first test run pays for it. Nothing here downloads anything: the Llama 3 tokenizer comes from Meta's
+`llama-models` package on PyPI.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+FIXTURE_VERSION = 1
+FIXTURE_ROOT = Path(os.environ.get("FINSENT_FIXTURE_DIR", Path(__file__).parent / ".fixtures"))
+
+# Llama-FinSent-S: GQA 32/8, llama3 rope scaling, pruned MLP width 4916 (not a multiple of 32).
+LLAMA3_ROPE_SCALING = {
+    "rope_type": "llama3",
+    "factor": 32.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+}
+
+
+@dataclass(frozen=True)
+class TinyVariant:
+    name: str
+    tied: bool
+    dtype: str  # float32 | float16 | bfloat16
+    sharded: bool
+    hidden: int = 64
+    intermediate: int = 200  # not a multiple of 32, like 4916
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+
+
+TINY_VARIANTS = (
+    TinyVariant("tied-f16", tied=True, dtype="float16", sharded=False),
+    TinyVariant("untied-f32", tied=False, dtype="float32", sharded=False),
+    TinyVariant("tied-bf16-sharded", tied=True, dtype="bfloat16", sharded=True),
+    TinyVariant("untied-f16-sharded", tied=False, dtype="float16", sharded=True),
+)
+
+
+def _cached(name: str) -> tuple[Path, bool]:
+    path = FIXTURE_ROOT / f"v{FIXTURE_VERSION}" / name
+    return path, (path / ".complete").exists()
+
+
+def _mark_complete(path: Path) -> None:
+    (path / ".complete").write_text("ok")
+
+
+def llama3_tokenizer_dir() -> Path:
+    """The real Llama 3 tokenizer as Hugging Face files (tokenizer.json, tokenizer_config.json)."""
+    path, done = _cached("llama3-tokenizer")
+    if done:
+        return path
+    from llama_models.llama3.tokenizer import Tokenizer as MetaTokenizer
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    model_file = str(importlib.resources.files("llama_models.llama3") / "tokenizer.model")
+    specials = list(MetaTokenizer.get_instance().special_tokens)
+    backend = TikTokenConverter(vocab_file=model_file, extra_special_tokens=specials).converted()
+    # As in Meta's published tokenizer.json: the post-processor prepends <|begin_of_text|>.
+    backend.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(
+            single="<|begin_of_text|> $A",
+            pair="<|begin_of_text|> $A <|begin_of_text|> $B",
+            special_tokens=[("<|begin_of_text|>", 128000)],
+        ),
+    ])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>",
+        model_max_length=131072,
+    )
+    shutil.rmtree(path, ignore_errors=True)
+    tokenizer.save_pretrained(path)
+    _mark_complete(path)
+    return path
+
+
+def llama_config_dict(variant: TinyVariant, vocab_size: int = 128256) -> dict:
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": variant.hidden,
+        "intermediate_size": variant.intermediate,
+        "num_hidden_layers": variant.layers,
+        "num_attention_heads": variant.heads,
+        "num_key_value_heads": variant.kv_heads,
+        "head_dim": variant.hidden // variant.heads,
+        "vocab_size": vocab_size,
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 500000.0,
+        "rope_scaling": dict(LLAMA3_ROPE_SCALING),
+        "hidden_act": "silu",
+        "tie_word_embeddings": variant.tied,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "bos_token_id": 128000,
+        "eos_token_id": 128001,
+        "torch_dtype": variant.dtype,
+        "initializer_range": 0.02,
+    }
+
+
+def _save(model, path: Path, variant: TinyVariant) -> None:
+    import torch
+
+    dtype = getattr(torch, variant.dtype)
+    model = model.to(dtype)
+    shard = "1MB" if variant.sharded else "10GB"
+    model.save_pretrained(path, safe_serialization=True, max_shard_size=shard)
+    shutil.copy(llama3_tokenizer_dir() / "tokenizer.json", path / "tokenizer.json")
+    shutil.copy(llama3_tokenizer_dir() / "tokenizer_config.json", path / "tokenizer_config.json")
+
+
+def tiny_checkpoint(variant: TinyVariant) -> Path:
+    """A random tiny Llama 3 checkpoint. Weights get a larger spread than usual so that logits are
+    well separated and top-1 comparisons are meaningful."""
+    path, done = _cached(f"tiny-{variant.name}")
+    if done:
+        return path
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1234)
+    config = LlamaConfig(**llama_config_dict(variant))
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.uniform_(0.8, 1.2)  # not all ones, so a norm mapped to the wrong tensor shows
+            else:
+                param.normal_(0.0, 0.15 if "embed" in name or "lm_head" in name else 0.08)
+    shutil.rmtree(path, ignore_errors=True)
+    _save(model, path, variant)
+    _mark_complete(path)
+    return path
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2))
