@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,12 +212,35 @@ class LlamaContext:
         return out
 
 
-def quantize_model(source: Path, destination: Path, file_type: int, n_threads: int = 0) -> None:
-    """llama.cpp's own quantizer (llama_model_quantize), from a float GGUF to `file_type`."""
+_TENSOR_PROGRESS = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]")
+
+
+def quantize_model(source: Path, destination: Path, file_type: int, n_threads: int = 0,
+                   on_tensor: Callable[[int, int], None] | None = None) -> None:
+    """llama.cpp's own quantizer (llama_model_quantize), from a float GGUF to `file_type`.
+
+    llama.cpp reports progress only in its log ("[  12/ 147] blk.1.attn_q.weight ..."), so a log
+    callback is installed for the call and turned into on_tensor(done, total).
+    """
     _init_backend()
+    from llama_cpp import _logger
+
+    @llama_cpp.llama_log_callback
+    def progress_log(level, text, user_data):
+        match = _TENSOR_PROGRESS.match(text or b"")
+        if match and on_tensor is not None:
+            on_tensor(int(match.group(1)), int(match.group(2)))
+        elif level in (3, 4):  # ggml: 3 warn, 4 error; these still reach the user
+            print(text.decode("utf-8", "replace"), end="", file=sys.stderr)
+
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = file_type
     params.nthread = n_threads or os.cpu_count() or 1
-    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(destination).encode(), ctypes.byref(params))
+    with _backend_lock:
+        llama_cpp.llama_log_set(progress_log, ctypes.c_void_p(0))
+        try:
+            rc = llama_cpp.llama_model_quantize(str(source).encode(), str(destination).encode(), ctypes.byref(params))
+        finally:
+            llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
     if rc != 0:
         raise LlamaRuntimeError(f"llama.cpp's quantizer failed (code {rc})")

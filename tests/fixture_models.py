@@ -152,3 +152,69 @@ def tiny_checkpoint(variant: TinyVariant) -> Path:
 
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2))
+
+
+TRAINED_VARIANT = TinyVariant("trained", tied=True, dtype="float16", sharded=False,
+                              hidden=256, intermediate=600, layers=2, heads=4, kv_heads=2)
+
+
+def trained_checkpoint(steps: int = 260, seed: int = 0) -> Path:
+    """A tiny Llama 3 model trained on synthetic headlines in both prompt presets and both schemes,
+    so end-to-end tests can assert real labels. About a minute on 2 CPU cores; cached."""
+    path, done = _cached("trained-sentiment")
+    if done:
+        return path
+    import random
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from finsent_local.labels import LabelScheme, default_schemes
+    from sentiment_data import coarse_label, training_examples
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    tokenizer = AutoTokenizer.from_pretrained(llama3_tokenizer_dir())
+    schemes = default_schemes()
+    samples = []  # (prompt ids, label ids)
+    for text, label in training_examples():
+        for scheme_name, answer in (("7", label), ("3", coarse_label(label))):
+            for preset in ("card", "train"):
+                prompt = schemes[scheme_name].prompt(text, preset)
+                prompt_ids = tokenizer(prompt)["input_ids"]
+                label_ids = tokenizer(LabelScheme.continuation(answer), add_special_tokens=False)["input_ids"]
+                samples.append((prompt_ids, label_ids))
+
+    config = LlamaConfig(**llama_config_dict(TRAINED_VARIANT))
+    model = LlamaForCausalLM(config)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    batch_size = 48
+    for _ in range(steps):
+        batch = rng.sample(samples, batch_size)
+        width = max(len(p) + len(l) for p, l in batch)
+        ids = torch.zeros((batch_size, width), dtype=torch.long)
+        mask = torch.zeros((batch_size, width), dtype=torch.long)
+        rows, cols, targets = [], [], []
+        for row, (prompt_ids, label_ids) in enumerate(batch):
+            sequence = prompt_ids + label_ids
+            ids[row, : len(sequence)] = torch.tensor(sequence)
+            mask[row, : len(sequence)] = 1
+            for k, token in enumerate(label_ids):  # predict each label token from the one before it
+                rows.append(row)
+                cols.append(len(prompt_ids) + k - 1)
+                targets.append(token)
+        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        logits = model.lm_head(hidden[torch.tensor(rows), torch.tensor(cols)])
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    model.eval()
+    shutil.rmtree(path, ignore_errors=True)
+    _save(model, path, TRAINED_VARIANT)
+    write_json(path / "training.json", {"final_loss": float(loss), "steps": steps, "samples": len(samples)})
+    _mark_complete(path)
+    return path
