@@ -1,7 +1,8 @@
 """A small torch-free safetensors reader: header parsing plus memory-mapped, one-tensor-at-a-time reads.
 
-A file is `u64 header length | JSON header | data`. Tensors are returned as numpy views of a memory map,
-so reading a 1.8 GB checkpoint costs only the tensor being converted.
+A file is `u64 header length | JSON header | data`. Each tensor is read from the file on its own (no
+memory map: mapped pages stay in the process's resident set until unmapped), so converting a 1.8 GB
+checkpoint holds only the tensor being converted.
 """
 
 from __future__ import annotations
@@ -65,15 +66,15 @@ class SafetensorsFile:
             if end - begin != expected or data_start + end > size:
                 raise ConversionError(f"{self.path.name}: tensor {name} is truncated or corrupt")
             self.entries[name] = TensorEntry(name, dtype, shape, data_start + begin, data_start + end)
-        self._map: np.memmap | None = None
 
     def read(self, name: str) -> np.ndarray:
-        """The tensor as F32 or F16 (BF16 is widened to F32). F32/F16 are views of the memory map, so
-        only this tensor's pages are read, and a pass-through F16 -> F16 copies nothing."""
+        """The tensor as F32 or F16 (BF16 is widened to F32)."""
         entry = self.entries[name]
-        if self._map is None:
-            self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
-        raw = self._map[entry.begin : entry.end].view(_DTYPES[entry.dtype]).reshape(entry.shape)
+        dtype = np.dtype(_DTYPES[entry.dtype])
+        with open(self.path, "rb") as f:
+            f.seek(entry.begin)
+            raw = np.fromfile(f, dtype=dtype, count=(entry.end - entry.begin) // dtype.itemsize)
+        raw = raw.reshape(entry.shape)
         if entry.dtype == "BF16":
             return bf16_to_f32(raw)
         return raw

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -61,6 +62,100 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
         raise UserError(str(e)) from None
     for item in converted:
         click.echo(str(item.path))
+
+
+def _model_path(model: str | None) -> "Path":
+    from .model_files import ModelNotFound, resolve_model
+    from convert.errors import ConversionError
+
+    try:
+        return resolve_model(model)
+    except (ModelNotFound, ConversionError) as e:
+        raise UserError(str(e)) from None
+
+
+@cli.command()
+@click.option("--model", help="GGUF file to serve. Default: $FINSENT_MODEL, else the converted default model "
+              "(downloaded and converted on first run).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port (0: any free port).")
+@click.option("--api-key", envvar="FINSENT_API_KEY", help="Require 'Authorization: Bearer KEY' (env FINSENT_API_KEY); "
+              "needed to listen on anything but loopback.")
+@click.option("--cors-origin", "cors_origins", multiple=True,
+              help="Allow browser calls from this origin (repeatable), e.g. https://addin.xlwings.org for xlwings Lite.")
+@click.option("--gpu", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Offload all layers to the GPU when llama.cpp was built with CUDA.")
+@click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True,
+              help="Prompt layout: the model card's, or the one the fine-tuning notebook used.")
+@click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (default: all cores).")
+@click.option("--no-cache", is_flag=True, help="Do not keep results in the persistent cache.")
+@click.option("--extra-bufts/--no-extra-bufts", default=False,
+              help="Let llama.cpp repack weights into extra CPU buffer types (AMX...); off by default because "
+              "that path crashes on some CPUs.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(model, host, port, api_key, cors_origins, gpu, prompt_preset, threads, no_cache, extra_bufts, log_level):
+    """Start the local server (FinSent API, OpenAI API, /v1/label for spreadsheets)."""
+    from .model_files import result_cache_path
+    from .serve import ServeError, ServeOptions, configure_logging, serve as run_server
+
+    configure_logging(log_level)
+    options = ServeOptions(
+        model_path=_model_path(model), host=host, port=port, api_key=api_key or None,
+        cors_origins=tuple(cors_origins), gpu=gpu, prompt_preset=prompt_preset, threads=threads,
+        use_extra_bufts=extra_bufts, result_cache=None if no_cache else result_cache_path(),
+    )
+    try:
+        run_server(options)
+    except ServeError as e:
+        raise UserError(str(e)) from None
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+@click.option("--scheme", type=click.Choice(["7", "3"]), default="7", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per text (label, score, probs).")
+@click.option("--model", help="GGUF file (default as for `finsent serve`).")
+@click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True)
+@click.option("--no-cache", is_flag=True, help="Do not read or write the persistent result cache.")
+def classify(texts, scheme, as_json, model, prompt_preset, no_cache):
+    """Label TEXTS (or lines from standard input) with the local model, no server needed.
+
+    \b
+    finsent classify "Profit soared 40% to a record" "Shares plunged after the fraud probe"
+    cat headlines.txt | finsent classify --scheme 3 --json
+    """
+    from .engine import ClassifierEngine, EngineOptions
+    from .model_files import result_cache_path
+    from .service import ClassificationService, result_cache_for
+    from .worker import EngineWorker
+
+    if not texts:
+        if sys.stdin.isatty():
+            raise UserError("give texts to classify, or pipe lines on standard input")
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    path = _model_path(model)
+    try:
+        engine = ClassifierEngine(path, EngineOptions(prompt_preset=prompt_preset))
+    except Exception as e:
+        raise UserError(f"cannot load {path}: {e}") from None
+    cache = None if no_cache else result_cache_for(result_cache_path(), path, engine)
+    worker = EngineWorker(engine)
+    try:
+        results = ClassificationService(worker, cache).classify(list(texts), scheme)
+    finally:
+        worker.close()
+        engine.close()
+    failed = False
+    for text, result in zip(texts, results):
+        if as_json:
+            click.echo(json.dumps({"text": text, **result}, ensure_ascii=False))
+        elif "error" in result:
+            failed = True
+            click.echo(f"#FINSENT! {result['error']['message']}\t{text}")
+        else:
+            click.echo(f"{result['label']}\t{result['score']:+.3f}\t{text}")
+    if failed:
+        sys.exit(1)
 
 
 def main() -> None:

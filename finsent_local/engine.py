@@ -14,7 +14,7 @@ Not thread-safe: one thread at a time (worker.py owns the engine).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,8 +155,10 @@ class ClassifierEngine:
                 reused += 1
         return _Prepared(index, tokens, reused, truncated)
 
-    def classify_batch(self, texts: list[str], scheme: str) -> list[Classification | TextError]:
-        """Labels for `texts` under `scheme` ("7" or "3"), in order; a TextError for a bad item."""
+    def classify_batch(self, texts: list[str], scheme: str,
+                       on_batch: Callable[[int], None] | None = None) -> list[Classification | TextError]:
+        """Labels for `texts` under `scheme` ("7" or "3"), in order; a TextError for a bad item.
+        on_batch(n) is called with the number of texts in each llama_decode (for metrics)."""
         if scheme not in self.schemes:
             raise ValueError(f"unknown scheme {scheme!r}")
         results: list[Classification | TextError | None] = [None] * len(texts)
@@ -167,6 +169,8 @@ class ClassifierEngine:
             except TextError as e:
                 results[i] = e
         for group in self._group(pending, scheme):
+            if on_batch is not None:
+                on_batch(len(group))
             for prepared, result in zip(group, self._score_group(group, scheme)):
                 results[prepared.index] = result
         return results  # type: ignore[return-value]

@@ -112,6 +112,28 @@ class LlamaModel:
             n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
         return buf.raw[:n]
 
+    def format_chat(self, messages: list[dict]) -> str:
+        """Messages as one prompt: the model's own chat template when it has one (applied by
+        llama.cpp), else a plain "Role: content" transcript ending with "Assistant:"."""
+        template = llama_cpp.llama_model_chat_template(self.ptr, None)
+        if template:
+            chat = (llama_cpp.llama_chat_message * len(messages))()
+            keep = []  # the encoded strings must outlive the call
+            for i, message in enumerate(messages):
+                role, content = message["role"].encode(), message["content"].encode()
+                keep += [role, content]
+                chat[i].role, chat[i].content = role, content
+            size = sum(len(b) for b in keep) * 2 + 256
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_chat_apply_template(template, chat, len(messages), True, buf, size)
+            if n > size:
+                buf = ctypes.create_string_buffer(n + 1)
+                n = llama_cpp.llama_chat_apply_template(template, chat, len(messages), True, buf, n + 1)
+            if n >= 0:
+                return buf.raw[:n].decode("utf-8", errors="replace")
+        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+        return "\n".join(lines) + "\nAssistant:"
+
     def is_end_of_generation(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
 
@@ -212,11 +234,13 @@ class LlamaContext:
         return out
 
 
+QUANTIZE_BUFFER_BYTES = 256 * 1024 * 1024
 _TENSOR_PROGRESS = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]")
 
 
 def quantize_model(source: Path, destination: Path, file_type: int, n_threads: int = 0,
-                   on_tensor: Callable[[int, int], None] | None = None) -> None:
+                   on_tensor: Callable[[int, int], None] | None = None,
+                   buffer_bytes: int = QUANTIZE_BUFFER_BYTES) -> None:
     """llama.cpp's own quantizer (llama_model_quantize), from a float GGUF to `file_type`.
 
     llama.cpp reports progress only in its log ("[  12/ 147] blk.1.attn_q.weight ..."), so a log
@@ -236,6 +260,9 @@ def quantize_model(source: Path, destination: Path, file_type: int, n_threads: i
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = file_type
     params.nthread = n_threads or os.cpu_count() or 1
+    # Rows are processed in slabs of at most this many bytes (llama.cpp's default is 8 GiB, which
+    # lets the token embedding's float conversion buffers alone reach 1.5 GB for this model).
+    params.max_buf_size = buffer_bytes  # 0: llama.cpp's default
     with _backend_lock:
         llama_cpp.llama_log_set(progress_log, ctypes.c_void_p(0))
         try:

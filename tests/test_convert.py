@@ -96,6 +96,15 @@ CORPUS = [
     "a",
     " ",
     "\n",
+    "",
+    " Hello World!",
+    "w048 7tuijk dsdfhu",
+    "нещо на Български",
+    "ដើម្បីធ្វើការ",
+    "🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ (own token)",
+    "3 33 333 3333 33333 333333 3333333",
+    "   Hello\n    Hello\n\n\n\t\tend",
+    "'s 've 'RE 'Ll",
 ]
 
 

@@ -1,0 +1,58 @@
+"""The FinSent API: POST /v1/classify (JSON, batches) and GET /v1/label (plain text, for formulas)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, request
+
+from .context import classify, service
+from .errors import ApiError
+from .requests import json_body, scheme_param
+
+blueprint = Blueprint("finsent", __name__)
+
+
+@blueprint.post("/v1/classify")
+def classify_texts():
+    body = json_body()
+    svc = service()
+    scheme = scheme_param(body.get("scheme"), svc.schemes)
+    single = "text" in body
+    if single == ("texts" in body):
+        raise ApiError(400, "invalid_request", 'send either "text" (one string) or "texts" (a list of strings)')
+    texts = [body["text"]] if single else body["texts"]
+    if not isinstance(texts, list) or not texts:
+        raise ApiError(400, "invalid_request", '"texts" must be a non-empty list of strings', param="texts")
+    if len(texts) > svc.limits.max_texts_per_request:
+        raise ApiError(413, "too_many_texts",
+                       f"at most {svc.limits.max_texts_per_request} texts per request (got {len(texts)})", param="texts")
+    results = classify(texts, scheme)
+    g.cache_hits = sum(1 for r in results if r.get("cached"))
+    labels = list(svc.schemes[scheme].labels)
+    if single:
+        return {"scheme": scheme, "labels": labels, **results[0]}
+    return {"scheme": scheme, "labels": labels, "results": results}
+
+
+@blueprint.get("/v1/label")
+def label_as_text():
+    """The bare label, for WEBSERVICE(): blank text gives a blank result (so a filled-down column over
+    empty rows stays blank); other problems give 400 with a `#FINSENT! ...` line."""
+    text = request.args.get("text", "")
+    svc = service()
+    try:
+        scheme = scheme_param(request.args.get("scheme"), svc.schemes)
+    except ApiError as e:
+        return _plain(f"#FINSENT! {e.message}", 400)
+    if not text.strip():
+        return _plain("", 200)
+    result = classify([text], scheme)[0]
+    g.cache_hits = int(bool(result.get("cached")))
+    if "error" in result:
+        return _plain(f"#FINSENT! {result['error']['message']}", 400)
+    return _plain(result["label"], 200)
+
+
+def _plain(text: str, status: int) -> Response:
+    response = Response(text, status=status, mimetype="text/plain")
+    response.headers["Cache-Control"] = "private, max-age=3600" if status == 200 else "no-store"
+    return response

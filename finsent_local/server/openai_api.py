@@ -1,0 +1,259 @@
+"""An OpenAI-compatible API, so any OpenAI client works.
+
+Models: `finsent-7` and `finsent-3` classify the last user message (chat) or the prompt (completions)
+and answer with the label; the raw model id (the GGUF file's name) generates text freely.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import time
+import uuid
+from collections.abc import Iterator
+
+from flask import Blueprint, Response
+
+from .context import classify, runtime, service
+from .errors import ApiError
+from .requests import json_body, number_param
+
+blueprint = Blueprint("openai", __name__)
+
+CLASSIFIER_MODELS = {"finsent-7": "7", "finsent-3": "3"}
+MAX_GENERATION_TOKENS = 1024
+
+
+def _models() -> list[str]:
+    return [runtime().model_id, *CLASSIFIER_MODELS]
+
+
+@blueprint.get("/v1/models")
+def list_models():
+    created = int(runtime().model_path.stat().st_mtime) if runtime().model_path.exists() else 0
+    return {"object": "list",
+            "data": [{"id": m, "object": "model", "created": created, "owned_by": "finsent-local"} for m in _models()]}
+
+
+def _model(body: dict) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "invalid_request", '"model" is required', param="model")
+    if model not in _models():
+        raise ApiError(404, "model_not_found", f"the model {model!r} does not exist; available: {', '.join(_models())}",
+                       param="model")
+    return model
+
+
+def _message_text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    raise ApiError(400, "invalid_request", "message content must be a string or a list of text parts", param="messages")
+
+
+def _messages(body: dict) -> list[dict]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise ApiError(400, "invalid_request", '"messages" must be a non-empty list of messages', param="messages")
+    return [{"role": str(m.get("role", "user")), "content": _message_text(m.get("content", ""))} for m in messages]
+
+
+def _prompt(body: dict) -> str:
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise ApiError(400, "invalid_request", '"prompt" must be a string', param="prompt")
+    return prompt
+
+
+def _check_n(body: dict) -> None:
+    if body.get("n", 1) != 1:
+        raise ApiError(400, "invalid_parameter", "only n=1 is supported", param="n")
+
+
+# -- classification through the OpenAI API ------------------------------------------------------
+def _classify_one(text: str, scheme: str) -> dict:
+    result = classify([text], scheme)[0]
+    if "error" in result:
+        raise ApiError(400, result["error"]["code"], result["error"]["message"])
+    return result
+
+
+def _ranked_logprobs(result: dict) -> list[tuple[str, float]]:
+    return sorted(((label, math.log(max(p, 1e-12))) for label, p in result["probs"].items()),
+                  key=lambda item: -item[1])
+
+
+def _chat_logprobs(result: dict, top: int | None) -> dict:
+    ranked = _ranked_logprobs(result)
+    entry = lambda label, lp: {"token": label, "logprob": lp, "bytes": list(label.encode())}  # noqa: E731
+    return {"content": [{**entry(result["label"], dict(ranked)[result["label"]]),
+                         "top_logprobs": [entry(l, lp) for l, lp in ranked[: top if top is not None else len(ranked)]]}]}
+
+
+def _completion_logprobs(result: dict, top: int) -> dict:
+    ranked = _ranked_logprobs(result)
+    return {"tokens": [result["label"]], "token_logprobs": [dict(ranked)[result["label"]]],
+            "top_logprobs": [dict(ranked[: max(top, 1)])], "text_offset": [0]}
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def _count_tokens(text: str) -> int:
+    return len(service().worker.engine.model.tokenize(text))
+
+
+# -- free generation ------------------------------------------------------------------------------
+class _Generation:
+    """Text deltas from the raw model, with stop strings applied; finish_reason once done."""
+
+    def __init__(self, prompt: str, body: dict):
+        self.max_tokens = number_param(body, "max_tokens", 16 if "prompt" in body else 256, 1,
+                                       MAX_GENERATION_TOKENS, int)
+        if "max_completion_tokens" in body:
+            self.max_tokens = number_param(body, "max_completion_tokens", 256, 1, MAX_GENERATION_TOKENS, int)
+        self.temperature = number_param(body, "temperature", 1.0, 0.0, 2.0)
+        self.top_p = number_param(body, "top_p", 1.0, 0.0, 1.0)
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ApiError(400, "invalid_parameter", "seed must be an integer", param="seed")
+        self.seed = seed
+        stop = body.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
+            raise ApiError(400, "invalid_parameter", "stop must be a string or up to 4 strings", param="stop")
+        self.stop = stop
+        self.prompt = prompt
+        self.finish_reason = "stop"
+        self.completion_tokens = 0
+        self.prompt_tokens = _count_tokens(prompt)
+        self._pieces = service().worker.generate(prompt, self.max_tokens, self.temperature, self.top_p, self.seed)
+
+    def deltas(self) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        pending = ""  # text held back while it could be the start of a stop string
+        hold = max((len(s) for s in self.stop), default=1) - 1
+        try:
+            for piece in self._pieces:
+                self.completion_tokens += 1
+                pending += decoder.decode(piece)
+                cut = min((i for i in (pending.find(s) for s in self.stop) if i >= 0), default=-1)
+                if cut >= 0:
+                    if pending[:cut]:
+                        yield pending[:cut]
+                    self.finish_reason = "stop"
+                    return
+                if len(pending) > hold:
+                    emit, pending = pending[: len(pending) - hold], pending[len(pending) - hold:]
+                    yield emit
+            pending += decoder.decode(b"", final=True)
+            if pending:
+                yield pending
+            self.finish_reason = "length" if self.completion_tokens >= self.max_tokens else "stop"
+        finally:
+            self._pieces.close()
+
+
+def _chat_prompt(messages: list[dict]) -> str:
+    return service().worker.engine.model.format_chat(messages)
+
+
+# -- routes ---------------------------------------------------------------------------------------
+def _sse(chunks: Iterator[dict]) -> Response:
+    def stream():
+        for chunk in chunks:
+            yield f"data: {json.dumps(chunk)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return Response(stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@blueprint.post("/v1/chat/completions")
+def chat_completions():
+    body = json_body()
+    model = _model(body)
+    messages = _messages(body)
+    _check_n(body)
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    base = {"id": completion_id, "created": created, "model": model}
+    stream = bool(body.get("stream"))
+
+    if model in CLASSIFIER_MODELS:
+        users = [m["content"] for m in messages if m["role"] == "user"]
+        if not users:
+            raise ApiError(400, "invalid_request", "no user message to classify", param="messages")
+        result = _classify_one(users[-1], CLASSIFIER_MODELS[model])
+        top = number_param(body, "top_logprobs", None, 0, 20, int)
+        logprobs = _chat_logprobs(result, top) if body.get("logprobs") else None
+        label = result["label"]
+        usage = _usage(_count_tokens(users[-1]), 1)
+        if stream:
+            return _sse(iter([
+                {**base, "object": "chat.completion.chunk",
+                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+                {**base, "object": "chat.completion.chunk",
+                 "choices": [{"index": 0, "delta": {"content": label}, "logprobs": logprobs, "finish_reason": None}]},
+                {**base, "object": "chat.completion.chunk",
+                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            ]))
+        return {**base, "object": "chat.completion", "choices": [{
+            "index": 0, "message": {"role": "assistant", "content": label}, "logprobs": logprobs,
+            "finish_reason": "stop"}], "usage": usage, "finsent": result}
+
+    generation = _Generation(_chat_prompt(messages), body)
+    if stream:
+        def chunks():
+            yield {**base, "object": "chat.completion.chunk",
+                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+            for delta in generation.deltas():
+                yield {**base, "object": "chat.completion.chunk",
+                       "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]}
+            yield {**base, "object": "chat.completion.chunk",
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": generation.finish_reason}]}
+        return _sse(chunks())
+    text = "".join(generation.deltas())
+    return {**base, "object": "chat.completion", "choices": [{
+        "index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+        "finish_reason": generation.finish_reason}],
+        "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}
+
+
+@blueprint.post("/v1/completions")
+def completions():
+    body = json_body()
+    model = _model(body)
+    prompt = _prompt(body)
+    _check_n(body)
+    base = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
+    stream = bool(body.get("stream"))
+
+    if model in CLASSIFIER_MODELS:
+        result = _classify_one(prompt, CLASSIFIER_MODELS[model])
+        top = body.get("logprobs")
+        logprobs = _completion_logprobs(result, number_param(body, "logprobs", 0, 0, 20, int)) if top is not None else None
+        choice = {"index": 0, "text": result["label"], "logprobs": logprobs, "finish_reason": "stop"}
+        if stream:
+            return _sse(iter([{**base, "object": "text_completion", "choices": [choice]}]))
+        return {**base, "object": "text_completion", "choices": [choice],
+                "usage": _usage(_count_tokens(prompt), 1), "finsent": result}
+
+    generation = _Generation(prompt, body)
+    if stream:
+        def chunks():
+            for delta in generation.deltas():
+                yield {**base, "object": "text_completion",
+                       "choices": [{"index": 0, "text": delta, "logprobs": None, "finish_reason": None}]}
+            yield {**base, "object": "text_completion",
+                   "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": generation.finish_reason}]}
+        return _sse(chunks())
+    text = "".join(generation.deltas())
+    return {**base, "object": "text_completion",
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": generation.finish_reason}],
+            "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}

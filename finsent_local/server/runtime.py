@@ -1,0 +1,76 @@
+"""What the routes need at run time: the classification service once the model is loaded, and the
+facts /health, /v1/models and the startup banner report."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engine import ClassifierEngine, EngineOptions
+from ..service import ClassificationService, Counters, Limits, result_cache_for
+from ..worker import EngineWorker
+from .errors import ApiError
+
+
+@dataclass
+class Runtime:
+    model_path: Path
+    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    limits: Limits = field(default_factory=Limits)
+    cache_path: Path | None = None  # None: no persistent result cache
+    counters: Counters = field(default_factory=Counters)
+    service: ClassificationService | None = None
+    load_error: str | None = None
+    _loaded: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def model_id(self) -> str:
+        return self.model_path.stem
+
+    @property
+    def ready(self) -> bool:
+        return self.service is not None
+
+    def load(self) -> None:
+        """Load the model (blocking). Errors are kept for /health and re-raised."""
+        try:
+            engine = ClassifierEngine(self.model_path, self.engine_options)
+            cache = result_cache_for(self.cache_path, self.model_path, engine) if self.cache_path else None
+            worker = EngineWorker(engine, on_batch=self.counters.record_batch)
+            self.service = ClassificationService(worker, cache, self.limits, self.counters)
+        except Exception as e:
+            self.load_error = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            self._loaded.set()
+
+    def load_in_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self._load_quietly, name="finsent-load", daemon=True)
+        thread.start()
+        return thread
+
+    def _load_quietly(self) -> None:
+        try:
+            self.load()
+        except Exception:
+            pass
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        return self._loaded.wait(timeout)
+
+    def require_service(self) -> ClassificationService:
+        if self.service is None:
+            if self.load_error:
+                raise ApiError(503, "model_failed", f"the model could not be loaded: {self.load_error}")
+            raise ApiError(503, "model_loading", "the model is still loading; try again shortly", retry_after=2)
+        return self.service
+
+    @property
+    def backend(self) -> str:
+        return self.service.worker.engine.backend if self.service else "unknown"
+
+    def close(self) -> None:
+        if self.service is not None:
+            self.service.worker.close()
+            self.service.worker.engine.close()
