@@ -65,3 +65,80 @@ def run_finsent(*args: str, cwd: Path | None = None, env: dict | None = None, ti
     proc = subprocess.run([sys.executable, "-m", "finsent_local.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+# -- the server -----------------------------------------------------------------------------------
+import re  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+
+class RunningServer:
+    """`finsent serve` in a subprocess on a free port, with its output collected."""
+
+    def __init__(self, *args: str, env: dict | None = None):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "finsent_local.cli", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
+        )
+        self.url = None
+        threading.Thread(target=self._collect, daemon=True).start()
+        deadline = time.time() + 120
+        while time.time() < deadline and self.proc.poll() is None:
+            ready = [line for line in self.lines if "is ready at" in line]
+            if ready:
+                self.url = re.search(r"(http://\S+)", ready[0]).group(1)
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not start:\n" + "".join(self.lines))
+
+    def _collect(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(trained_gguf, tmp_path_factory):
+    """The real server on the trained model (F16), with its own result cache."""
+    running = RunningServer("--model", str(trained_gguf["f16"]),
+                            env={"FINSENT_CACHE_DIR": str(tmp_path_factory.mktemp("server-cache"))})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def loaded_runtime(trained_gguf, tmp_path_factory):
+    """An in-process Runtime on the trained model, for driving the app through Flask's test client."""
+    from finsent_local.server.runtime import Runtime
+
+    runtime = Runtime(model_path=trained_gguf["f16"], cache_path=tmp_path_factory.mktemp("cache") / "results.sqlite3")
+    runtime.load()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def client(loaded_runtime):
+    from finsent_local.server import create_app
+
+    return create_app(loaded_runtime).test_client()
+
+
+@pytest.fixture(scope="session")
+def held_out():
+    from sentiment_data import held_out_examples
+
+    return held_out_examples(per_label=4)

@@ -1,0 +1,105 @@
+"""The OpenAI-compatible API, checked with the official `openai` client against the running server."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+
+@pytest.fixture(scope="module")
+def oa(server):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def test_models_list(oa, server):
+    ids = [m.id for m in oa.models.list()]
+    assert ids == ["trained-sentiment-f16", "finsent-7", "finsent-3"]
+
+
+def test_chat_classifies_the_last_user_message(oa):
+    reply = oa.chat.completions.create(model="finsent-7", messages=[
+        {"role": "system", "content": "You are a classifier."},
+        {"role": "user", "content": "Hooli schedules its annual general meeting"},
+        {"role": "assistant", "content": "neutral"},
+        {"role": "user", "content": "Globex files for bankruptcy protection"},
+    ])
+    assert reply.choices[0].message.content == "strong negative"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage.total_tokens > 0
+
+
+def test_chat_logprobs(oa):
+    reply = oa.chat.completions.create(model="finsent-3", logprobs=True, top_logprobs=3,
+                                       messages=[{"role": "user", "content": "Initech raises full-year guidance"}])
+    content = reply.choices[0].logprobs.content[0]
+    assert content.token == "positive" == reply.choices[0].message.content
+    assert [t.token for t in content.top_logprobs][0] == "positive"
+    assert {t.token for t in content.top_logprobs} == {"negative", "neutral", "positive"}
+    assert content.logprob == content.top_logprobs[0].logprob <= 0
+
+
+def test_chat_streaming(oa):
+    stream = oa.chat.completions.create(model="finsent-7", stream=True,
+                                        messages=[{"role": "user", "content": "Vandelay shares soar 40% after record profit"}])
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "strong positive"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_completions_classify_the_prompt(oa):
+    reply = oa.completions.create(model="finsent-3", prompt="Umbrella Group cuts full-year guidance", logprobs=2)
+    assert reply.choices[0].text == "negative"
+    assert list(reply.choices[0].logprobs.top_logprobs[0])[0] == "negative"
+    streamed = list(oa.completions.create(model="finsent-3", prompt="Umbrella Group cuts full-year guidance", stream=True))
+    assert "".join(c.choices[0].text for c in streamed) == "negative"
+
+
+def test_raw_model_generates(oa):
+    first = oa.completions.create(model="trained-sentiment-f16", prompt="Acme Corp", max_tokens=6, temperature=0.9, seed=7)
+    again = oa.completions.create(model="trained-sentiment-f16", prompt="Acme Corp", max_tokens=6, temperature=0.9, seed=7)
+    assert first.choices[0].text == again.choices[0].text
+    assert first.choices[0].finish_reason in ("length", "stop")
+    assert first.usage.completion_tokens <= 6
+    chat = oa.chat.completions.create(model="trained-sentiment-f16", max_tokens=4, temperature=0,
+                                      messages=[{"role": "user", "content": "Hello"}])
+    assert chat.choices[0].message.role == "assistant"
+    parts = list(oa.chat.completions.create(model="trained-sentiment-f16", max_tokens=4, temperature=0, stream=True,
+                                            messages=[{"role": "user", "content": "Hello"}]))
+    assert "".join(p.choices[0].delta.content or "" for p in parts) == chat.choices[0].message.content
+
+
+def test_stop_sequences(oa):
+    full = oa.completions.create(model="trained-sentiment-f16", prompt="Acme Corp", max_tokens=8, temperature=0)
+    text = full.choices[0].text
+    assert len(text) > 2
+    stop = text[2:4]
+    cut = oa.completions.create(model="trained-sentiment-f16", prompt="Acme Corp", max_tokens=8, temperature=0, stop=[stop])
+    assert cut.choices[0].text == text[: text.index(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+
+
+def test_errors_in_openai_shape(oa):
+    with pytest.raises(openai.NotFoundError) as missing:
+        oa.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as empty:
+        oa.chat.completions.create(model="finsent-7", messages=[{"role": "user", "content": "   "}])
+    assert empty.value.code == "empty_text"
+    with pytest.raises(openai.BadRequestError) as bad:
+        oa.completions.create(model="trained-sentiment-f16", prompt="x", max_tokens=100000)
+    assert bad.value.code == "invalid_parameter" and "max_tokens" in str(bad.value)
+
+
+def test_bad_key_is_401(trained_gguf, tmp_path):
+    from conftest import RunningServer
+
+    running = RunningServer("--model", str(trained_gguf["q8_0"]), "--api-key", "k1",
+                            env={"FINSENT_CACHE_DIR": str(tmp_path)})
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=running.url + "/v1", api_key="wrong", max_retries=0).models.list()
+        good = openai.OpenAI(base_url=running.url + "/v1", api_key="k1", max_retries=0)
+        assert good.chat.completions.create(model="finsent-3", messages=[
+            {"role": "user", "content": "Hooli raises full-year guidance"}]).choices[0].message.content == "positive"
+    finally:
+        running.stop()
