@@ -22,6 +22,16 @@ if [ "${1:-}" = "--dev" ]; then
   # Meta's llama-models ships the real Llama 3 tokenizer (tokenizer.model); its own dependencies are
   # not needed (only the file and the special-token list are used), so it goes in without them.
   "${PIP[@]}" install -q --no-deps "llama-models==0.3.0"
+  # The spreadsheet test drives headless LibreOffice Calc through Debian's python3-uno.
+  if ! { command -v soffice >/dev/null && /usr/bin/python3 -c "import uno" 2>/dev/null; }; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          libreoffice-calc-nogui python3-uno >/dev/null; } \
+        || echo "note: LibreOffice could not be installed; its test will be skipped"
+    else
+      echo "note: install libreoffice-calc-nogui and python3-uno (Debian/Ubuntu) to run the LibreOffice test"
+    fi
+  fi
 else
   "${PIP[@]}" install -q -e .
 fi

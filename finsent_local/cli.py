@@ -158,6 +158,34 @@ def classify(texts, scheme, as_json, model, prompt_preset, no_cache):
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The FinSent server the functions call.")
+@click.option("--api-key", envvar="FINSENT_API_KEY", help="API key, when the server requires one.")
+@click.option("--sample", type=click.Path(dir_okay=False, writable=True),
+              help="Also write a sample workbook of headlines with the formulas (.xlsx).")
+def excel(url, api_key, sample):
+    """Set up the =FINSENT() Excel functions for xlwings (writes ~/.xlwings/xlwings.conf).
+
+    \b
+    Then, once, in Windows Excel:
+      1. File > Options > Trust Center > Trust Center Settings > Macro Settings:
+         tick "Trust access to the VBA project object model".
+      2. In a terminal: xlwings addin install
+      3. In Excel, xlwings tab: Import Functions.
+    Type =FINSENT(A2,"7") and fill down. The server must be running: finsent serve
+    """
+    from excel.setup import install, write_sample_workbook
+
+    done = install(url, api_key)
+    click.echo(f"xlwings settings written to {done.config_file}")
+    click.echo(f"functions module: {done.udf_folder / 'finsent_udf.py'} (UDF MODULES: finsent_udf)")
+    if sample:
+        write_sample_workbook(Path(sample), url)
+        click.echo(f"sample workbook: {sample}")
+    click.echo("Next, in Windows Excel: trust access to the VBA project object model, run `xlwings addin install`, "
+               "then xlwings tab > Import Functions, and type =FINSENT(A2,\"7\").")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

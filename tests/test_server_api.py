@@ -183,8 +183,10 @@ def test_cors_only_for_listed_origins(loaded_runtime):
     assert "Access-Control-Allow-Origin" not in closed.get("/health", headers={"Origin": "https://evil.example"}).headers
     origin = "https://addin.xlwings.org"
     open_ = create_app(loaded_runtime, ServerConfig(cors_origins=(origin,))).test_client()
-    preflight = open_.options("/v1/classify", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+    preflight = open_.options("/v1/classify", headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                                                       "Access-Control-Request-Private-Network": "true"})
     assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == origin
+    assert preflight.headers["Access-Control-Allow-Private-Network"] == "true"
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
     other = open_.get("/health", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers

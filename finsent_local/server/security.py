@@ -47,4 +47,7 @@ def init_app(app: Flask, config) -> None:
             response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             response.headers["Access-Control-Max-Age"] = "600"
+            if request.headers.get("Access-Control-Request-Private-Network") == "true":
+                # Chromium asks before a public page may call a loopback address.
+                response.headers["Access-Control-Allow-Private-Network"] = "true"
         return response

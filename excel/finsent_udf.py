@@ -1,0 +1,71 @@
+"""The Excel functions, for xlwings (Windows desktop Excel):
+
+    =FINSENT(A2, "7")        the label ("strong negative" ... "strong positive"; "3": negative/neutral/positive)
+    =FINSENT_SCORE(A2)       the signed score in [-1, 1] (probability-weighted), for averages and charts
+    =FINSENT_PROBS(A2, "7")  a header row of label names, then one row of probabilities per text
+
+Each takes one cell or a whole range; a range goes to the server as one request and comes back as a
+spilled array of the same shape. Blank cells give blank results; numbers, dates and error values give a
+`#FINSENT! ...` message; so do a stopped server and a bad scheme. Results are kept in memory, so a
+recalculation gives the same values without asking the server again.
+"""
+
+from __future__ import annotations
+
+import xlwings as xw
+
+from excel.cells import LABELS_BY_SCHEME, PREFIX, as_grid, classify_grid, normalize_scheme
+
+
+def _single_or_grid(value, grid):
+    """A single cell gets a single value back, a range the grid (spilled). (In Excel, xlwings passes
+    even a single cell as a 1x1 grid, which Excel shows as that one value.)"""
+    if isinstance(grid, str) or isinstance(value, list):
+        return grid
+    return grid[0][0]
+
+
+@xw.func
+@xw.arg("text", ndim=2, doc="A cell or range of headlines or other financial text.")
+@xw.arg("scheme", doc='"7" (default) for 7 labels, "3" for negative/neutral/positive.')
+def FINSENT(text, scheme="7"):
+    """Financial sentiment label of the text (Llama-FinSent-S, local server)."""
+    return _single_or_grid(text, classify_grid(text, scheme, lambda r: r["label"]))
+
+
+@xw.func
+@xw.arg("text", ndim=2, doc="A cell or range of headlines or other financial text.")
+@xw.arg("scheme", doc='"7" (default) or "3".')
+def FINSENT_SCORE(text, scheme="7"):
+    """Sentiment score from -1 (strong negative) to 1 (strong positive)."""
+    return _single_or_grid(text, classify_grid(text, scheme, lambda r: r["score"]))
+
+
+@xw.func
+@xw.arg("text", ndim=2, doc="A cell or a range of texts (read row by row).")
+@xw.arg("scheme", doc='"7" (default) or "3".')
+def FINSENT_PROBS(text, scheme="7"):
+    """A header row of label names, then each text's label probabilities (one row per text)."""
+    scheme_name = normalize_scheme(scheme)
+    grid_in, _ = as_grid(text)
+    cells = [cell for row in grid_in for cell in row]  # row by row
+    grid = classify_grid([[c] for c in cells], scheme, lambda r: r["probs"])
+    if isinstance(grid, str):
+        return grid
+    labels = None
+    for (cell_value,) in grid:
+        if isinstance(cell_value, dict):
+            labels = list(cell_value)
+            break
+    if labels is None:  # nothing classified (all blank or messages): the scheme's own labels
+        labels = list(LABELS_BY_SCHEME[scheme_name])
+    out = [labels]
+    for (cell_value,) in grid:
+        if isinstance(cell_value, dict):
+            out.append([cell_value[label] for label in labels])
+        else:  # blank or a message: first column, the rest blank
+            out.append([cell_value] + [""] * (len(labels) - 1))
+    return out
+
+
+__all__ = ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "PREFIX"]

@@ -1,0 +1,79 @@
+"""A small HTTP client for the FinSent server (standard library only), shared by excel/ and Python users.
+
+Every call has a short connect timeout and a total deadline, so a caller (Excel) never hangs.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from urllib.parse import urlsplit
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+MAX_TEXTS_PER_REQUEST = 256  # the server's limit
+
+
+class ClientError(Exception):
+    """A problem to show the user, as one sentence."""
+
+
+class ServerNotRunning(ClientError):
+    pass
+
+
+class FinSentClient:
+    def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None,
+                 connect_timeout: float = 2.0, timeout: float = 60.0):
+        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ClientError(f"invalid server URL {base_url!r}")
+        self._parts = parts
+        self.api_key = api_key
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, body: dict | None, deadline: float) -> dict:
+        connection_class = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
+        connection = connection_class(self._parts.hostname, self._parts.port, timeout=self.connect_timeout)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        try:
+            connection.connect()
+            connection.sock.settimeout(max(0.1, deadline - time.monotonic()))
+            connection.request(method, (self._parts.path or "") + path,
+                               body=json.dumps(body).encode() if body is not None else None, headers=headers)
+            response = connection.getresponse()
+            raw = response.read()
+        except (ConnectionRefusedError, socket.gaierror) as e:
+            raise ServerNotRunning(f"server not running at {self.base_url}") from e
+        except (TimeoutError, socket.timeout) as e:
+            raise ClientError(f"server at {self.base_url} did not answer in time") from e
+        except OSError as e:
+            raise ServerNotRunning(f"server not reachable at {self.base_url} ({e.strerror or e})") from e
+        finally:
+            connection.close()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise ClientError(f"unexpected answer from {self.base_url} (HTTP {response.status}; is it FinSent Local?)") from None
+        if response.status != 200:
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            raise ClientError(error.get("message") or f"server error (HTTP {response.status})")
+        return data
+
+    def classify(self, texts: list[str], scheme: str = "7") -> list[dict]:
+        """One result dict per text (label, score, probs, ... or error), in order."""
+        deadline = time.monotonic() + self.timeout
+        results: list[dict] = []
+        for start in range(0, len(texts), MAX_TEXTS_PER_REQUEST):
+            chunk = texts[start : start + MAX_TEXTS_PER_REQUEST]
+            results += self._request("POST", "/v1/classify", {"texts": chunk, "scheme": scheme}, deadline)["results"]
+        return results
+
+    def labels(self, scheme: str = "7") -> list[str]:
+        return self._request("POST", "/v1/classify", {"texts": ["neutral"], "scheme": scheme},
+                             time.monotonic() + self.timeout)["labels"]

@@ -1,0 +1,77 @@
+"""Drive headless LibreOffice Calc over UNO: fill a sheet with texts and WEBSERVICE formulas, recalculate,
+print the computed cells as JSON. Runs under Debian's python3 (where the `uno` module lives), not the
+project's virtual environment:
+
+    /usr/bin/python3 tests/libreoffice_calc.py SERVER_URL SCHEME TEXT...
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import uno
+from com.sun.star.beans import PropertyValue
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prop(name, value):
+    p = PropertyValue()
+    p.Name, p.Value = name, value
+    return p
+
+
+def main():
+    server, scheme, texts = sys.argv[1], sys.argv[2], sys.argv[3:]
+    profile = tempfile.mkdtemp(prefix="lo-profile-")
+    port = _free_port()
+    office = subprocess.Popen([
+        shutil.which("soffice") or "soffice", "--headless", "--invisible", "--nologo", "--norestore",
+        "--nodefault", f"-env:UserInstallation=file://{profile}",
+        f"--accept=socket,host=127.0.0.1,port={port};urp;StarOffice.ComponentContext",
+    ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        local = uno.getComponentContext()
+        resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
+        deadline = time.time() + 90
+        while True:
+            try:
+                context = resolver.resolve(f"uno:socket,host=127.0.0.1,port={port};urp;StarOffice.ComponentContext")
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+        desktop = context.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", context)
+        doc = desktop.loadComponentFromURL("private:factory/scalc", "_blank", 0, (_prop("Hidden", True),))
+        sheet = doc.Sheets.getByIndex(0)
+        for row, text in enumerate(texts):
+            sheet.getCellByPosition(0, row).setString(text)
+            sheet.getCellByPosition(1, row).setFormula(
+                f'=WEBSERVICE("{server}/v1/label?scheme={scheme}&text="&ENCODEURL(A{row + 1}))'
+            )
+        doc.calculateAll()
+        values = [sheet.getCellByPosition(1, row).getString() for row in range(len(texts))]
+        doc.close(True)
+        print(json.dumps(values))
+    finally:
+        try:
+            office.terminate()
+            office.wait(timeout=20)
+        except Exception:
+            office.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SAL_USE_VCLPLUGIN", "svp")
+    main()

@@ -1,0 +1,226 @@
+"""The Excel functions against the real server (Excel itself cannot run here: the functions are called
+as the plain Python functions xlwings wraps), the VBA wrapper xlwings generates, `finsent excel`, and the
+no-add-in WEBSERVICE path in a real spreadsheet engine (headless LibreOffice Calc)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import types
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import RunningServer, run_finsent
+from excel import cells
+from excel.finsent_udf import FINSENT, FINSENT_PROBS, FINSENT_SCORE
+
+LABELS_7 = {"strong negative", "moderately negative", "mildly negative", "neutral", "mildly positive",
+            "moderately positive", "strong positive"}
+
+
+@pytest.fixture
+def sheet_env(server, monkeypatch):
+    monkeypatch.setenv("FINSENT_URL", server.url)
+    monkeypatch.delenv("FINSENT_API_KEY", raising=False)
+    cells.results_cache.clear()
+    return server
+
+
+def _classify_requests(server) -> int:
+    metrics = urllib.request.urlopen(server.url + "/metrics").read().decode()
+    return sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith('finsent_requests_total{method="POST",route="/v1/classify"'))
+
+
+def test_single_cell(sheet_env):
+    assert FINSENT("Vandelay shares soar 40% after record profit") == "strong positive"
+    assert FINSENT("Vandelay shares soar 40% after record profit", "3") == "positive"
+    assert FINSENT("Globex files for bankruptcy protection", 3.0) == "negative"  # Excel passes numbers as floats
+    score = FINSENT_SCORE("Globex files for bankruptcy protection")
+    assert isinstance(score, float) and -1 <= score < -0.5
+
+
+def test_column_range_keeps_its_shape_in_one_request(sheet_env):
+    column = [["Globex files for bankruptcy protection"], [None], ["Hooli schedules its annual general meeting"],
+              ["Initech raises full-year guidance"]]
+    before = _classify_requests(sheet_env)
+    result = FINSENT(column, "3")
+    assert result == [["negative"], [""], ["neutral"], ["positive"]]
+    assert _classify_requests(sheet_env) == before + 1
+
+
+def test_two_dimensional_range(sheet_env):
+    grid = [["Globex files for bankruptcy protection", "Hooli schedules its annual general meeting"],
+            ["Initech raises full-year guidance", ""]]
+    result = FINSENT(grid, "3")
+    assert result == [["negative", "neutral"], ["positive", ""]]
+    scores = FINSENT_SCORE(grid)
+    assert len(scores) == 2 and len(scores[0]) == 2 and scores[1][1] == ""
+    assert scores[0][0] < 0 < scores[1][0]
+
+
+def test_recalculation_is_stable_and_free(sheet_env):
+    texts = [["Acme Corp misses earnings estimates as costs rise"], ["Wonka Brands reports a solid quarterly profit"]]
+    first = FINSENT(texts, "7")
+    before = _classify_requests(sheet_env)
+    for _ in range(3):
+        assert FINSENT(texts, "7") == first
+    assert _classify_requests(sheet_env) == before  # served from the in-process cache
+    assert all(row[0] in LABELS_7 for row in first)
+
+
+def test_blanks_numbers_dates_and_errors(sheet_env):
+    import datetime as dt
+
+    assert FINSENT(None) == ""
+    assert FINSENT("   ") == ""
+    assert FINSENT(42.0) == "#FINSENT! not text (a number)"
+    assert FINSENT(True) == "#FINSENT! not text (TRUE/FALSE)"
+    assert FINSENT(dt.datetime(2026, 1, 2)) == "#FINSENT! not text (a date)"
+    assert FINSENT("#N/A") == "#FINSENT! the cell holds an error (#N/A)"
+    assert FINSENT("x" * 40_000) == "#FINSENT! text too long"
+    assert FINSENT([[1.5], ["Initech raises full-year guidance"]], "3") == [["#FINSENT! not text (a number)"], ["positive"]]
+
+
+def test_bad_scheme(sheet_env):
+    assert FINSENT("Profit up", "5") == '#FINSENT! scheme must be "3" or "7"'
+    assert FINSENT([["a"], ["b"]], "x") == '#FINSENT! scheme must be "3" or "7"'
+
+
+def test_probabilities_row(sheet_env):
+    result = FINSENT_PROBS("Globex files for bankruptcy protection", "3")
+    assert result[0] == ["negative", "neutral", "positive"]
+    assert len(result) == 2 and abs(sum(result[1]) - 1) < 1e-3 and result[1][0] > 0.5
+    seven = FINSENT_PROBS([["Hooli raises full-year guidance"], [None]], "7")
+    assert len(seven[0]) == 7 and seven[2] == [""] * 7
+
+
+def test_server_not_running(monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("FINSENT_URL", url)
+    cells.results_cache.clear()
+    assert FINSENT("Profit up") == f"#FINSENT! server not running at {url} - start it with: finsent serve"
+
+
+def test_server_error_message_reaches_the_cell(trained_gguf, tmp_path, monkeypatch):
+    running = RunningServer("--model", str(trained_gguf["q8_0"]), "--api-key", "k2",
+                            env={"FINSENT_CACHE_DIR": str(tmp_path)})
+    try:
+        monkeypatch.setenv("FINSENT_URL", running.url)
+        monkeypatch.delenv("FINSENT_API_KEY", raising=False)
+        cells.results_cache.clear()
+        assert FINSENT("Profit up") == "#FINSENT! missing or invalid API key (send Authorization: Bearer <key>)"
+        monkeypatch.setenv("FINSENT_API_KEY", "k2")
+        assert FINSENT("Initech raises full-year guidance", "3") == "positive"
+    finally:
+        running.stop()
+
+
+def test_settings_come_from_xlwings_conf(tmp_path, monkeypatch):
+    import xlwings
+
+    conf = tmp_path / "xlwings.conf"
+    conf.write_text('"FINSENT_URL","http://127.0.0.1:9999"\n"FINSENT_API_KEY","abc"\n')
+    monkeypatch.setattr(xlwings, "USER_CONFIG_FILE", str(conf))
+    monkeypatch.delenv("FINSENT_URL", raising=False)
+    monkeypatch.delenv("FINSENT_API_KEY", raising=False)
+    assert cells.settings() == ("http://127.0.0.1:9999", "abc")
+
+
+def test_vba_wrapper_from_xlwings(monkeypatch):
+    """STAND-INS for the Windows-only COM modules (Excel cannot exist here), so xlwings' own VBA
+    generator runs on our functions."""
+    for name in ("pythoncom", "pywintypes", "win32com", "win32com.client"):
+        stand_in = types.ModuleType(name)
+        stand_in.Dispatch = lambda *a, **k: None
+        stand_in.CoInitialize = lambda: None
+        stand_in.com_error = Exception
+        stand_in.client = stand_in
+        monkeypatch.setitem(sys.modules, name, stand_in)
+    import xlwings
+
+    udfs = importlib.import_module("xlwings.udfs")
+    monkeypatch.setattr(xlwings, "func", udfs.xlfunc)
+    monkeypatch.setattr(xlwings, "arg", udfs.xlarg)
+    monkeypatch.setattr(xlwings, "ret", udfs.xlret)
+    module = importlib.reload(importlib.import_module("excel.finsent_udf"))
+    try:
+        from io import StringIO
+
+        out = StringIO()
+        udfs.generate_vba_wrapper("finsent_udf", module, out, types.SimpleNamespace(Name="Book1.xlsm"))
+        vba = out.getvalue()
+    finally:
+        monkeypatch.undo()
+        importlib.reload(module)  # back to the plain functions for the other tests
+    assert re.search(r"^Function FINSENT\(text, Optional scheme\)", vba, re.M), vba
+    assert re.search(r"^Function FINSENT_SCORE\(text, Optional scheme\)", vba, re.M)
+    assert re.search(r"^Function FINSENT_PROBS\(text, Optional scheme\)", vba, re.M)
+    assert 'py.CallUDF("finsent_udf", "FINSENT", Array(text, scheme)' in vba.replace("XLPy", "py") or \
+        '"finsent_udf", "FINSENT", Array(text, scheme)' in vba
+    assert "Application.Volatile" not in vba  # results must not change on every recalculation
+
+
+def test_finsent_excel_setup(tmp_path):
+    home = tmp_path / "home"
+    conf = home / ".xlwings" / "xlwings.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text('"UDF MODULES","my_funcs"\n"SHOW CONSOLE","False"\n')
+    sample = tmp_path / "headlines.xlsx"
+    code, stdout, stderr = run_finsent("excel", "--url", "http://127.0.0.1:8001", "--sample", str(sample),
+                                       env={"HOME": str(home), "USERPROFILE": str(home), "FINSENT_API_KEY": ""})
+    assert code == 0, stderr
+    text = conf.read_text()
+    assert '"UDF MODULES","my_funcs;finsent_udf"' in text
+    assert '"SHOW CONSOLE","False"' in text
+    assert '"FINSENT_URL","http://127.0.0.1:8001"' in text
+    assert "Import Functions" in stdout
+    stub = home / ".xlwings" / "finsent" / "finsent_udf.py"
+    namespace: dict = {}
+    exec(compile(stub.read_text(), str(stub), "exec"), namespace)  # the stub imports the real functions
+    assert namespace["FINSENT"] is sys.modules["excel.finsent_udf"].FINSENT
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(sample).active
+    assert sheet["B2"].value == '=FINSENT(A2,"7")'
+    assert sheet["D2"].value.startswith('=_xlfn.WEBSERVICE("http://127.0.0.1:8001/v1/label?scheme=7&text="&_xlfn.ENCODEURL(A2)')
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _libreoffice_ready() -> str | None:
+    if shutil.which("soffice") is None:
+        return "LibreOffice (soffice) is not installed; .ci/run installs it with apt-get"
+    if subprocess.run([SYSTEM_PYTHON, "-c", "import uno"], capture_output=True).returncode != 0:
+        return "Debian's python3-uno is not installed"
+    return None
+
+
+@pytest.mark.skipif(_libreoffice_ready() is not None, reason=str(_libreoffice_ready()))
+def test_webservice_formulas_in_libreoffice_calc(server, held_out):
+    texts = [t for t, _ in held_out[:: max(1, len(held_out) // 8)]][:8]
+    expected = json.loads(urllib.request.urlopen(urllib.request.Request(
+        server.url + "/v1/classify", data=json.dumps({"texts": texts}).encode(),
+        headers={"Content-Type": "application/json"})).read())["results"]
+    log_start = len(server.lines)
+    driver = Path(__file__).with_name("libreoffice_calc.py")
+    proc = subprocess.run([SYSTEM_PYTHON, str(driver), server.url, "7", *texts], capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [r["label"] for r in expected]
+    # Calc fetches each URL more than once; every fetch was answered from the result cache.
+    fetches = [line for line in server.lines[log_start:] if "/v1/label" in line and ("GET" in line or "HEAD" in line)]
+    assert len(fetches) >= 2 * len(texts)
+    assert all("cache_hits=1" in line for line in fetches), fetches
