@@ -84,6 +84,7 @@ class _Run:
     def __init__(self, request: ConvertRequest, progress: Progress):
         self.request = request
         self.progress = progress
+        self._logit_reports: dict[Path, verify.LogitReport] = {}  # one reference comparison per float file
 
     def execute(self) -> list[ConvertedFile]:
         request = self.request
@@ -174,8 +175,7 @@ class _Run:
         return self._logit_check(written, outtype.name)
 
     def _logit_check(self, gguf_path: Path, outtype_name: str) -> dict:
-        cache = getattr(self, "_logit_reports", {})
-        self._logit_reports = cache
+        cache = self._logit_reports
         if gguf_path not in cache:
             self.progress.info(f"verifying {outtype_name.upper()}: logits against transformers")
             report = verify.compare_logits(self.source.path, gguf_path)

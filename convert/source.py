@@ -9,7 +9,6 @@ from pathlib import Path
 
 from .errors import ConversionError
 
-DEFAULT_REPO = "oopere/Llama-FinSent-S"
 NEEDED_FILES = [
     "config.json",
     "generation_config.json",
@@ -69,11 +68,12 @@ def _download(repo_id: str, revision: str | None, quiet: bool) -> ResolvedSource
     import huggingface_hub
     from huggingface_hub import errors as hub_errors
 
+    if quiet:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     try:
-        local = huggingface_hub.snapshot_download(
-            repo_id, revision=revision, allow_patterns=NEEDED_FILES,
-            tqdm_class=None if not quiet else _SilentTqdm,
-        )
+        local = huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=NEEDED_FILES)
     except hub_errors.GatedRepoError:
         raise ConversionError(f"{repo_id} is gated: accept its license on the hub, then set HF_TOKEN") from None
     except hub_errors.RepositoryNotFoundError:
@@ -89,25 +89,3 @@ def _download(repo_id: str, revision: str | None, quiet: bool) -> ResolvedSource
         raise ConversionError(f"cannot download {repo_id}: {type(e).__name__}: {e}".splitlines()[0]) from None
     # The snapshot folder is named after the commit the revision resolved to.
     return ResolvedSource(Path(local), repo_id, Path(local).name)
-
-
-class _SilentTqdm:
-    """A tqdm stand-in that shows nothing (for --quiet)."""
-
-    def __init__(self, *args, **kwargs):
-        self.n = 0
-
-    def update(self, n=1):
-        self.n += n
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def set_description(self, *args, **kwargs):
-        pass

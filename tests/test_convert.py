@@ -189,3 +189,39 @@ def test_manifest_records_the_file(trained_gguf):
     assert manifest["ffn_width"] == 768 and manifest["ffn_width_original"] == 600
     assert manifest["verification"]["label_agreement"] >= 0.95
     assert manifest["verification"]["top1_agreement"] >= 0.97
+
+
+@pytest.mark.parametrize("outtype", ["bf16", "q6_k", "q5_k_m", "q4_0"])
+def test_other_output_types_classify_like_f16(trained_checkpoint, trained_gguf, outtype):
+    from finsent_local.engine import ClassifierEngine
+    from sentiment_data import held_out_examples
+
+    path = convert_cached(trained_checkpoint, outtype)
+    expected_types = {"bf16": gguf.GGMLQuantizationType.BF16, "q6_k": gguf.GGMLQuantizationType.Q6_K,
+                      "q5_k_m": gguf.GGMLQuantizationType.Q5_K, "q4_0": gguf.GGMLQuantizationType.Q4_0}
+    types = {t.name: t.tensor_type for t in _reader(path).tensors}
+    assert types["blk.0.ffn_gate.weight"] == expected_types[outtype]
+    texts = [text for text, _ in held_out_examples(per_label=3)]
+    labels = {}
+    for name, file in (("f16", trained_gguf["f16"]), (outtype, path)):
+        engine = ClassifierEngine(file)
+        try:
+            labels[name] = [r.label for r in engine.classify_batch(texts, "7")]
+        finally:
+            engine.close()
+    assert sum(a == b for a, b in zip(labels[outtype], labels["f16"])) / len(texts) >= 0.9
+
+
+def test_chat_template_is_carried(tmp_path, tied_f16_checkpoint):
+    import shutil
+
+    from convert.pipeline import ConvertRequest, convert
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tied_f16_checkpoint, ckpt)
+    config = json.loads((ckpt / "tokenizer_config.json").read_text())
+    template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    config["chat_template"] = template
+    (ckpt / "tokenizer_config.json").write_text(json.dumps(config))
+    convert(ConvertRequest(source=str(ckpt), outtypes=["f16"], outfile=str(tmp_path / "m.gguf"), verify=False, quiet=True))
+    assert _field(_reader(tmp_path / "m.gguf"), "tokenizer.chat_template") == template

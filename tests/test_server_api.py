@@ -215,3 +215,16 @@ def test_classify_command(trained_gguf, tmp_path):
     assert code == 0 and json.loads(stdout)["label"].endswith("positive")
     code, stdout, _ = run_finsent("classify", "--model", str(trained_gguf["q4_k_m"]), " ", env=env)
     assert code == 1 and stdout.startswith("#FINSENT! text is empty")
+
+
+def test_serve_without_any_model_and_no_hub_is_one_line(tmp_path):
+    """No --model, no FINSENT_MODEL, nothing converted yet, hub unreachable: one clear line."""
+    code, stdout, stderr = run_finsent("serve", "--port", "0", env={
+        "FINSENT_CACHE_DIR": str(tmp_path / "cache"), "FINSENT_MODEL": "", "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf")})
+    assert code != 0
+    assert "downloading oopere/Llama-FinSent-S" in stdout
+    assert stderr.strip().splitlines() == [
+        "Error: cannot download oopere/Llama-FinSent-S: the hub is unreachable and it is not in the local cache "
+        "(convert from a local directory instead)"]
+    assert not list((tmp_path / "cache" / "models").glob("*.gguf"))
