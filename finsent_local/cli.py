@@ -26,10 +26,10 @@ def cli() -> None:
     """FinSent Local: Llama-FinSent-S financial sentiment on your own machine.
 
     \b
-    finsent convert oopere/Llama-FinSent-S --outtype q4_k_m   make a GGUF model file
-    finsent serve                                          start the local server
-    finsent classify "Profit soared 40%"                    label text from the terminal
-    finsent excel                                          set up the =FINSENT() Excel function
+    finsent serve                          start the local server (converts the model on first run)
+    finsent classify "Profit soared 40%"   label text from the terminal
+    finsent convert SOURCE --outtype q8_0  make a GGUF file from a Hugging Face checkpoint
+    finsent excel                          set up the =FINSENT() Excel function
     """
 
 
@@ -189,8 +189,8 @@ def excel(url, api_key, sample):
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+    except click.exceptions.Abort:  # click's form of Ctrl-C
+        click.echo("Interrupted.", err=True)
         sys.exit(130)
     except click.ClickException as e:
         e.show()

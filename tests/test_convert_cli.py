@@ -162,3 +162,29 @@ def test_hub_source_from_cache_records_provenance(tmp_path, tied_f16_checkpoint)
     assert reader.fields["general.source.revision"].contents() == commit
     assert reader.fields["general.license"].contents() == "llama3.2"
     assert json.loads((out / "m.gguf.manifest.json").read_text())["revision"] == commit
+
+
+def test_interrupted_run_leaves_nothing(tmp_path, tied_f16_checkpoint):
+    """Ctrl-C while the outputs are being checked (they exist only in the work folder then)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "finsent_local.cli", "convert", str(tied_f16_checkpoint),
+                             "--outtype", "f16,q8_0", "--outfile", str(out / "m-{outtype}.gguf"), "--verify"],
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    seen = ""
+    deadline = time.time() + 120
+    while "verifying" not in seen and time.time() < deadline:
+        seen += proc.stderr.readline()
+    assert "verifying" in seen
+    assert any(p.name.startswith(".finsent-convert-") for p in out.iterdir())  # work in progress
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130
+    assert "Interrupted." in rest and "Traceback" not in rest
+    assert list(out.iterdir()) == []

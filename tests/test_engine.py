@@ -33,8 +33,10 @@ def test_seven_class_labels_tokenize_as_expected(engines):
     engine = engines["reuse+batch"]
     assert engine.tries["7"].n_branches == 3  # " strong", " moderately", " mildly"
     assert engine.tries["3"].n_branches == 0  # one token per label
-    # The 7-class instruction prefix: 44 tokens with BOS, less the last token kept for the seam.
-    assert len(engine._prefix_tokens["7"]) + 1 == len(engine.model.tokenize(engine.schemes["7"].prompt_prefix()))
+    # The 7-class instruction prefix is 44 tokens with BOS; its last token (" News:" ends with ":") is
+    # left out of the cached prefix because the text's first characters may merge with it.
+    assert len(engine.model.tokenize(engine.schemes["7"].prompt_prefix())) == 44
+    assert len(engine._prefix_tokens["7"]) == 43
 
 
 def test_held_out_accuracy(engines, held_out):
@@ -59,7 +61,8 @@ def test_prefix_reuse_and_batching_change_nothing(engines, held_out, scheme):
     assert [r.label for r in fast] == [r.label for r in slow]
     for a, b in zip(fast, slow):
         for label in a.probs:
-            assert a.probs[label] == pytest.approx(b.probs[label], abs=2e-3)
+            # Not bit-identical: llama.cpp's kernels differ with batch composition (measured: < 1e-4).
+            assert a.probs[label] == pytest.approx(b.probs[label], abs=1e-3)
 
 
 def test_prompt_injection_still_gives_a_label(engines):

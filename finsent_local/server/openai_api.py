@@ -166,6 +166,11 @@ def _chat_prompt(messages: list[dict]) -> str:
 
 
 # -- routes ---------------------------------------------------------------------------------------
+def _envelope(id_prefix: str, model: str) -> dict:
+    """The fields every completion object and chunk of one response share."""
+    return {"id": f"{id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
+
+
 def _sse(chunks: Iterator[dict]) -> Response:
     def stream():
         for chunk in chunks:
@@ -181,8 +186,7 @@ def chat_completions():
     model = _model(body)
     messages = _messages(body)
     _check_n(body)
-    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    base = {"id": completion_id, "created": created, "model": model}
+    base = _envelope("chatcmpl", model)
     stream = bool(body.get("stream"))
 
     if model in CLASSIFIER_MODELS:
@@ -231,7 +235,7 @@ def completions():
     model = _model(body)
     prompt = _prompt(body)
     _check_n(body)
-    base = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
+    base = _envelope("cmpl", model)
     stream = bool(body.get("stream"))
 
     if model in CLASSIFIER_MODELS:
