@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,10 +19,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the real hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# GGUF files are made fresh in every test session (seconds each), so they always come from the
+# converter as it is now; only the slow-to-build checkpoints are cached across runs.
+_GGUF_DIR = Path(tempfile.mkdtemp(prefix="finsent-test-gguf-"))
+atexit.register(shutil.rmtree, _GGUF_DIR, True)
+
+
 def convert_cached(checkpoint: Path, outtype: str, verify: bool = False, pad_ffn: bool | None = None) -> Path:
-    """Convert once per fixture version; later runs reuse the file."""
-    folder = fixture_models.FIXTURE_ROOT / f"v{fixture_models.FIXTURE_VERSION}" / "gguf"
-    folder.mkdir(parents=True, exist_ok=True)
+    """Convert once per test session."""
+    folder = _GGUF_DIR
     suffix = "" if pad_ffn is None else ("-pad" if pad_ffn else "-nopad")
     out = folder / f"{checkpoint.name}-{outtype}{suffix}.gguf"
     if not out.exists():
