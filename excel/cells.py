@@ -12,11 +12,13 @@ import threading
 from collections import OrderedDict
 
 from finsent_local.client import DEFAULT_URL, ClientError, FinSentClient, ServerNotRunning
+from finsent_local.labels import default_schemes
 
 PREFIX = "#FINSENT! "
 EXCEL_ERRORS = {"#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!", "#CALC!", "#GETTING_DATA"}
 MAX_TEXT_CHARS = 32_767
 CACHE_ENTRIES = 100_000
+LABELS_BY_SCHEME = {name: scheme.labels for name, scheme in default_schemes().items()}
 
 
 def settings() -> tuple[str, str | None]:
@@ -146,12 +148,3 @@ def classify_grid(value, scheme, render) -> list[list] | str:
                 out_row.append(render(result))
         out.append(out_row)
     return out
-
-
-def _labels_by_scheme() -> dict[str, tuple[str, ...]]:
-    from finsent_local.labels import default_schemes
-
-    return {name: scheme.labels for name, scheme in default_schemes().items()}
-
-
-LABELS_BY_SCHEME = _labels_by_scheme()

@@ -73,7 +73,3 @@ class FinSentClient:
             chunk = texts[start : start + MAX_TEXTS_PER_REQUEST]
             results += self._request("POST", "/v1/classify", {"texts": chunk, "scheme": scheme}, deadline)["results"]
         return results
-
-    def labels(self, scheme: str = "7") -> list[str]:
-        return self._request("POST", "/v1/classify", {"texts": ["neutral"], "scheme": scheme},
-                             time.monotonic() + self.timeout)["labels"]

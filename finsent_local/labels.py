@@ -29,7 +29,6 @@ LABEL_VALUES_7 = (-1.0, -2 / 3, -1 / 3, 0.0, 1 / 3, 2 / 3, 1.0)
 LABEL_VALUES_3 = (-1.0, 0.0, 1.0)
 
 SCHEMES = ("7", "3")
-PROMPT_PRESETS = ("card", "train")
 DEFAULT_PROMPT_PRESET = "card"
 
 

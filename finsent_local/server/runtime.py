@@ -3,7 +3,6 @@ facts /health, /v1/models and the startup banner report."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,6 @@ class Runtime:
     counters: Counters = field(default_factory=Counters)
     service: ClassificationService | None = None
     load_error: str | None = None
-    _loaded: threading.Event = field(default_factory=threading.Event)
 
     @property
     def model_id(self) -> str:
@@ -42,22 +40,6 @@ class Runtime:
         except Exception as e:
             self.load_error = f"{type(e).__name__}: {e}"
             raise
-        finally:
-            self._loaded.set()
-
-    def load_in_background(self) -> threading.Thread:
-        thread = threading.Thread(target=self._load_quietly, name="finsent-load", daemon=True)
-        thread.start()
-        return thread
-
-    def _load_quietly(self) -> None:
-        try:
-            self.load()
-        except Exception:
-            pass
-
-    def wait_loaded(self, timeout: float | None = None) -> bool:
-        return self._loaded.wait(timeout)
 
     def require_service(self) -> ClassificationService:
         if self.service is None:
