@@ -28,6 +28,21 @@ def _fixture_code_hash() -> str:
 
 FIXTURE_ROOT = Path(os.environ.get("FINSENT_FIXTURE_DIR")
                     or Path(user_cache_dir("finsent-local", appauthor=False)) / "test-fixtures" / _fixture_code_hash())
+KEEP_FIXTURE_SETS = 3  # other checkouts on the same machine may use other versions of the fixture code
+
+
+def _prune_old_fixture_sets() -> None:
+    """Keep the few most recently used fixture folders (about 300 MB each), delete older ones."""
+    if os.environ.get("FINSENT_FIXTURE_DIR"):
+        return
+    FIXTURE_ROOT.mkdir(parents=True, exist_ok=True)
+    os.utime(FIXTURE_ROOT)  # mark as used now
+    siblings = sorted(FIXTURE_ROOT.parent.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in siblings[KEEP_FIXTURE_SETS:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+_prune_old_fixture_sets()
 
 # Llama-FinSent-S: GQA 32/8, llama3 rope scaling, pruned MLP width 4916 (not a multiple of 32).
 LLAMA3_ROPE_SCALING = {
