@@ -180,6 +180,29 @@ def _sse(chunks: Iterator[dict]) -> Response:
     return Response(stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
+class _Reply:
+    """What a completion route answers, streamed or not: text pieces, then a finish reason and usage."""
+
+    def __init__(self, deltas, finish_reason, usage, logprobs=None, extra=None):
+        self.deltas = deltas  # an iterable of text pieces (consumed once)
+        self.finish_reason = finish_reason  # callables: known only after the pieces are consumed
+        self.usage = usage
+        self.logprobs = logprobs
+        self.extra = extra or {}
+
+
+def _reply(model: str, text: str, body: dict, logprobs_of) -> _Reply:
+    """Classification for finsent-7/finsent-3 (the label, at once), else generation by the raw model."""
+    if model in CLASSIFIER_MODELS:
+        result = _classify_one(text, CLASSIFIER_MODELS[model])
+        prompt_tokens = _count_tokens(text)
+        return _Reply([result["label"]], lambda: "stop", lambda: _usage(prompt_tokens, 1),
+                      logprobs_of(result), {"finsent": result})
+    generation = _Generation(text, body)
+    return _Reply(generation.deltas(), lambda: generation.finish_reason,
+                  lambda: _usage(generation.prompt_tokens, generation.completion_tokens))
+
+
 @blueprint.post("/v1/chat/completions")
 def chat_completions():
     body = json_body()
@@ -187,46 +210,31 @@ def chat_completions():
     messages = _messages(body)
     _check_n(body)
     base = _envelope("chatcmpl", model)
-    stream = bool(body.get("stream"))
-
     if model in CLASSIFIER_MODELS:
         users = [m["content"] for m in messages if m["role"] == "user"]
         if not users:
             raise ApiError(400, "invalid_request", "no user message to classify", param="messages")
-        result = _classify_one(users[-1], CLASSIFIER_MODELS[model])
-        top = number_param(body, "top_logprobs", None, 0, 20, int)
-        logprobs = _chat_logprobs(result, top) if body.get("logprobs") else None
-        label = result["label"]
-        usage = _usage(_count_tokens(users[-1]), 1)
-        if stream:
-            return _sse(iter([
-                {**base, "object": "chat.completion.chunk",
-                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-                {**base, "object": "chat.completion.chunk",
-                 "choices": [{"index": 0, "delta": {"content": label}, "logprobs": logprobs, "finish_reason": None}]},
-                {**base, "object": "chat.completion.chunk",
-                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-            ]))
-        return {**base, "object": "chat.completion", "choices": [{
-            "index": 0, "message": {"role": "assistant", "content": label}, "logprobs": logprobs,
-            "finish_reason": "stop"}], "usage": usage, "finsent": result}
+        text = users[-1]
+    else:
+        text = _chat_prompt(messages)
+    top = number_param(body, "top_logprobs", None, 0, 20, int)
+    reply = _reply(model, text, body, lambda result: _chat_logprobs(result, top) if body.get("logprobs") else None)
 
-    generation = _Generation(_chat_prompt(messages), body)
-    if stream:
+    def chunk(delta: dict, finish_reason=None, logprobs=None) -> dict:
+        return {**base, "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]}
+
+    if body.get("stream"):
         def chunks():
-            yield {**base, "object": "chat.completion.chunk",
-                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
-            for delta in generation.deltas():
-                yield {**base, "object": "chat.completion.chunk",
-                       "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]}
-            yield {**base, "object": "chat.completion.chunk",
-                   "choices": [{"index": 0, "delta": {}, "finish_reason": generation.finish_reason}]}
+            yield chunk({"role": "assistant", "content": ""})
+            for delta in reply.deltas:
+                yield chunk({"content": delta}, logprobs=reply.logprobs)
+            yield chunk({}, reply.finish_reason())
         return _sse(chunks())
-    text = "".join(generation.deltas())
+    content = "".join(reply.deltas)
     return {**base, "object": "chat.completion", "choices": [{
-        "index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-        "finish_reason": generation.finish_reason}],
-        "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}
+        "index": 0, "message": {"role": "assistant", "content": content}, "logprobs": reply.logprobs,
+        "finish_reason": reply.finish_reason()}], "usage": reply.usage(), **reply.extra}
 
 
 @blueprint.post("/v1/completions")
@@ -236,28 +244,18 @@ def completions():
     prompt = _prompt(body)
     _check_n(body)
     base = _envelope("cmpl", model)
-    stream = bool(body.get("stream"))
+    top = number_param(body, "logprobs", None, 0, 20, int)
+    reply = _reply(model, prompt, body, lambda result: _completion_logprobs(result, top) if top is not None else None)
 
-    if model in CLASSIFIER_MODELS:
-        result = _classify_one(prompt, CLASSIFIER_MODELS[model])
-        top = body.get("logprobs")
-        logprobs = _completion_logprobs(result, number_param(body, "logprobs", 0, 0, 20, int)) if top is not None else None
-        choice = {"index": 0, "text": result["label"], "logprobs": logprobs, "finish_reason": "stop"}
-        if stream:
-            return _sse(iter([{**base, "object": "text_completion", "choices": [choice]}]))
-        return {**base, "object": "text_completion", "choices": [choice],
-                "usage": _usage(_count_tokens(prompt), 1), "finsent": result}
+    def choice(text: str, finish_reason) -> dict:
+        return {"index": 0, "text": text, "logprobs": reply.logprobs if text else None, "finish_reason": finish_reason}
 
-    generation = _Generation(prompt, body)
-    if stream:
+    if body.get("stream"):
         def chunks():
-            for delta in generation.deltas():
-                yield {**base, "object": "text_completion",
-                       "choices": [{"index": 0, "text": delta, "logprobs": None, "finish_reason": None}]}
-            yield {**base, "object": "text_completion",
-                   "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": generation.finish_reason}]}
+            for delta in reply.deltas:
+                yield {**base, "object": "text_completion", "choices": [choice(delta, None)]}
+            yield {**base, "object": "text_completion", "choices": [choice("", reply.finish_reason())]}
         return _sse(chunks())
-    text = "".join(generation.deltas())
-    return {**base, "object": "text_completion",
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": generation.finish_reason}],
-            "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}
+    text = "".join(reply.deltas)
+    return {**base, "object": "text_completion", "choices": [choice(text, reply.finish_reason())],
+            "usage": reply.usage(), **reply.extra}
