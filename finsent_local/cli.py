@@ -124,10 +124,9 @@ def classify(texts, scheme, as_json, model, prompt_preset, no_cache):
     finsent classify "Profit soared 40% to a record" "Shares plunged after the fraud probe"
     cat headlines.txt | finsent classify --scheme 3 --json
     """
-    from .engine import ClassifierEngine, EngineOptions
+    from .engine import EngineOptions
     from .model_files import result_cache_path
-    from .service import ClassificationService, result_cache_for
-    from .worker import EngineWorker
+    from .service import open_service
 
     if not texts:
         if sys.stdin.isatty():
@@ -135,16 +134,13 @@ def classify(texts, scheme, as_json, model, prompt_preset, no_cache):
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     path = _model_path(model)
     try:
-        engine = ClassifierEngine(path, EngineOptions(prompt_preset=prompt_preset))
+        service = open_service(path, EngineOptions(prompt_preset=prompt_preset), None if no_cache else result_cache_path())
     except Exception as e:
         raise UserError(f"cannot load {path}: {e}") from None
-    cache = None if no_cache else result_cache_for(result_cache_path(), path, engine)
-    worker = EngineWorker(engine)
     try:
-        results = ClassificationService(worker, cache).classify(list(texts), scheme)
+        results = service.classify(list(texts), scheme)
     finally:
-        worker.close()
-        engine.close()
+        service.close()
     failed = False
     for text, result in zip(texts, results):
         if as_json:

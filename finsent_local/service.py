@@ -7,7 +7,7 @@ from pathlib import Path
 from dataclasses import asdict, dataclass
 
 from .cache import ResultCache
-from .engine import Classification, ClassifierEngine, TextError
+from .engine import Classification, ClassifierEngine, EngineOptions, TextError
 from .worker import EngineWorker
 
 
@@ -56,6 +56,10 @@ class ClassificationService:
     def schemes(self):
         return self.worker.engine.schemes
 
+    def close(self) -> None:
+        self.worker.close()
+        self.worker.engine.close()
+
     def validate(self, text) -> str:
         if not isinstance(text, str):
             raise ItemError("invalid_text", "text must be a string")
@@ -94,6 +98,16 @@ class ClassificationService:
             else:
                 results[i] = {**found[text], "cached": True}
         return results  # type: ignore[return-value]
+
+
+def open_service(model_path: Path, engine_options: EngineOptions, cache_path: Path | None,
+                 limits: Limits = Limits(), counters: Counters | None = None) -> ClassificationService:
+    """Load the model and put the engine, its worker thread and the result cache together."""
+    engine = ClassifierEngine(model_path, engine_options)
+    counters = counters or Counters()
+    cache = result_cache_for(cache_path, model_path, engine) if cache_path else None
+    worker = EngineWorker(engine, on_batch=counters.record_batch)
+    return ClassificationService(worker, cache, limits, counters)
 
 
 def result_cache_for(cache_path: Path, model_path: Path, engine: ClassifierEngine) -> ResultCache:

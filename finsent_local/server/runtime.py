@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine import ClassifierEngine, EngineOptions
-from ..service import ClassificationService, Counters, Limits, result_cache_for
-from ..worker import EngineWorker
+from ..engine import EngineOptions
+from ..service import ClassificationService, Counters, Limits, open_service
 from .errors import ApiError
 
 
@@ -33,10 +32,7 @@ class Runtime:
     def load(self) -> None:
         """Load the model (blocking). Errors are kept for /health and re-raised."""
         try:
-            engine = ClassifierEngine(self.model_path, self.engine_options)
-            cache = result_cache_for(self.cache_path, self.model_path, engine) if self.cache_path else None
-            worker = EngineWorker(engine, on_batch=self.counters.record_batch)
-            self.service = ClassificationService(worker, cache, self.limits, self.counters)
+            self.service = open_service(self.model_path, self.engine_options, self.cache_path, self.limits, self.counters)
         except Exception as e:
             self.load_error = f"{type(e).__name__}: {e}"
             raise
@@ -54,5 +50,4 @@ class Runtime:
 
     def close(self) -> None:
         if self.service is not None:
-            self.service.worker.close()
-            self.service.worker.engine.close()
+            self.service.close()
