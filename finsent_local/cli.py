@@ -96,9 +96,13 @@ def _model_path(model: str | None) -> "Path":
 def serve(model, host, port, api_key, cors_origins, gpu, prompt_preset, threads, no_cache, extra_bufts, log_level):
     """Start the local server (FinSent API, OpenAI API, /v1/label for spreadsheets)."""
     from .model_files import result_cache_path
-    from .serve import ServeError, ServeOptions, configure_logging, serve as run_server
+    from .serve import ServeError, ServeOptions, check_exposure, configure_logging, serve as run_server
 
     configure_logging(log_level)
+    try:
+        check_exposure(host, api_key)  # before any download or conversion
+    except ServeError as e:
+        raise UserError(str(e)) from None
     options = ServeOptions(
         model_path=_model_path(model), host=host, port=port, api_key=api_key or None,
         cors_origins=tuple(cors_origins), gpu=gpu, prompt_preset=prompt_preset, threads=threads,

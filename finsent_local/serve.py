@@ -46,6 +46,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_exposure(host: str, api_key: str | None) -> None:
+    if not is_loopback(host) and not api_key:
+        raise ServeError(f"refusing to listen on {host} without an API key: set --api-key or FINSENT_API_KEY")
+
+
 def gpu_layers(gpu: str) -> int:
     if gpu == "off":
         return 0
@@ -82,8 +87,7 @@ def banner(runtime: Runtime, url: str) -> str:
 def serve(options: ServeOptions) -> None:
     import waitress
 
-    if not is_loopback(options.host) and not options.api_key:
-        raise ServeError(f"refusing to listen on {options.host} without an API key: set --api-key or FINSENT_API_KEY")
+    check_exposure(options.host, options.api_key)
     runtime = build_runtime(options)
     app = create_app(runtime, ServerConfig(api_key=options.api_key, cors_origins=options.cors_origins))
     try:
