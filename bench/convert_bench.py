@@ -14,11 +14,9 @@ Run: .venv/bin/python bench/convert_bench.py
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 from same_shape import WORK, same_shape_checkpoint

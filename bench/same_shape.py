@@ -51,7 +51,7 @@ def _write_safetensors(path: Path, shapes: dict, seed: int = 0) -> None:
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
-        for name, shape in shapes.items():
+        for shape in shapes.values():
             if len(shape) == 1:
                 f.write(np.ones(shape, dtype=np.float16).tobytes())
             else:
