@@ -183,12 +183,127 @@ def write_json(path: Path, data: dict) -> None:
 
 TRAINED_VARIANT = TinyVariant("trained", tied=True, dtype="float16", sharded=False,
                               hidden=256, intermediate=600, layers=2, heads=4, kv_heads=2)
+PROMPT_PRESETS = ("card", "train")
+
+# Training stops when the validation set (companies and templates of its own) is labelled this well in
+# both schemes and both prompt presets, checked with transformers. The tests assume 0.9 (7-class) and
+# 0.95 (3-class) on their held-out set; the margin covers the difference between the two sets. How
+# fast a seeded run gets there depends on the CPU's floating-point kernels (AVX2 and AVX-512 machines
+# sum in other orders), so the build checks instead of trusting a fixed number of steps.
+VALIDATION_TARGET = {"7": 0.97, "3": 0.99}
+CYCLE_STEPS = 450  # one one-cycle learning-rate schedule
+EXTRA_STEPS = 150  # more steps at a low rate while validation falls short
+EXTRA_ROUNDS = 2
+SEEDS = (0, 1)  # a fresh start with another seed if a run does not get there
+BATCH_SIZE = 48
 
 
-def trained_checkpoint(steps: int = 450, seed: int = 0) -> Path:
+class FixtureBuildError(RuntimeError):
+    pass
+
+
+def _training_samples(tokenizer, schemes) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, label ids) for every training headline, in both schemes and both presets."""
+    from finsent_local.labels import LabelScheme
+    from sentiment_data import coarse_label, training_examples
+
+    samples = []
+    for text, label in training_examples():
+        for scheme_name, answer in (("7", label), ("3", coarse_label(label))):
+            for preset in PROMPT_PRESETS:
+                prompt_ids = tokenizer(schemes[scheme_name].prompt(text, preset))["input_ids"]
+                label_ids = tokenizer(LabelScheme.continuation(answer), add_special_tokens=False)["input_ids"]
+                samples.append((prompt_ids, label_ids))
+    return samples
+
+
+def _label_token_logits(model, batch: list[tuple[list[int], list[int]]]):
+    """Logits at the positions that predict each label token: (logits, flat list of target tokens,
+    row of each target)."""
+    import torch
+
+    width = max(len(p) + len(l) for p, l in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    rows, cols, targets = [], [], []
+    for row, (prompt_ids, label_ids) in enumerate(batch):
+        sequence = prompt_ids + label_ids
+        ids[row, : len(sequence)] = torch.tensor(sequence)
+        mask[row, : len(sequence)] = 1
+        for k, token in enumerate(label_ids):  # predict each label token from the one before it
+            rows.append(row)
+            cols.append(len(prompt_ids) + k - 1)
+            targets.append(token)
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    return model.lm_head(hidden[torch.tensor(rows), torch.tensor(cols)]), targets, rows
+
+
+def _train(model, samples, rng, steps: int, optimizer, schedule=None) -> float:
+    import torch
+
+    model.train()
+    loss = torch.tensor(0.0)
+    for _ in range(steps):
+        logits, targets, _ = _label_token_logits(model, rng.sample(samples, BATCH_SIZE))
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets))
+        optimizer.zero_grad(set_to_none=False)  # reuse the gradient buffers: no 130 MB of fresh pages a step
+        loss.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+    model.eval()
+    return loss.item()
+
+
+def label_accuracy(model, tokenizer, schemes, pairs, batch_rows: int = 256) -> dict[str, float]:
+    """Accuracy per "scheme/preset" on (headline, 7-class label) pairs: every label is scored as a
+    continuation of the prompt (the sum of its tokens' log-probabilities), as the engine does."""
+    import torch
+
+    from finsent_local.labels import LabelScheme
+    from sentiment_data import coarse_label
+
+    accuracy = {}
+    with torch.no_grad():
+        for scheme_name, scheme in schemes.items():
+            label_ids = [tokenizer(LabelScheme.continuation(l), add_special_tokens=False)["input_ids"]
+                         for l in scheme.labels]
+            for preset in PROMPT_PRESETS:
+                rows = []  # (prompt ids, label ids) for every text x label, scored in large batches
+                for text, _ in pairs:
+                    prompt_ids = tokenizer(scheme.prompt(text, preset))["input_ids"]
+                    rows += [(prompt_ids, ids) for ids in label_ids]
+                totals = torch.zeros(len(rows))
+                for start in range(0, len(rows), batch_rows):
+                    logits, targets, row_of = _label_token_logits(model, rows[start : start + batch_rows])
+                    logprobs = torch.log_softmax(logits.float(), dim=-1)[torch.arange(len(targets)), torch.tensor(targets)]
+                    totals.index_add_(0, torch.tensor(row_of) + start, logprobs)
+                best = totals.view(len(pairs), len(label_ids)).argmax(dim=1)
+                truths = [label if scheme_name == "7" else coarse_label(label) for _, label in pairs]
+                correct = sum(scheme.labels[int(b)] == truth for b, truth in zip(best, truths))
+                accuracy[f"{scheme_name}/{preset}"] = correct / len(pairs)
+    return accuracy
+
+
+def _validate(model, tokenizer, schemes, pairs) -> dict[str, float]:
+    """label_accuracy of the weights as they will be saved (rounded to the fixture's dtype)."""
+    import copy
+
+    import torch
+
+    rounded = copy.deepcopy(model).to(getattr(torch, TRAINED_VARIANT.dtype)).float()
+    return label_accuracy(rounded, tokenizer, schemes, pairs)
+
+
+def _reaches_target(accuracy: dict[str, float]) -> bool:
+    return all(value >= VALIDATION_TARGET[key.split("/")[0]] for key, value in accuracy.items())
+
+
+def trained_checkpoint() -> Path:
     """A tiny Llama 3 model trained on synthetic headlines in both prompt presets and both schemes,
-    so end-to-end tests can assert real labels (99% on the held-out 7-class set). About 4 minutes on
-    2 CPU cores, once per machine: it is cached outside the checkout."""
+    so end-to-end tests can assert real labels. Trained until the validation set reaches
+    VALIDATION_TARGET (checked with transformers), within a step cap; the build fails with a clear
+    message otherwise. About 8 minutes on 2 CPU cores, once per machine: it is cached outside the checkout."""
     path, done = _cached("trained-sentiment")
     if done:
         return path
@@ -197,52 +312,46 @@ def trained_checkpoint(steps: int = 450, seed: int = 0) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from finsent_local.labels import LabelScheme, default_schemes
-    from sentiment_data import coarse_label, training_examples
+    from finsent_local.labels import default_schemes
+    from sentiment_data import validation_examples
 
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
     tokenizer = AutoTokenizer.from_pretrained(llama3_tokenizer_dir())
     schemes = default_schemes()
-    samples = []  # (prompt ids, label ids)
-    for text, label in training_examples():
-        for scheme_name, answer in (("7", label), ("3", coarse_label(label))):
-            for preset in ("card", "train"):
-                prompt = schemes[scheme_name].prompt(text, preset)
-                prompt_ids = tokenizer(prompt)["input_ids"]
-                label_ids = tokenizer(LabelScheme.continuation(answer), add_special_tokens=False)["input_ids"]
-                samples.append((prompt_ids, label_ids))
-
-    config = LlamaConfig(**llama_config_dict(TRAINED_VARIANT))
-    model = LlamaForCausalLM(config)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    batch_size = 48
-    for _ in range(steps):
-        batch = rng.sample(samples, batch_size)
-        width = max(len(p) + len(l) for p, l in batch)
-        ids = torch.zeros((batch_size, width), dtype=torch.long)
-        mask = torch.zeros((batch_size, width), dtype=torch.long)
-        rows, cols, targets = [], [], []
-        for row, (prompt_ids, label_ids) in enumerate(batch):
-            sequence = prompt_ids + label_ids
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = 1
-            for k, token in enumerate(label_ids):  # predict each label token from the one before it
-                rows.append(row)
-                cols.append(len(prompt_ids) + k - 1)
-                targets.append(token)
-        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        logits = model.lm_head(hidden[torch.tensor(rows), torch.tensor(cols)])
-        loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    model.eval()
+    samples = _training_samples(tokenizer, schemes)
+    validation = validation_examples()
+    history = []
+    for seed in SEEDS:
+        torch.manual_seed(seed)
+        rng = random.Random(seed)
+        model = LlamaForCausalLM(LlamaConfig(**llama_config_dict(TRAINED_VARIANT)))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=CYCLE_STEPS, pct_start=0.1)
+        loss = _train(model, samples, rng, CYCLE_STEPS, optimizer, schedule)
+        steps = CYCLE_STEPS
+        accuracy = _validate(model, tokenizer, schemes, validation)
+        history.append({"seed": seed, "steps": steps, "loss": loss, "validation": accuracy})
+        for _ in range(EXTRA_ROUNDS):
+            if _reaches_target(accuracy):
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = 3e-4
+            loss = _train(model, samples, rng, EXTRA_STEPS, optimizer)
+            steps += EXTRA_STEPS
+            accuracy = _validate(model, tokenizer, schemes, validation)
+            history.append({"seed": seed, "steps": steps, "loss": loss, "validation": accuracy})
+        if _reaches_target(accuracy):
+            break
+    else:
+        raise FixtureBuildError(
+            f"the trained sentiment fixture did not reach its validation target {VALIDATION_TARGET} "
+            f"(tried seeds {SEEDS}, up to {CYCLE_STEPS + EXTRA_ROUNDS * EXTRA_STEPS} steps each); "
+            f"last validation accuracy: {accuracy}. torch {torch.__version__}, {torch.get_num_threads()} threads")
     shutil.rmtree(path, ignore_errors=True)
     _save(model, path, TRAINED_VARIANT)
-    write_json(path / "training.json", {"final_loss": loss.item(), "steps": steps, "samples": len(samples)})
+    write_json(path / "training.json", {
+        "samples": len(samples), "validation_texts": len(validation), "target": VALIDATION_TARGET,
+        "history": history, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    })
     _mark_complete(path)
     return path

@@ -1,8 +1,9 @@
 """Synthetic financial headlines with known 7-class labels, for training and testing the tiny model.
 
-Headlines are `<company> <event>`; the event phrase decides the label. Training and held-out sets
-use different companies (and some different templates), so held-out accuracy means the model learned
-the phrases, not the sentences.
+Headlines are `<company> <event>`; the event phrase decides the label. Three disjoint sets of
+companies: training, validation (checked while the fixture is built, to decide when training is done)
+and held-out (only the tests see it). Validation and held-out use templates training never saw, so
+their accuracy means the model learned the phrases, not the sentences.
 """
 
 from __future__ import annotations
@@ -50,7 +51,14 @@ TRAIN_COMPANIES = [
 HELD_OUT_COMPANIES = ["Nakatomi Trading", "Virtucon", "Dunder Mifflin", "Sterling Cooper", "Prestige Worldwide",
                       "Bluth Company"]
 
-TRAIN_TEMPLATES = ["{company} {event}", "{company} {event}.", "Update: {company} {event}"]
+VALIDATION_COMPANIES = ["Initrode", "Kramerica", "Los Pollos Hermanos", "Gringotts", "Wernham Hogg", "Cogswell Cogs"]
+
+# Varied openings and endings, so the label (its second token above all: "... negative" or
+# "... positive") hangs on the event phrase and not on where the phrase sits in the sentence.
+TRAIN_TEMPLATES = ["{company} {event}", "{company} {event}.", "Update: {company} {event}",
+                   "Report: {company} {event}.", "{company} {event}, sources say", "Markets: {company} {event}",
+                   "{company} {event} - analysts react"]
+VALIDATION_TEMPLATES = ["{company} {event}", "Breaking: {company} {event}.", "Alert: {company} {event}"]
 HELD_OUT_TEMPLATES = ["{company} {event}", "Breaking: {company} {event}."]
 
 
@@ -75,13 +83,23 @@ def training_examples() -> list[tuple[str, str]]:
     return examples(TRAIN_COMPANIES, TRAIN_TEMPLATES)
 
 
-def held_out_examples(per_label: int = 4, seed: int = 7) -> list[tuple[str, str]]:
-    """A small, balanced held-out set (per_label headlines for each 7-class label)."""
+def _balanced(pairs: list[tuple[str, str]], per_label: int, seed: int) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     by_label: dict[str, list[tuple[str, str]]] = {}
-    for text, label in examples(HELD_OUT_COMPANIES, HELD_OUT_TEMPLATES):
+    for text, label in pairs:
         by_label.setdefault(label, []).append((text, label))
     return [pair for label in LABELS_7 for pair in rng.sample(by_label[label], per_label)]
 
 
+def validation_examples(per_label: int = 20, seed: int = 3) -> list[tuple[str, str]]:
+    """A balanced set the fixture build checks its accuracy on (never used by the tests)."""
+    return _balanced(examples(VALIDATION_COMPANIES, VALIDATION_TEMPLATES), per_label, seed)
+
+
+def held_out_examples(per_label: int = 4, seed: int = 7) -> list[tuple[str, str]]:
+    """A small, balanced held-out set (per_label headlines for each 7-class label)."""
+    return _balanced(examples(HELD_OUT_COMPANIES, HELD_OUT_TEMPLATES), per_label, seed)
+
+
+assert not {*TRAIN_COMPANIES} & {*VALIDATION_COMPANIES} and not {*HELD_OUT_COMPANIES} & {*VALIDATION_COMPANIES}
 assert set(EVENTS_7) == set(LABELS_7) and {coarse_label(l) for l in LABELS_7} == set(LABELS_3)
