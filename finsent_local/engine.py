@@ -26,13 +26,20 @@ from .llama_runtime import ContextOptions, LlamaContext, LlamaModel, ModelOption
 
 
 class TextError(ValueError):
-    """A problem with one text (empty, ...): reported for that item, the others still get labels."""
+    """A problem with one text (empty, not valid Unicode, ...): reported for that item with `code`,
+    the others still get labels."""
+
+    def __init__(self, message: str, code: str = "invalid_text"):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
 class EngineOptions:
     prompt_preset: str = DEFAULT_PROMPT_PRESET
-    n_ctx: int = 4096
+    # KV cells: the cached prefixes, one classification decode (batch_tokens) and one generation
+    # (prompt + completion) at the same time, since generation steps and classification batches interleave.
+    n_ctx: int = 6144
     # Tokens in one llama_decode; also the longest prompt one text may have (longer texts are cut).
     batch_tokens: int = 2048
     max_prompt_tokens: int = 1024
@@ -41,6 +48,7 @@ class EngineOptions:
     n_gpu_layers: int = 0
     use_extra_bufts: bool = False
     prefix_reuse: bool = True
+    kv_f32: bool = False  # F32 KV cache and no flash attention: for exact comparisons only
 
 
 @dataclass
@@ -89,7 +97,7 @@ class ClassifierEngine:
         self.context = LlamaContext(
             self.model,
             ContextOptions(n_ctx=options.n_ctx, n_batch=options.batch_tokens, n_seq_max=n_seq_max,
-                           n_threads=options.n_threads),
+                           n_threads=options.n_threads, kv_f32=options.kv_f32),
         )
         self._prefix_tokens: dict[str, list[int]] = {}
         if options.prefix_reuse:
@@ -145,7 +153,9 @@ class ClassifierEngine:
 
     def _prepare(self, index: int, text: str, scheme: str) -> _Prepared:
         if not isinstance(text, str) or not text.strip():
-            raise TextError("text is empty")
+            raise TextError("text is empty", code="empty_text")
+        if not is_valid_unicode(text):
+            raise TextError("text is not valid Unicode (it contains a lone surrogate)")
         tokens, truncated = self.prompt_tokens(text, scheme)
         reused = 0
         if self.options.prefix_reuse:
@@ -242,16 +252,34 @@ class ClassifierEngine:
         )
 
     # -- free generation (the raw model over the OpenAI API) ------------------------------------
-    def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-                 seed: int | None = None) -> Iterator[bytes]:
-        """Yield the bytes of each generated token until an end-of-generation token or max_tokens."""
+    @property
+    def generation_room(self) -> int:
+        """KV cells a generation (prompt + completion) may use beside the prefixes and one
+        classification decode."""
+        prefixes = sum(len(t) for t in self._prefix_tokens.values())
+        return self.options.n_ctx - prefixes - self.options.batch_tokens - 8
+
+    def generation_prompt(self, tokens: list[int], max_tokens: int) -> list[int]:
+        """The prompt tokens a generation of max_tokens evaluates: the most recent ones that fit."""
+        return tokens[-max(1, self.generation_room - max_tokens):]
+
+    def generation_steps(self, tokens: list[int], max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                         seed: int | None = None) -> Iterator[bytes | None]:
+        """One llama_decode per step: None while the prompt is evaluated (in chunks of at most
+        GENERATION_CHUNK tokens), then the bytes of each generated token until an end-of-generation
+        token or max_tokens. Closing the iterator frees the generation's KV cells."""
         seq = self.generation_seq
-        tokens = self.model.tokenize(prompt, parse_special=True)
-        room = self.options.n_ctx - sum(len(t) for t in self._prefix_tokens.values()) - 8
-        tokens = tokens[-max(1, room - max_tokens):]
+        tokens = self.generation_prompt(tokens, max_tokens)
         rng = np.random.default_rng(seed)
         try:
-            logits = self.context.eval_sequence(tokens, seq_id=seq)[len(tokens) - 1]
+            for start in range(0, len(tokens), GENERATION_CHUNK):
+                chunk = tokens[start : start + GENERATION_CHUNK]
+                last = start + len(chunk) == len(tokens)
+                found = self.context.eval_sequence(chunk, seq_id=seq, start_pos=start,
+                                                   logits_at={len(chunk) - 1} if last else set())
+                if not last:
+                    yield None
+            logits = found[len(chunk) - 1]
             pos = len(tokens)
             for _ in range(max_tokens):
                 token = _sample(logits, temperature, top_p, rng)
@@ -262,6 +290,24 @@ class ClassifierEngine:
                 pos += 1
         finally:
             self.context.remove(seq)
+
+    def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int | None = None) -> Iterator[bytes]:
+        """The generated bytes for a plain-text prompt (no special tokens parsed), token by token."""
+        steps = self.generation_steps(self.model.tokenize(prompt), max_tokens, temperature, top_p, seed)
+        return (piece for piece in steps if piece is not None)
+
+
+GENERATION_CHUNK = 256  # prompt tokens per decode, so classification batches can run in between
+
+
+def is_valid_unicode(text: str) -> bool:
+    """False for strings that cannot be UTF-8 (lone surrogates, which JSON's \\ud800 escapes allow)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sample(logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> int:

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,25 @@ class LlamaModel:
                 return buf.raw[:n].decode("utf-8", errors="replace")
         lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
         return "\n".join(lines) + "\nAssistant:"
+
+    def tokenize_chat(self, messages: list[dict]) -> list[int]:
+        """Messages as prompt tokens, with only the chat template's own markers parsed as special
+        tokens: each content is rendered as a placeholder, and the text around the placeholders (the
+        template) is tokenized with special tokens while the contents are tokenized as plain text.
+        Contents are stripped, as Llama 3's template does."""
+        marker = f"\ue000{uuid.uuid4().hex}\ue001"  # a private-use pair that cannot occur by chance
+        placeholders = [f"{marker}{i}{marker}" for i in range(len(messages))]
+        rendered = self.format_chat([{"role": m["role"], "content": placeholders[i]} for i, m in enumerate(messages)])
+        tokens: list[int] = []
+        rest = rendered
+        for i, message in enumerate(messages):
+            before, found, rest = rest.partition(placeholders[i])
+            if not found:  # the template dropped this message: keep the rest as it came
+                continue
+            tokens += self.tokenize(before, add_special=not tokens, parse_special=True)
+            tokens += self.tokenize(message["content"].strip(), add_special=False, parse_special=False)
+        tokens += self.tokenize(rest, add_special=not tokens, parse_special=True)
+        return tokens
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
-from .cache import ResultCache
-from .engine import Classification, ClassifierEngine, EngineOptions, TextError
+from .cache import CacheUnavailable, ResultCache
+from .files import file_fingerprint
+from .limits import Limits
+from .engine import Classification, ClassifierEngine, EngineOptions, TextError, is_valid_unicode
+from .stats import Histogram
 from .worker import EngineWorker
 
-
-@dataclass(frozen=True)
-class Limits:
-    max_texts_per_request: int = 256
-    max_text_chars: int = 32_767  # an Excel cell's limit; longer prompts are cut to the context anyway
-    max_body_bytes: int = 4 * 1024 * 1024
+log = logging.getLogger("finsent.service")
 
 
 class ItemError(ValueError):
@@ -32,7 +32,7 @@ class Counters:
         self.cache_hits = 0
         self.cache_misses = 0
         self.texts_classified = 0
-        self.batch_sizes: list[int] = []  # drained by the metrics renderer into a histogram
+        self.batch_sizes = Histogram(BATCH_BUCKETS)  # texts per llama_decode
 
     def add(self, **increments: int) -> None:
         with self.lock:
@@ -41,7 +41,10 @@ class Counters:
 
     def record_batch(self, size: int) -> None:
         with self.lock:
-            self.batch_sizes.append(size)
+            self.batch_sizes.observe(size)
+
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)
 
 
 class ClassificationService:
@@ -56,9 +59,19 @@ class ClassificationService:
     def schemes(self):
         return self.worker.engine.schemes
 
+    @property
+    def engine(self) -> ClassifierEngine:
+        return self.worker.engine
+
     def close(self) -> None:
-        self.worker.close()
-        self.worker.engine.close()
+        """Stop the worker (pending requests get 503); free llama.cpp's memory only once the engine
+        thread has exited, never under a running decode."""
+        if self.worker.close():
+            self.engine.close()
+        else:
+            log.warning("the engine thread is still busy; its memory is left to the operating system")
+        if self.cache is not None:
+            self.cache.close()
 
     def validate(self, text) -> str:
         if not isinstance(text, str):
@@ -67,6 +80,8 @@ class ClassificationService:
             raise ItemError("text_too_long", f"text too long ({len(text)} characters; at most {self.limits.max_text_chars})")
         if not text.strip():
             raise ItemError("empty_text", "text is empty")
+        if not is_valid_unicode(text):
+            raise ItemError("invalid_text", "text is not valid Unicode (it contains a lone surrogate)")
         return text
 
     def classify(self, texts: list, scheme: str) -> list[dict]:
@@ -86,7 +101,7 @@ class ClassificationService:
         if missing:
             for text, outcome in zip(missing, self.worker.classify(missing, scheme)):
                 if isinstance(outcome, TextError):
-                    computed[text] = {"error": {"code": "invalid_text", "message": str(outcome)}}
+                    computed[text] = {"error": {"code": outcome.code, "message": str(outcome)}}
                 else:
                     computed[text] = _as_dict(outcome)
             self.counters.add(texts_classified=len(missing))
@@ -99,6 +114,27 @@ class ClassificationService:
                 results[i] = {**found[text], "cached": True}
         return results  # type: ignore[return-value]
 
+    # -- free generation -------------------------------------------------------------------------
+    def classification_prompt_tokens(self, text: str, scheme: str) -> int:
+        """How many prompt tokens classifying `text` evaluates (instruction included, after truncation)."""
+        return len(self.engine.prompt_tokens(text, scheme)[0])
+
+    def chat_tokens(self, messages: list[dict]) -> list[int]:
+        """A chat as prompt tokens: only the chat template's own markers are special tokens; message
+        contents are always text (a message cannot forge a role header)."""
+        return self.engine.model.tokenize_chat(messages)
+
+    def prompt_tokens(self, prompt: str) -> list[int]:
+        """A raw completion prompt; the caller writes the whole prompt, special tokens included."""
+        return self.engine.model.tokenize(prompt, parse_special=True)
+
+    def generation_prompt(self, tokens: list[int], max_tokens: int) -> list[int]:
+        return self.engine.generation_prompt(tokens, max_tokens)
+
+    def generate(self, tokens: list[int], max_tokens: int, temperature: float, top_p: float,
+                 seed: int | None) -> Iterator[bytes]:
+        return self.worker.generate(tokens, max_tokens, temperature, top_p, seed)
+
 
 def open_service(model_path: Path, engine_options: EngineOptions, cache_path: Path | None,
                  limits: Limits = Limits(), counters: Counters | None = None) -> ClassificationService:
@@ -106,18 +142,22 @@ def open_service(model_path: Path, engine_options: EngineOptions, cache_path: Pa
     engine = ClassifierEngine(model_path, engine_options)
     counters = counters or Counters()
     cache = result_cache_for(cache_path, model_path, engine) if cache_path else None
-    worker = EngineWorker(engine, on_batch=counters.record_batch)
+    worker = EngineWorker(engine, max_wait_s=limits.max_wait_s, on_batch=counters.record_batch)
     return ClassificationService(worker, cache, limits, counters)
 
 
-def result_cache_for(cache_path: Path, model_path: Path, engine: ClassifierEngine) -> ResultCache:
+def result_cache_for(cache_path: Path, model_path: Path, engine: ClassifierEngine) -> ResultCache | None:
     """The result cache for this model file and prompt set-up: results from another model, prompt
-    preset, prompt version or truncation length are never reused."""
-    from .model_files import model_fingerprint
-
-    namespace = "|".join([model_fingerprint(model_path), engine.options.prompt_preset, str(engine.prompt_version),
+    preset, prompt version or truncation length are never reused. None (with a warning) when the
+    cache file cannot be used: classification works without it."""
+    memo = cache_path.with_name("model-fingerprints.json")
+    namespace = "|".join([file_fingerprint(model_path, memo), engine.options.prompt_preset, str(engine.prompt_version),
                           str(engine.options.max_prompt_tokens)])
-    return ResultCache(cache_path, namespace)
+    try:
+        return ResultCache(cache_path, namespace)
+    except CacheUnavailable as e:
+        log.warning("result cache off: %s; serving without caching", e)
+        return None
 
 
 def _as_dict(result: Classification) -> dict:

@@ -1,20 +1,51 @@
-"""The thread that owns the engine: gathers concurrent requests into batches, runs generation jobs,
-and refuses work when its queue is full (the server answers 503 with Retry-After)."""
+"""The thread that owns the engine.
+
+- Gathers concurrent classification requests into batches.
+- Runs one generation at a time, one token per turn, and the waiting classification requests (up to
+  TURN_TEXTS texts a turn) between two tokens: a 1,024-token generation never holds classification
+  (Excel) back for more than one step, and a long classification queue does not stall a stream.
+- Isolates failures: when a batched decode fails, the jobs are retried separately, then the texts of
+  the failing job one by one, so only the guilty text gets an error.
+- Bounds every wait: a full queue is refused at once (Busy), a request the engine does not get to in
+  `max_wait_s` gives up (TimedOut), and closing fails whatever is still waiting (ShuttingDown). All
+  three are `Unavailable`: the server answers 503 with Retry-After.
+"""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
-from .engine import ClassifierEngine
+from .engine import ClassifierEngine, TextError
+
+log = logging.getLogger("finsent.worker")
 
 
-class Busy(RuntimeError):
-    """The queue is full; try again shortly."""
+class Unavailable(RuntimeError):
+    """The request cannot be served now; retrying after `retry_after` seconds may work."""
+
+    code = "server_busy"
+    retry_after = 1
+
+
+class Busy(Unavailable):
+    """The queue is full."""
+
+
+class TimedOut(Unavailable):
+    code = "timeout"
+    retry_after = 5
+
+
+class ShuttingDown(Unavailable):
+    code = "shutting_down"
+    retry_after = 10
 
 
 @dataclass
@@ -22,33 +53,75 @@ class _ClassifyJob:
     texts: list[str]
     scheme: str
     future: Future = field(default_factory=Future)
+    started: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
 class _GenerateJob:
-    prompt: str
+    tokens: list[int]
     max_tokens: int
     temperature: float
     top_p: float
     seed: int | None
     pieces: queue.Queue = field(default_factory=queue.Queue)
+    started: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 _END = object()
+TURN_TEXTS = 64  # texts classified per turn of the engine thread (a few decodes of up to 16 texts)
+
+
+class GenerationStream:
+    """The pieces of one generation, as they come. close() stops the generation at its next step,
+    whether or not anything was read (a client that goes away before the first token)."""
+
+    def __init__(self, job: _GenerateJob, max_wait_s: float):
+        self._job = job
+        self._max_wait_s = max_wait_s
+        self._done = False
+
+    def __iter__(self) -> GenerationStream:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        try:
+            item = self._job.pieces.get(timeout=self._max_wait_s)
+        except queue.Empty:
+            self.close()
+            raise TimedOut("the generation stalled") from None
+        if item is _END or isinstance(item, BaseException):
+            self.close()
+            if item is _END:
+                raise StopIteration
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._done = True
+        self._job.cancelled.set()
+
+    def __del__(self):
+        self._job.cancelled.set()
 
 
 class EngineWorker:
     def __init__(self, engine: ClassifierEngine, max_queued_texts: int = 2048, max_queued_generations: int = 8,
-                 on_batch: Callable[[int], None] = lambda n: None):
+                 max_wait_s: float | None = 60.0, on_batch: Callable[[int], None] = lambda n: None):
+        """max_wait_s: how long a request may wait for the engine to start on it, and then for its
+        own result; None waits as long as it takes (a local batch job, not a server)."""
         self.engine = engine
         self.max_queued_texts = max_queued_texts
         self.max_queued_generations = max_queued_generations
+        self.max_wait_s = max_wait_s
         self.on_batch = on_batch
-        self._jobs: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._classify_jobs: deque[_ClassifyJob] = deque()
+        self._generate_jobs: deque[_GenerateJob] = deque()
         self._queued_texts = 0
-        self._queued_generations = 0
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="finsent-engine", daemon=True)
         self._thread.start()
 
@@ -56,96 +129,163 @@ class EngineWorker:
     def queued_texts(self) -> int:
         return self._queued_texts
 
-    def classify(self, texts: list[str], scheme: str):
-        with self._lock:
+    # -- called from request threads -------------------------------------------------------------
+    def classify(self, texts: list[str], scheme: str) -> list:
+        """The engine's results for `texts` (a Classification or a TextError each), in order."""
+        job = _ClassifyJob(list(texts), scheme)
+        with self._cond:
+            if self._closing:
+                raise ShuttingDown("the server is shutting down")
             if self._queued_texts + len(texts) > self.max_queued_texts:
                 raise Busy("the classification queue is full")
             self._queued_texts += len(texts)
-        job = _ClassifyJob(list(texts), scheme)
-        self._jobs.put(job)
-        return job.future.result()
-
-    def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-                 seed: int | None = None) -> Iterator[bytes]:
-        with self._lock:
-            if self._queued_generations >= self.max_queued_generations:
-                raise Busy("too many generation requests are waiting")
-            self._queued_generations += 1
-        job = _GenerateJob(prompt, max_tokens, temperature, top_p, seed)
-        self._jobs.put(job)
-        return self._pieces(job)
-
-    @staticmethod
-    def _pieces(job: _GenerateJob) -> Iterator[bytes]:
+            self._classify_jobs.append(job)
+            self._cond.notify()
+        if not job.started.wait(self.max_wait_s) and job.future.cancel():  # skipped by the engine thread
+            raise TimedOut(f"the model did not get to this request within {self.max_wait_s:.0f} s")
         try:
-            while True:
-                item = job.pieces.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            job.cancelled.set()  # the client went away or finished: stop generating
+            return job.future.result(timeout=self.max_wait_s)
+        except FutureTimeout:
+            raise TimedOut(f"the model did not finish this request within {self.max_wait_s:.0f} s") from None
 
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=30)
+    def generate(self, tokens: list[int], max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int | None = None) -> Iterator[bytes]:
+        """Queue a generation and wait (at most max_wait_s) until it starts; then iterate its pieces.
+        Closing the iterator (or dropping it) stops the generation."""
+        job = _GenerateJob(list(tokens), max_tokens, temperature, top_p, seed)
+        with self._cond:
+            if self._closing:
+                raise ShuttingDown("the server is shutting down")
+            if len(self._generate_jobs) >= self.max_queued_generations:
+                raise Busy("too many generation requests are waiting")
+            self._generate_jobs.append(job)
+            self._cond.notify()
+        if not job.started.wait(self.max_wait_s):
+            job.cancelled.set()  # the engine thread skips it
+            raise TimedOut(f"the model did not get to this generation within {self.max_wait_s:.0f} s")
+        return GenerationStream(job, self.max_wait_s)
 
-    # -- the engine thread ---------------------------------------------------------------------
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop taking work, fail what is waiting, stop a running generation; True once the engine
+        thread has exited (only then may the engine's native memory be freed)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the engine thread -------------------------------------------------------------------------
     def _run(self) -> None:
-        held: deque = deque()
+        generation: tuple[_GenerateJob, Iterator] | None = None
         while True:
-            job = held.popleft() if held else self._jobs.get()
-            if job is None:
-                return
-            if isinstance(job, _GenerateJob):
-                self._run_generation(job)
-                continue
-            # Gather every classification job already waiting (generation jobs wait their turn).
-            batch = [job]
-            while True:
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
+            with self._cond:
+                while not (self._closing or self._classify_jobs or self._generate_jobs or generation):
+                    self._cond.wait()
+                if self._closing:
                     break
-                if isinstance(more, _ClassifyJob):
-                    batch.append(more)
-                else:
-                    held.append(more)
-                    if more is None:
-                        break
-            self._run_classification(batch)
+                batch = self._take_classification_turn()
+                next_generation = self._generate_jobs.popleft() if generation is None and self._generate_jobs else None
+            batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+            for job in batch:
+                job.started.set()
+            if batch:
+                self._run_classification(batch)
+            if next_generation is not None:
+                generation = self._start_generation(next_generation)
+            if generation is not None and not self._step_generation(*generation):
+                generation = None
+        self._fail_pending(generation)
 
+    def _take_classification_turn(self) -> list[_ClassifyJob]:
+        """The waiting jobs for one turn, oldest first, up to TURN_TEXTS texts (at least one job):
+        a long queue is worked through in turns, with generation steps in between, and the jobs not
+        yet taken keep their place (and their wait limit) in the queue."""
+        batch: list[_ClassifyJob] = []
+        texts = 0
+        while self._classify_jobs and (not batch or texts + len(self._classify_jobs[0].texts) <= TURN_TEXTS):
+            job = self._classify_jobs.popleft()
+            batch.append(job)
+            texts += len(job.texts)
+        self._queued_texts -= texts
+        return batch
+
+    def _fail_pending(self, generation) -> None:
+        with self._cond:
+            jobs, self._classify_jobs = list(self._classify_jobs), deque()
+            waiting, self._generate_jobs = list(self._generate_jobs), deque()
+            self._queued_texts = 0
+        for job in jobs:
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(ShuttingDown("the server is shutting down"))
+            job.started.set()  # wakes its caller, who finds the exception
+        for job in waiting:
+            job.pieces.put(ShuttingDown("the server is shutting down"))
+            job.started.set()
+        if generation is not None:
+            job, steps = generation
+            steps.close()  # frees its sequence in the KV cache
+            job.pieces.put(ShuttingDown("the server shut down during the generation"))
+
+    # -- classification ----------------------------------------------------------------------------
     def _run_classification(self, jobs: list[_ClassifyJob]) -> None:
         by_scheme: dict[str, list[_ClassifyJob]] = {}
         for job in jobs:
             by_scheme.setdefault(job.scheme, []).append(job)
         for scheme, scheme_jobs in by_scheme.items():
-            texts = [t for job in scheme_jobs for t in job.texts]
             try:
+                texts = [t for job in scheme_jobs for t in job.texts]
                 results = self.engine.classify_batch(texts, scheme, on_batch=self.on_batch)
-            except Exception as e:  # reported to every waiting request
-                results = None
-                error = e
+            except Exception:
+                log.warning("a batch of %d requests failed; retrying them one by one", len(scheme_jobs), exc_info=True)
+                for job in scheme_jobs:
+                    self._run_one_job(job)
+                continue
             start = 0
             for job in scheme_jobs:
-                with self._lock:
-                    self._queued_texts -= len(job.texts)
-                if results is None:
-                    job.future.set_exception(error)
-                else:
-                    job.future.set_result(results[start : start + len(job.texts)])
+                job.future.set_result(results[start : start + len(job.texts)])
                 start += len(job.texts)
 
-    def _run_generation(self, job: _GenerateJob) -> None:
-        with self._lock:
-            self._queued_generations -= 1
+    def _run_one_job(self, job: _ClassifyJob) -> None:
+        if job.scheme not in self.engine.schemes:  # the request itself is wrong: it fails alone
+            job.future.set_exception(ValueError(f"unknown scheme {job.scheme!r}"))
+            return
         try:
-            for piece in self.engine.generate(job.prompt, job.max_tokens, job.temperature, job.top_p, job.seed):
-                if job.cancelled.is_set():
-                    break
-                job.pieces.put(piece)
+            results = self.engine.classify_batch(job.texts, job.scheme, on_batch=self.on_batch)
+        except Exception:
+            results = [self._classify_alone(text, job.scheme) for text in job.texts]
+        job.future.set_result(results)
+
+    def _classify_alone(self, text: str, scheme: str):
+        try:
+            return self.engine.classify_batch([text], scheme, on_batch=self.on_batch)[0]
         except Exception as e:
+            log.warning("classification failed for one text", exc_info=True)
+            return TextError(f"the model could not process this text ({type(e).__name__})", code="inference_failed")
+
+    # -- generation --------------------------------------------------------------------------------
+    def _start_generation(self, job: _GenerateJob):
+        job.started.set()
+        if job.cancelled.is_set():
+            return None
+        steps = self.engine.generation_steps(job.tokens, job.max_tokens, job.temperature, job.top_p, job.seed)
+        return job, steps
+
+    @staticmethod
+    def _step_generation(job: _GenerateJob, steps: Iterator) -> bool:
+        """Advance the generation by one decode; False when it is over."""
+        if job.cancelled.is_set():
+            steps.close()
+            job.pieces.put(_END)
+            return False
+        try:
+            piece = next(steps)
+        except StopIteration:
+            job.pieces.put(_END)
+            return False
+        except Exception as e:
+            log.warning("generation failed", exc_info=True)
             job.pieces.put(e)
-        job.pieces.put(_END)
+            return False
+        if piece is not None:
+            job.pieces.put(piece)
+        return True
