@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass
@@ -12,10 +12,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .engine import EngineOptions
+from .limits import Limits
 from .llama_runtime import gpu_offload_supported
 from .server import ServerConfig, create_app
 from .server.runtime import Runtime
-from .service import Limits
+from .server.security import is_loopback_name
 
 
 class ServeError(Exception):
@@ -29,6 +30,7 @@ class ServeOptions:
     port: int = 8000
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     gpu: str = "auto"  # auto | on | off
     prompt_preset: str = "card"
     threads: int = 0
@@ -37,17 +39,8 @@ class ServeOptions:
     http_threads: int = 16
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_exposure(host: str, api_key: str | None) -> None:
-    if not is_loopback(host) and not api_key:
+    if not is_loopback_name(host) and not api_key:
         raise ServeError(f"refusing to listen on {host} without an API key: set --api-key or FINSENT_API_KEY")
 
 
@@ -69,7 +62,7 @@ def build_runtime(options: ServeOptions) -> Runtime:
 
 def banner(runtime: Runtime, url: str) -> str:
     size_mb = runtime.model_path.stat().st_size / 1e6
-    engine = runtime.service.worker.engine
+    engine = runtime.service.engine
     threads = runtime.engine_options.n_threads or os.cpu_count()
     formula_url = f"{url}/v1/label?scheme=7&text="
     return "\n".join([
@@ -77,6 +70,7 @@ def banner(runtime: Runtime, url: str) -> str:
         f"  model:    {runtime.model_path} ({engine.model.description()}, {size_mb:.0f} MB)",
         f"  backend:  {runtime.backend}" + (" (all layers offloaded)" if runtime.backend == "CUDA" else f" ({threads} threads)"),
         f"  prompt:   {runtime.engine_options.prompt_preset}",
+        f"  cache:    {_cache_state(runtime)}",
         f"  try:      curl '{url}/v1/label?scheme=7&text={quote('Profit soared 40% to a record')}'",
         '  Excel:    =FINSENT(A2,"7")   (xlwings add-in; see: finsent excel --help)',
         f'  no add-in: =WEBSERVICE("{formula_url}"&ENCODEURL(A2))',
@@ -84,12 +78,25 @@ def banner(runtime: Runtime, url: str) -> str:
     ])
 
 
+def _cache_state(runtime: Runtime) -> str:
+    if runtime.cache_path is None:
+        return "off (--no-cache)"
+    if runtime.service.cache is None:
+        return f"off: {runtime.cache_path} cannot be used (see the warning above)"
+    return str(runtime.cache_path)
+
+
+LOAD_WAIT_ON_EXIT_S = 10  # a model load cannot be interrupted; it is mmap-backed and takes seconds
+
+
 def serve(options: ServeOptions) -> None:
+    """Run until Ctrl-C (then KeyboardInterrupt is raised, after a clean shutdown) or SIGTERM (returns)."""
     import waitress
 
     check_exposure(options.host, options.api_key)
     runtime = build_runtime(options)
-    app = create_app(runtime, ServerConfig(api_key=options.api_key, cors_origins=options.cors_origins))
+    app = create_app(runtime, ServerConfig(api_key=options.api_key, cors_origins=options.cors_origins,
+                                           allowed_hosts=options.allowed_hosts))
     try:
         server = waitress.create_server(app, host=options.host, port=options.port, threads=options.http_threads,
                                         clear_untrusted_proxy_headers=True, ident="finsent-local")
@@ -106,15 +113,42 @@ def serve(options: ServeOptions) -> None:
             print(f"Error: the model could not be loaded: {e}", file=sys.stderr, flush=True)
             server.close()
             return
-        print(banner(runtime, url), flush=True)
+        if runtime.ready:
+            print(banner(runtime, url), flush=True)
 
-    threading.Thread(target=load_then_announce, name="finsent-load", daemon=True).start()
+    received = _stop_on_signals(runtime)
+    loader = threading.Thread(target=load_then_announce, name="finsent-load", daemon=True)
+    loader.start()
     try:
-        server.run()
+        server.run()  # returns after a stop signal, once waitress has shut its threads down
     finally:
+        loader.join(timeout=LOAD_WAIT_ON_EXIT_S)
         runtime.close()
+    if received.get("signal") == signal.SIGINT:
+        raise KeyboardInterrupt
     if runtime.load_error:
         raise ServeError(f"the model could not be loaded: {runtime.load_error}")
+
+
+def _stop_on_signals(runtime: Runtime) -> dict:
+    """On Ctrl-C or SIGTERM, stop the engine first: waiting requests get 503, a running generation
+    stream ends at its next token, so waitress's threads finish at once instead of after the
+    longest stream. Then waitress stops (it treats KeyboardInterrupt as its stop request)."""
+    received: dict = {}
+    if threading.current_thread() is not threading.main_thread():
+        return received
+
+    def on_signal(signum, frame):
+        if received:
+            return  # a second Ctrl-C while stopping: keep stopping
+        received["signal"] = signum
+        print("Stopping: finishing the current step, refusing new requests ...", file=sys.stderr, flush=True)
+        runtime.close()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return received
 
 
 def configure_logging(level: str) -> None:

@@ -15,6 +15,8 @@ class ServerConfig:
     api_key: str | None = None
     # Origins allowed to call from a browser (e.g. https://addin.xlwings.org for xlwings Lite); none by default.
     cors_origins: tuple[str, ...] = ()
+    # Host names accepted besides loopback ones when no API key is set (DNS-rebinding protection).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def create_app(runtime: Runtime, config: ServerConfig = ServerConfig()) -> Flask:

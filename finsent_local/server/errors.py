@@ -8,7 +8,9 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+from ..worker import Unavailable
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
           405: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error",
           500: "server_error", 503: "server_error"}
 
@@ -38,14 +40,23 @@ def _response(err: ApiError):
 
 
 def register_error_handlers(app: Flask) -> None:
+    """The one place where failures become HTTP answers."""
     app.register_error_handler(ApiError, _response)
+
+    @app.errorhandler(Unavailable)
+    def unavailable(e: Unavailable):  # overload, a wait too long, shutting down: always 503 + Retry-After
+        return _response(ApiError(503, e.code, f"{e}; retry shortly", retry_after=e.retry_after))
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
         codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 400: "bad_request"}
         messages = {413: f"request body too large (at most {app.config.get('MAX_CONTENT_LENGTH')} bytes)",
                     404: "no such route; see /openapi.json"}
-        return _response(ApiError(e.code or 500, codes.get(e.code, "http_error"), messages.get(e.code, e.description)))
+        response = _response(ApiError(e.code or 500, codes.get(e.code, "http_error"), messages.get(e.code, e.description)))
+        for name, value in e.get_headers():
+            if name.lower() == "allow":  # a 405 says which methods the route takes (RFC 9110)
+                response.headers["Allow"] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):

@@ -37,12 +37,14 @@ def classify_texts():
 def label_as_text():
     """The bare label, for WEBSERVICE(): blank text gives a blank result (so a filled-down column over
     empty rows stays blank); other problems give 400 with a `#FINSENT! ...` line."""
-    text = request.args.get("text", "")
+    text = request.args.get("text")
     svc = service()
     try:
         scheme = scheme_param(request.args.get("scheme"), svc.schemes)
     except ApiError as e:
         return _plain(f"#FINSENT! {e.message}", 400)
+    if text is None:
+        return _plain("#FINSENT! the text parameter is missing (/v1/label?text=...)", 400)
     if not text.strip():
         return _plain("", 200)
     result = classify([text], scheme)[0]

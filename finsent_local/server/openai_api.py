@@ -12,17 +12,20 @@ import math
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 
 from flask import Blueprint, Response
 
+from ..labels import SCHEMES
+from ..worker import Unavailable
 from .context import classify, runtime, service
-from .errors import ApiError
-from .requests import json_body, number_param
+from .errors import ApiError, error_body
+from .requests import bool_param, json_body, number_param
 
 blueprint = Blueprint("openai", __name__)
 
-CLASSIFIER_MODELS = {"finsent-7": "7", "finsent-3": "3"}
-MAX_GENERATION_TOKENS = 1024
+CLASSIFIER_MODELS = {f"finsent-{scheme}": scheme for scheme in SCHEMES}
+CHAT_ROLES = {"system", "developer", "user", "assistant", "tool"}
 
 
 def _models() -> list[str]:
@@ -49,8 +52,10 @@ def _model(body: dict) -> str:
 def _message_text(content) -> str:
     if isinstance(content, str):
         return content
-    if isinstance(content, list):  # content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):  # parts: text ones are joined
+        texts = [p.get("text") for p in content if p.get("type") == "text"]
+        if all(isinstance(t, str) for t in texts):
+            return "".join(texts)
     raise ApiError(400, "invalid_request", "message content must be a string or a list of text parts", param="messages")
 
 
@@ -58,7 +63,14 @@ def _messages(body: dict) -> list[dict]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise ApiError(400, "invalid_request", '"messages" must be a non-empty list of messages', param="messages")
-    return [{"role": str(m.get("role", "user")), "content": _message_text(m.get("content", ""))} for m in messages]
+    out = []
+    for m in messages:
+        role = m.get("role", "user")
+        if not isinstance(role, str) or role not in CHAT_ROLES:  # roles go into the template as they are: only known ones
+            raise ApiError(400, "invalid_request", f"unknown message role {str(role)[:40]!r}; use one of "
+                           + ", ".join(sorted(CHAT_ROLES)), param="messages")
+        out.append({"role": role, "content": _message_text(m.get("content") or "")})
+    return out
 
 
 def _prompt(body: dict) -> str:
@@ -71,7 +83,8 @@ def _prompt(body: dict) -> str:
 
 
 def _check_n(body: dict) -> None:
-    if body.get("n", 1) != 1:
+    n = body.get("n")
+    if n is not None and (isinstance(n, bool) or n != 1):
         raise ApiError(400, "invalid_parameter", "only n=1 is supported", param="n")
 
 
@@ -106,35 +119,34 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def _count_tokens(text: str) -> int:
-    return len(service().worker.engine.model.tokenize(text))
-
-
 # -- free generation ------------------------------------------------------------------------------
 class _Generation:
     """Text deltas from the raw model, with stop strings applied; finish_reason once done."""
 
-    def __init__(self, prompt: str, body: dict):
-        self.max_tokens = number_param(body, "max_tokens", 16 if "prompt" in body else 256, 1,
-                                       MAX_GENERATION_TOKENS, int)
+    def __init__(self, prompt_tokens: list[int], body: dict):
+        limit = service().limits.max_generation_tokens
+        self.max_tokens = number_param(body, "max_tokens", 16 if "prompt" in body else 256, 1, limit, int)
         if "max_completion_tokens" in body:
-            self.max_tokens = number_param(body, "max_completion_tokens", 256, 1, MAX_GENERATION_TOKENS, int)
+            self.max_tokens = number_param(body, "max_completion_tokens", 256, 1, limit, int)
         self.temperature = number_param(body, "temperature", 1.0, 0.0, 2.0)
         self.top_p = number_param(body, "top_p", 1.0, 0.0, 1.0)
         seed = body.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ApiError(400, "invalid_parameter", "seed must be an integer", param="seed")
-        self.seed = seed
+        self.seed = None if seed is None else seed & (2**64 - 1)  # any integer, as OpenAI allows; numpy wants >= 0
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else stop
         if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
             raise ApiError(400, "invalid_parameter", "stop must be a string or up to 4 strings", param="stop")
         self.stop = stop
-        self.prompt = prompt
         self.finish_reason = "stop"
         self.completion_tokens = 0
-        self.prompt_tokens = _count_tokens(prompt)
-        self._pieces = service().worker.generate(prompt, self.max_tokens, self.temperature, self.top_p, self.seed)
+        evaluated = service().generation_prompt(prompt_tokens, self.max_tokens)
+        self.prompt_tokens = len(evaluated)  # what the model evaluates (long prompts keep their end)
+        self._pieces = service().generate(evaluated, self.max_tokens, self.temperature, self.top_p, self.seed)
+
+    def close(self) -> None:
+        self._pieces.close()
 
     def deltas(self) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -161,46 +173,52 @@ class _Generation:
             self._pieces.close()
 
 
-def _chat_prompt(messages: list[dict]) -> str:
-    return service().worker.engine.model.format_chat(messages)
-
-
 # -- routes ---------------------------------------------------------------------------------------
 def _envelope(id_prefix: str, model: str) -> dict:
     """The fields every completion object and chunk of one response share."""
     return {"id": f"{id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
 
 
-def _sse(chunks: Iterator[dict]) -> Response:
+def _sse(chunks: Iterator[dict], reply: _Reply) -> Response:
     def stream():
-        for chunk in chunks:
-            yield f"data: {json.dumps(chunk)}\n\n"
+        try:
+            for chunk in chunks:
+                yield f"data: {json.dumps(chunk)}\n\n"
+        except Unavailable as e:  # the status line is sent already: report the error in the stream
+            yield f"data: {json.dumps(error_body(503, e.code, str(e)))}\n\n"
         yield "data: [DONE]\n\n"
 
-    return Response(stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+    response = Response(stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+    response.call_on_close(reply.close)  # also when the client goes away before the first token
+    return response
 
 
 class _Reply:
     """What a completion route answers, streamed or not: text pieces, then a finish reason and usage."""
 
-    def __init__(self, deltas, finish_reason, usage, logprobs=None, extra=None):
+    def __init__(self, deltas, finish_reason, usage, logprobs=None, extra=None, close=lambda: None):
         self.deltas = deltas  # an iterable of text pieces (consumed once)
         self.finish_reason = finish_reason  # callables: known only after the pieces are consumed
         self.usage = usage
         self.logprobs = logprobs
         self.extra = extra or {}
+        self.close = close  # called when the response ends, read or not: stops a generation
 
 
-def _reply(model: str, text: str, body: dict, logprobs_of) -> _Reply:
-    """Classification for finsent-7/finsent-3 (the label, at once), else generation by the raw model."""
-    if model in CLASSIFIER_MODELS:
-        result = _classify_one(text, CLASSIFIER_MODELS[model])
-        prompt_tokens = _count_tokens(text)
-        return _Reply([result["label"]], lambda: "stop", lambda: _usage(prompt_tokens, 1),
-                      logprobs_of(result), {"finsent": result})
-    generation = _Generation(text, body)
+def _classification_reply(text: str, model: str, logprobs_of) -> _Reply:
+    """finsent-7/finsent-3: the label, at once."""
+    scheme = CLASSIFIER_MODELS[model]
+    result = _classify_one(text, scheme)
+    prompt_tokens = service().classification_prompt_tokens(text, scheme)
+    return _Reply([result["label"]], lambda: "stop", lambda: _usage(prompt_tokens, 1), logprobs_of(result),
+                  {"finsent": result})
+
+
+def _generation_reply(prompt_tokens: list[int], body: dict) -> _Reply:
+    """The raw model generates text."""
+    generation = _Generation(prompt_tokens, body)
     return _Reply(generation.deltas(), lambda: generation.finish_reason,
-                  lambda: _usage(generation.prompt_tokens, generation.completion_tokens))
+                  lambda: _usage(generation.prompt_tokens, generation.completion_tokens), close=generation.close)
 
 
 @blueprint.post("/v1/chat/completions")
@@ -210,28 +228,30 @@ def chat_completions():
     messages = _messages(body)
     _check_n(body)
     base = _envelope("chatcmpl", model)
+    top = number_param(body, "top_logprobs", None, 0, 20, int)
+    want_logprobs, stream = bool_param(body, "logprobs"), bool_param(body, "stream")
     if model in CLASSIFIER_MODELS:
         users = [m["content"] for m in messages if m["role"] == "user"]
         if not users:
             raise ApiError(400, "invalid_request", "no user message to classify", param="messages")
-        text = users[-1]
+        reply = _classification_reply(users[-1], model,
+                                      lambda result: _chat_logprobs(result, top) if want_logprobs else None)
     else:
-        text = _chat_prompt(messages)
-    top = number_param(body, "top_logprobs", None, 0, 20, int)
-    reply = _reply(model, text, body, lambda result: _chat_logprobs(result, top) if body.get("logprobs") else None)
+        reply = _generation_reply(service().chat_tokens(messages), body)
 
     def chunk(delta: dict, finish_reason=None, logprobs=None) -> dict:
         return {**base, "object": "chat.completion.chunk",
                 "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]}
 
-    if body.get("stream"):
+    if stream:
         def chunks():
             yield chunk({"role": "assistant", "content": ""})
             for delta in reply.deltas:
                 yield chunk({"content": delta}, logprobs=reply.logprobs)
             yield chunk({}, reply.finish_reason())
-        return _sse(chunks())
-    content = "".join(reply.deltas)
+        return _sse(chunks(), reply)
+    with closing(reply):
+        content = "".join(reply.deltas)
     return {**base, "object": "chat.completion", "choices": [{
         "index": 0, "message": {"role": "assistant", "content": content}, "logprobs": reply.logprobs,
         "finish_reason": reply.finish_reason()}], "usage": reply.usage(), **reply.extra}
@@ -245,17 +265,23 @@ def completions():
     _check_n(body)
     base = _envelope("cmpl", model)
     top = number_param(body, "logprobs", None, 0, 20, int)
-    reply = _reply(model, prompt, body, lambda result: _completion_logprobs(result, top) if top is not None else None)
+    stream = bool_param(body, "stream")
+    if model in CLASSIFIER_MODELS:
+        reply = _classification_reply(prompt, model,
+                                      lambda result: _completion_logprobs(result, top) if top is not None else None)
+    else:
+        reply = _generation_reply(service().prompt_tokens(prompt), body)
 
     def choice(text: str, finish_reason) -> dict:
         return {"index": 0, "text": text, "logprobs": reply.logprobs if text else None, "finish_reason": finish_reason}
 
-    if body.get("stream"):
+    if stream:
         def chunks():
             for delta in reply.deltas:
                 yield {**base, "object": "text_completion", "choices": [choice(delta, None)]}
             yield {**base, "object": "text_completion", "choices": [choice("", reply.finish_reason())]}
-        return _sse(chunks())
-    text = "".join(reply.deltas)
+        return _sse(chunks(), reply)
+    with closing(reply):
+        text = "".join(reply.deltas)
     return {**base, "object": "text_completion", "choices": [choice(text, reply.finish_reason())],
             "usage": reply.usage(), **reply.extra}

@@ -1,83 +1,208 @@
-"""The OpenAPI 3.1 description of every route (a test checks that none is missing)."""
+"""The OpenAPI 3.1 description of every route, exact enough for a schema-driven fuzzer (Schemathesis):
+request bodies and parameters as the server validates them, every status a route can answer with,
+and the shape of every answer. A test checks that no route is missing.
+
+Per-item problems in /v1/classify (a text that is empty, too long or not a string) are not request
+errors: the request succeeds and that item carries an `error`, so `texts` items may be any JSON value.
+"""
 
 from __future__ import annotations
 
 from .. import __version__
+from ..labels import SCHEMES
+from ..limits import Limits
 
-_ERROR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_JSON = lambda ref: {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}  # noqa: E731
+_REF = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+_JSON = lambda name: {"content": {"application/json": {"schema": _REF(name)}}}  # noqa: E731
+
+_ERROR_TEXT = {
+    400: "Bad request (invalid JSON, parameter or value)",
+    401: "Missing or wrong API key",
+    403: "Host not allowed (a keyless server answers only to loopback names)",
+    404: "Unknown model",
+    405: "Method not allowed",
+    413: "Request too large",
+    503: "Loading, overloaded, timed out or shutting down (with Retry-After)",
+}
+# Every route may answer these: the host check and the key check run before any route.
+_ALWAYS = (401, 403)
 
 
 def _errors(*codes: int) -> dict:
-    return {str(c): _ERROR for c in codes}
+    out = {}
+    for code in sorted({*codes, *_ALWAYS}):
+        response = {"description": _ERROR_TEXT[code], **_JSON("Error")}
+        if code == 503:
+            response["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
+        out[str(code)] = response
+    return out
 
 
-def openapi_spec(model_id: str) -> dict:
-    scheme_param = {"name": "scheme", "in": "query", "schema": {"type": "string", "enum": ["7", "3"], "default": "7"}}
+def _number(low, high, kind="number") -> dict:
+    return {"type": [kind, "null"], "minimum": low, "maximum": high}
+
+
+def _schemas(model_id: str, limits: Limits) -> dict:
+    scheme = {"enum": [*SCHEMES, *(int(s) for s in SCHEMES), None], "default": SCHEMES[0],
+              "description": "7 fine-grained labels or 3 coarse ones"}
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    item_error = {"type": "object", "required": ["code", "message"],
+                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+    classification = {
+        "label": {"type": "string"},
+        "score": {"type": "number", "minimum": -1, "maximum": 1},
+        "probs": {"type": "object", "additionalProperties": probability},
+        "cached": {"type": "boolean"},
+        "truncated": {"type": "boolean"},
+        "error": item_error,
+    }
+    role = {"enum": ["system", "developer", "user", "assistant", "tool"]}
+    text_part = {"type": "object", "required": ["type", "text"],
+                 "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}
+    other_part = {"type": "object", "properties": {"type": {"not": {"const": "text"}}}}
+    message = {"type": "object", "properties": {
+        "role": role,
+        "content": {"anyOf": [{"type": "string"}, {"type": "null"},
+                              {"type": "array", "items": {"anyOf": [text_part, other_part]}}]}}}
+    stop = {"anyOf": [{"type": "null"}, {"type": "string"},
+                      {"type": "array", "maxItems": 4, "items": {"type": "string", "minLength": 1}}]}
+    generation = {
+        "max_tokens": _number(1, limits.max_generation_tokens, "integer"),
+        "max_completion_tokens": _number(1, limits.max_generation_tokens, "integer"),
+        "temperature": _number(0, 2),
+        "top_p": _number(0, 1),
+        "n": {"type": ["integer", "null"], "minimum": 1, "maximum": 1},
+        "stop": stop,
+        "seed": {"type": ["integer", "null"]},
+        "stream": {"type": ["boolean", "null"]},
+    }
+    model = {"enum": [*(f"finsent-{s}" for s in SCHEMES), model_id],
+             "description": f"finsent-7, finsent-3 (classify) or {model_id} (generate); others: 404"}
+    usage = {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+             "properties": {k: {"type": "integer", "minimum": 0}
+                            for k in ("prompt_tokens", "completion_tokens", "total_tokens")}}
+    finish = {"enum": ["stop", "length", None]}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["message", "type", "code"],
+            "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                           "code": {"type": "string"}, "param": {"type": ["string", "null"]}}}}},
+        "ClassifyRequest": {
+            "type": "object",
+            "description": 'Either "text" (one value) or "texts" (a list), not both.',
+            "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],  # one of them: both match both
+            "properties": {
+                "text": {"description": "One text (a non-string is an item error, not a request error)"},
+                "texts": {"type": "array", "minItems": 1, "maxItems": limits.max_texts_per_request,
+                          "description": f"Texts of at most {limits.max_text_chars} characters each; "
+                                         "a bad item gets an error of its own"},
+                "scheme": scheme,
+            },
+        },
+        "Classification": {"type": "object", "properties": classification},
+        "ClassifyResponse": {"type": "object", "required": ["scheme", "labels"], "properties": {
+            "scheme": {"enum": list(SCHEMES)},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "results": {"type": "array", "items": _REF("Classification")},
+            **classification}},
+        "ChatRequest": {"type": "object", "required": ["model", "messages"], "properties": {
+            "model": model,
+            "messages": {"type": "array", "minItems": 1, "items": message},
+            "logprobs": {"type": ["boolean", "null"]},
+            "top_logprobs": _number(0, 20, "integer"),
+            **generation}},
+        "CompletionRequest": {"type": "object", "required": ["model", "prompt"], "properties": {
+            "model": model,
+            "prompt": {"anyOf": [{"type": "string"},
+                                 {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "string"}}]},
+            "logprobs": _number(0, 20, "integer"),
+            **generation}},
+        "ChatCompletion": {"type": "object", "required": ["id", "object", "created", "model", "choices"], "properties": {
+            "id": {"type": "string"}, "object": {"const": "chat.completion"}, "created": {"type": "integer"},
+            "model": {"type": "string"}, "usage": usage, "finsent": _REF("Classification"),
+            "choices": {"type": "array", "items": {"type": "object", "required": ["index", "message", "finish_reason"],
+                        "properties": {"index": {"type": "integer"}, "finish_reason": finish,
+                                       "logprobs": {"type": ["object", "null"]},
+                                       "message": {"type": "object", "required": ["role", "content"], "properties": {
+                                           "role": {"const": "assistant"}, "content": {"type": "string"}}}}}}}},
+        "Completion": {"type": "object", "required": ["id", "object", "created", "model", "choices"], "properties": {
+            "id": {"type": "string"}, "object": {"const": "text_completion"}, "created": {"type": "integer"},
+            "model": {"type": "string"}, "usage": usage, "finsent": _REF("Classification"),
+            "choices": {"type": "array", "items": {"type": "object", "required": ["index", "text", "finish_reason"],
+                        "properties": {"index": {"type": "integer"}, "text": {"type": "string"},
+                                       "finish_reason": finish, "logprobs": {"type": ["object", "null"]}}}}}},
+        "ModelList": {"type": "object", "required": ["object", "data"], "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": {"type": "object", "required": ["id", "object"], "properties": {
+                "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
+                "owned_by": {"type": "string"}}}}}},
+        "Health": {"type": "object", "required": ["status"], "properties": {
+            "status": {"enum": ["ok", "loading", "error"]}, "model": {"type": "string"},
+            "backend": {"type": "string"}, "error": {"type": ["string", "null"]}}},
+    }
+
+
+_SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
+    "data": {"type": "string", "description": "a JSON chunk (or an error object), then [DONE]"},
+    "event": {"type": "string"}, "id": {"type": "string"}}}
+
+
+def _completion_responses(schema: str) -> dict:
+    return {"200": {"description": "The completion, or with stream=true a stream of server-sent events",
+                    "content": {"application/json": {"schema": _REF(schema)},
+                                "text/event-stream": {"schema": _SSE_EVENT}}},
+            **_errors(400, 404, 413, 503)}
+
+
+def openapi_spec(model_id: str, limits: Limits) -> dict:
+    scheme_query = {"name": "scheme", "in": "query", "schema": {"enum": list(SCHEMES), "default": SCHEMES[0]}}
+    plain = {"text/plain": {"schema": {"type": "string"}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "FinSent Local", "version": __version__,
-                 "description": f"Financial sentiment with {model_id}: FinSent API and OpenAI-compatible API."},
+                 "description": f"Financial sentiment with {model_id}: FinSent API and OpenAI-compatible API. "
+                                f"Limits: {limits.max_texts_per_request} texts and {limits.max_body_bytes} bytes "
+                                f"per request, {limits.max_text_chars} characters per text."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                    "type": "object", "required": ["message", "type", "code"],
-                    "properties": {"message": {"type": "string"}, "type": {"type": "string"},
-                                   "code": {"type": "string"}, "param": {"type": ["string", "null"]}}}}},
-                "ClassifyRequest": {"type": "object", "properties": {
-                    "text": {"type": "string"},
-                    "texts": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 256},
-                    "scheme": {"type": "string", "enum": ["7", "3"], "default": "7"}}},
-                "Classification": {"type": "object", "properties": {
-                    "label": {"type": "string"}, "score": {"type": "number", "minimum": -1, "maximum": 1},
-                    "probs": {"type": "object", "additionalProperties": {"type": "number"}},
-                    "cached": {"type": "boolean"}, "truncated": {"type": "boolean"},
-                    "error": {"type": "object", "properties": {"code": {"type": "string"},
-                                                               "message": {"type": "string"}}}}},
-                "ClassifyResponse": {"type": "object", "properties": {
-                    "scheme": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
-                    "results": {"type": "array", "items": {"$ref": "#/components/schemas/Classification"}}}},
-                "OpenAIRequest": {"type": "object", "required": ["model"], "properties": {
-                    "model": {"type": "string", "description": f"finsent-7, finsent-3 or {model_id}"},
-                    "messages": {"type": "array"}, "prompt": {"type": "string"}, "stream": {"type": "boolean"},
-                    "max_tokens": {"type": "integer"}, "temperature": {"type": "number"},
-                    "top_p": {"type": "number"}, "stop": {}, "seed": {"type": "integer"}, "logprobs": {}}},
-            },
+            "schemas": _schemas(model_id, limits),
         },
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {}],
         "paths": {
             "/v1/classify": {"post": {
                 "summary": "Classify one text or a batch", "requestBody": {"required": True, **_JSON("ClassifyRequest")},
                 "responses": {"200": {"description": "Labels", **_JSON("ClassifyResponse")},
-                              **_errors(400, 401, 413, 503)}}},
+                              **_errors(400, 413, 503)}}},
             "/v1/label": {"get": {
                 "summary": "The bare label as text/plain (for WEBSERVICE() in spreadsheets)",
                 "parameters": [{"name": "text", "in": "query", "required": True, "schema": {"type": "string"}},
-                               scheme_param,
+                               scheme_query,
                                {"name": "key", "in": "query", "schema": {"type": "string"},
                                 "description": "API key, for clients that cannot send headers"}],
-                "responses": {"200": {"description": "The label (blank for blank text)",
-                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
-                              "400": {"description": "#FINSENT! message", "content": {"text/plain": {}}},
-                              **_errors(401, 503)}}},
+                "responses": {"200": {"description": "The label (blank for blank text)", "content": plain},
+                              "400": {"description": "#FINSENT! message", "content": plain},
+                              **{k: v for k, v in _errors(503).items() if k != "400"}}}},
             "/v1/models": {"get": {"summary": "OpenAI: list models",
-                                   "responses": {"200": {"description": "Models"}, **_errors(401)}}},
+                                   "responses": {"200": {"description": "Models", **_JSON("ModelList")},
+                                                 **_errors(503)}}},
             "/v1/chat/completions": {"post": {
                 "summary": "OpenAI: chat completions (finsent-7/finsent-3 classify the last user message)",
-                "requestBody": {"required": True, **_JSON("OpenAIRequest")},
-                "responses": {"200": {"description": "Completion, or an SSE stream with stream=true"},
-                              **_errors(400, 401, 404, 413, 503)}}},
+                "requestBody": {"required": True, **_JSON("ChatRequest")},
+                "responses": _completion_responses("ChatCompletion")}},
             "/v1/completions": {"post": {
                 "summary": "OpenAI: completions (finsent-7/finsent-3 classify the prompt)",
-                "requestBody": {"required": True, **_JSON("OpenAIRequest")},
-                "responses": {"200": {"description": "Completion, or an SSE stream with stream=true"},
-                              **_errors(400, 401, 404, 413, 503)}}},
+                "requestBody": {"required": True, **_JSON("CompletionRequest")},
+                "responses": _completion_responses("Completion")}},
             "/health": {"get": {"summary": "Ready when the model is loaded", "security": [],
-                                "responses": {"200": {"description": "Ready"}, "503": {"description": "Loading"}}}},
+                                "responses": {"200": {"description": "Ready", **_JSON("Health")},
+                                              "403": {"description": _ERROR_TEXT[403], **_JSON("Error")},
+                                              "503": {"description": "Loading or failed", **_JSON("Health")}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
-                                 "responses": {"200": {"description": "Prometheus text format"}, **_errors(401)}}},
+                                 "responses": {"200": {"description": "Prometheus text format", "content": plain},
+                                               **_errors()}}},
             "/openapi.json": {"get": {"summary": "This document",
-                                      "responses": {"200": {"description": "OpenAPI 3.1"}, **_errors(401)}}},
+                                      "responses": {"200": {"description": "OpenAPI 3.1",
+                                                            "content": {"application/json": {"schema": {"type": "object"}}}},
+                                                    **_errors()}}},
         },
     }

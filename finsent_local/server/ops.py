@@ -53,4 +53,4 @@ def metrics():
 
 @blueprint.get("/openapi.json")
 def openapi():
-    return openapi_spec(runtime().model_id)
+    return openapi_spec(runtime().model_id, runtime().limits)

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine import EngineOptions
-from ..service import ClassificationService, Counters, Limits, open_service
+from ..limits import Limits
+from ..service import ClassificationService, Counters, open_service
 from .errors import ApiError
 
 
@@ -20,6 +21,7 @@ class Runtime:
     counters: Counters = field(default_factory=Counters)
     service: ClassificationService | None = None
     load_error: str | None = None
+    closed: bool = False
 
     @property
     def model_id(self) -> str:
@@ -32,10 +34,14 @@ class Runtime:
     def load(self) -> None:
         """Load the model (blocking). Errors are kept for /health and re-raised."""
         try:
-            self.service = open_service(self.model_path, self.engine_options, self.cache_path, self.limits, self.counters)
+            service = open_service(self.model_path, self.engine_options, self.cache_path, self.limits, self.counters)
         except Exception as e:
             self.load_error = f"{type(e).__name__}: {e}"
             raise
+        if self.closed:  # closed while loading (Ctrl-C): do not start serving
+            service.close()
+            return
+        self.service = service
 
     def require_service(self) -> ClassificationService:
         if self.service is None:
@@ -46,8 +52,9 @@ class Runtime:
 
     @property
     def backend(self) -> str:
-        return self.service.worker.engine.backend if self.service else "unknown"
+        return self.service.engine.backend if self.service else "unknown"
 
     def close(self) -> None:
+        self.closed = True
         if self.service is not None:
             self.service.close()

@@ -1,5 +1,9 @@
-"""API key and CORS.
+"""Host check, API key and CORS.
 
+- Without an API key, requests must name this machine in their Host header: a loopback name or
+  address (localhost, *.localhost, 127.0.0.1, [::1], any port) or a host allowed with --allowed-host.
+  A web page that rebinds its own domain to 127.0.0.1 (DNS rebinding) sends its domain as Host and is
+  refused, so it cannot drive the keyless server from the user's browser.
 - With an API key set, every route but /health needs `Authorization: Bearer <key>`. Spreadsheet
   formulas (WEBSERVICE) cannot send headers, so GET /v1/label also accepts `?key=<key>`.
 - CORS headers are sent only for the origins listed in the config (none by default).
@@ -8,6 +12,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from flask import Flask, request
 
@@ -25,8 +30,37 @@ def _presented_key() -> str | None:
     return None
 
 
+def host_name(host_header: str) -> str:
+    """The name in a Host header, without port or IPv6 brackets, lower-cased."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_loopback_name(name: str) -> bool:
+    if name == "localhost" or name.endswith(".localhost"):  # RFC 6761: always the loopback interface
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def init_app(app: Flask, config) -> None:
     origins = set(config.cors_origins)
+    allowed_hosts = {h.lower() for h in config.allowed_hosts}
+
+    @app.before_request
+    def check_host():
+        if config.api_key:
+            return None  # the key is the protection; a server off loopback always has one
+        name = host_name(request.host)
+        if not (is_loopback_name(name) or name in allowed_hosts):
+            raise ApiError(403, "host_not_allowed",
+                           f"requests for host {name[:100]!r} are refused: this server answers to localhost, "
+                           "127.0.0.1 and [::1] (start it with --allowed-host NAME to add a name, or set an API key)")
+        return None
 
     @app.before_request
     def check_key():
