@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from finsent_local.files import write_json_atomically
 from finsent_local.llama_runtime import LlamaRuntimeError, quantize_model
 
 from . import verify
@@ -22,7 +24,7 @@ from .checkpoint import Checkpoint
 from .errors import ConversionError
 from .gguf_output import Provenance, check_tensors, write_float_gguf
 from .llama_layout import plan_tensors
-from .manifest import build_manifest, manifest_path, write_json_atomically
+from .manifest import build_manifest, manifest_path
 from .outtypes import OUT_TYPES, OutType, round_up
 from .progress import Progress
 from .source import license_of, resolve_source
@@ -80,6 +82,30 @@ def ffn_width_for(outtype: OutType, intermediate: int, pad_ffn: bool | None) -> 
     return round_up(intermediate, outtype.block_size)
 
 
+WORK_PREFIX = ".finsent-convert-"
+
+
+def remove_stale_work_folders(folder: Path) -> None:
+    """Work folders left by a run that was killed (SIGKILL, power loss: nothing could clean up) are
+    named after their process id; remove those whose process is gone."""
+    for path in folder.glob(f"{WORK_PREFIX}*"):
+        pid = path.name[len(WORK_PREFIX):].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there: keep the folder
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else; or a platform without signal 0
+        return True
+    return True
+
+
 class _Run:
     def __init__(self, request: ConvertRequest, progress: Progress):
         self.request = request
@@ -104,7 +130,9 @@ class _Run:
         if do_verify and not verify.reference_available():
             raise ConversionError("--verify needs torch and transformers: pip install 'finsent-local[convert]'")
 
-        work = Path(tempfile.mkdtemp(prefix=".finsent-convert-", dir=next(iter(paths.values())).parent))
+        out_dir = next(iter(paths.values())).parent
+        remove_stale_work_folders(out_dir)
+        work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=out_dir))
         self.work = work
         self._floats: dict[tuple[int, str | None], Path] = {}  # (ffn width, output name) -> float GGUF
         try:
@@ -115,10 +143,11 @@ class _Run:
                 written = self._produce(outtype, width)
                 details = self._verify(outtype, width, written) if do_verify else {"skipped": True}
                 results.append((name, final, written, width, details))
-            converted = []
-            for name, final, written, width, details in results:
-                converted.append(self._finish(name, final, written, width, details))
-            return converted
+            # Every output is made and verified; hash them all, then move them into place together, so
+            # that all outputs appear or none does.
+            manifests = [self._manifest(name, final, written, width, details)
+                         for name, final, written, width, details in results]
+            return self._move_into_place(results, manifests)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -193,8 +222,8 @@ class _Run:
             "top1_agreement": round(report.top1_agreement, 4),
         }
 
-    def _finish(self, name: str, final: Path, written: Path, width: int, details: dict) -> ConvertedFile:
-        manifest = build_manifest(written, final.name, {
+    def _manifest(self, name: str, final: Path, written: Path, width: int, details: dict) -> dict:
+        return build_manifest(written, final.name, {
             "outtype": name,
             "source": self.source.repo_id or str(self.source.path),
             "revision": self.source.revision,
@@ -202,10 +231,24 @@ class _Run:
             "ffn_width_original": self.checkpoint.config.intermediate_size,
             "verification": details,
         })
-        os.replace(written, final)
-        write_json_atomically(manifest_path(final), manifest)
-        self.progress.info(f"wrote {final} ({manifest['size_bytes'] / 1e6:.1f} MB)")
-        return ConvertedFile(name, final, manifest["size_bytes"], manifest["sha256"], width, details)
+
+    def _move_into_place(self, results: list, manifests: list[dict]) -> list[ConvertedFile]:
+        placed: list[Path] = []
+        try:
+            for (_, final, written, _, _), manifest in zip(results, manifests):
+                os.replace(written, final)
+                placed.append(final)
+                write_json_atomically(manifest_path(final), manifest)
+                placed.append(manifest_path(final))
+        except BaseException:
+            for path in placed:  # an error half-way: take back what was already placed
+                path.unlink(missing_ok=True)
+            raise
+        converted = []
+        for (name, final, _, width, details), manifest in zip(results, manifests):
+            self.progress.info(f"wrote {final} ({manifest['size_bytes'] / 1e6:.1f} MB)")
+            converted.append(ConvertedFile(name, final, manifest["size_bytes"], manifest["sha256"], width, details))
+        return converted
 
 
 def convert(request: ConvertRequest, progress: Progress | None = None) -> list[ConvertedFile]:

@@ -12,12 +12,16 @@ import threading
 from collections import OrderedDict
 
 from finsent_local.client import DEFAULT_URL, ClientError, FinSentClient, ServerNotRunning
-from finsent_local.labels import default_schemes
+from finsent_local.labels import SCHEMES, default_schemes
+from finsent_local.limits import DEFAULT_LIMITS
 
 PREFIX = "#FINSENT! "
 EXCEL_ERRORS = {"#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!", "#CALC!", "#GETTING_DATA"}
-MAX_TEXT_CHARS = 32_767
+MAX_TEXT_CHARS = DEFAULT_LIMITS.max_text_chars
+SCHEME_CHOICES = " or ".join(f'"{name}"' for name in sorted(SCHEMES))  # '"3" or "7"'
 CACHE_ENTRIES = 100_000
+CACHE_BYTES = 64 * 1024 * 1024
+ENTRY_OVERHEAD_BYTES = 2_000
 LABELS_BY_SCHEME = {name: scheme.labels for name, scheme in default_schemes().items()}
 
 
@@ -37,12 +41,21 @@ def settings() -> tuple[str, str | None]:
 
 
 class _ResultCache:
-    """Results by (server, scheme, text), so a recalculation gives the same answer with no request."""
+    """Results by (server, scheme, text), so a recalculation gives the same answer with no request.
+    Bounded by entry count and by an estimate of the bytes held (texts may be 32,767 characters)."""
 
-    def __init__(self, size: int = CACHE_ENTRIES):
+    def __init__(self, size: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES):
         self._items: OrderedDict = OrderedDict()
+        self._sizes: dict = {}
+        self._bytes = 0
         self._size = size
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _estimate(key, value) -> int:
+        # Python strings take up to 4 bytes a character; a result holds a few dozen small objects.
+        return 4 * sum(len(part) for part in key if isinstance(part, str)) + ENTRY_OVERHEAD_BYTES
 
     def get(self, key):
         with self._lock:
@@ -53,14 +66,28 @@ class _ResultCache:
 
     def put(self, key, value) -> None:
         with self._lock:
+            if key in self._items:
+                self._bytes -= self._sizes[key]
             self._items[key] = value
             self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            self._sizes[key] = self._estimate(key, value)
+            self._bytes += self._sizes[key]
+            while self._items and (len(self._items) > self._size or self._bytes > self._max_bytes):
+                old, _ = self._items.popitem(last=False)
+                self._bytes -= self._sizes.pop(old)
+
+    @property
+    def bytes_held(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._sizes.clear()
+            self._bytes = 0
 
 
 results_cache = _ResultCache()
@@ -70,7 +97,7 @@ def normalize_scheme(scheme) -> str | None:
     if isinstance(scheme, float) and scheme.is_integer():
         scheme = int(scheme)
     value = str(scheme).strip() if scheme is not None else "7"
-    return value if value in ("3", "7") else None
+    return value if value in SCHEMES else None
 
 
 def as_grid(value) -> tuple[list[list], bool]:
@@ -107,7 +134,7 @@ def classify_grid(value, scheme, render) -> list[list] | str:
     """
     scheme_name = normalize_scheme(scheme)
     if scheme_name is None:
-        return PREFIX + 'scheme must be "3" or "7"'
+        return PREFIX + f"scheme must be {SCHEME_CHOICES}"
     grid, _ = as_grid(value)
     url, key = settings()
     to_ask: list[str] = []

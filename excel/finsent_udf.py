@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import xlwings as xw
 
-from excel.cells import LABELS_BY_SCHEME, PREFIX, as_grid, classify_grid, normalize_scheme
+from finsent_local.excel.cells import LABELS_BY_SCHEME, PREFIX, as_grid, classify_grid, normalize_scheme
 
 
 def _single_or_grid(value, grid):

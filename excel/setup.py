@@ -3,18 +3,23 @@
 xlwings looks up its settings in ~/.xlwings/xlwings.conf (lines of "KEY","VALUE") and imports the
 modules named in "UDF MODULES" from its PYTHONPATH. This writes a tiny `finsent_udf.py` that re-exports
 the functions from the installed package into a folder of its own, and merges the needed settings into
-that file without touching the others.
+that file without touching anything else in it (written atomically; the previous file is kept as
+xlwings.conf.bak).
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from finsent_local.files import write_text_atomically
+
 UDF_MODULE = "finsent_udf"
 UDF_STUB = '''"""FinSent functions for xlwings (written by `finsent excel`; the code lives in the finsent-local package)."""
-from excel.finsent_udf import FINSENT, FINSENT_PROBS, FINSENT_SCORE  # noqa: F401
+from finsent_local.excel.finsent_udf import FINSENT, FINSENT_PROBS, FINSENT_SCORE  # noqa: F401
 '''
 
 
@@ -23,6 +28,12 @@ class ExcelSetup:
     config_file: Path
     udf_folder: Path
     settings: dict[str, str]
+    backup: Path | None  # the previous xlwings.conf, kept beside it
+    notes: list[str]  # what the user should know: values replaced, things not written
+
+
+# xlwings reads the interpreter from the key of the system Excel runs on.
+INTERPRETER_KEYS = {"win32": "INTERPRETER_WIN", "darwin": "INTERPRETER_MAC"}
 
 
 def _interpreter() -> str:
@@ -32,42 +43,85 @@ def _interpreter() -> str:
     return str(pythonw if pythonw.exists() else exe)
 
 
-def read_conf(path: Path) -> list[tuple[str, str]]:
-    entries = []
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def conf_key(line: str) -> str | None:
+    """The key of an xlwings.conf line ("KEY","VALUE"), as xlwings reads it (its first quoted
+    string), upper-cased; None for a line xlwings ignores."""
+    values = _QUOTED.findall(line)
+    return values[0].upper() if len(values) >= 2 else None
+
+
+def read_conf(path: Path) -> dict[str, str]:
+    """KEY -> value for every setting line (values may be empty)."""
+    entries = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
-            parts = [p for p in line.split('"') if p.strip() not in ("", ",")]
-            if len(parts) >= 2:
-                entries.append((parts[0], parts[1]))
+            key = conf_key(line)
+            if key is not None:
+                entries[key] = _QUOTED.findall(line)[1]
     return entries
 
 
-def write_conf(path: Path, updates: dict[str, str]) -> None:
-    entries = [(k, v) for k, v in read_conf(path) if k.upper() not in {u.upper() for u in updates}]
-    entries += list(updates.items())
+def merge_conf(text: str, updates: dict[str, str]) -> str:
+    """The file with `updates` applied: a line whose key is updated is rewritten in place, every other
+    line (comments, empty values, unknown keys) is kept exactly; new keys are added at the end."""
+    wanted = {k.upper(): (k, v) for k, v in updates.items()}
+    lines, done = [], set()
+    for line in text.splitlines():
+        key = conf_key(line)
+        if key in wanted and key not in done:
+            name, value = wanted[key]
+            lines.append(f'"{name}","{value}"')
+            done.add(key)
+        elif key in wanted:
+            continue  # a duplicate of an updated key: xlwings would read the last one, so drop it
+        else:
+            lines.append(line)
+    lines += [f'"{name}","{value}"' for key, (name, value) in wanted.items() if key not in done]
+    return "".join(line + "\n" for line in lines)
+
+
+def write_conf(path: Path, updates: dict[str, str]) -> Path | None:
+    """Merge `updates` into the file atomically, keeping the previous file as <name>.bak; returns
+    the backup's path (None when there was no file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f'"{k}","{v}"\n' for k, v in entries), encoding="utf-8")
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    backup = None
+    if path.exists():
+        backup = path.with_name(path.name + ".bak")
+        shutil.copy2(path, backup)
+    write_text_atomically(path, merge_conf(old, updates))
+    return backup
 
 
-def install(url: str, api_key: str | None, home: Path | None = None) -> ExcelSetup:
+def install(url: str, api_key: str | None, home: Path | None = None, platform: str = sys.platform) -> ExcelSetup:
     home = home or Path.home()
     folder = home / ".xlwings" / "finsent"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{UDF_MODULE}.py").write_text(UDF_STUB, encoding="utf-8")
+    write_text_atomically(folder / f"{UDF_MODULE}.py", UDF_STUB)
     conf = home / ".xlwings" / "xlwings.conf"
-    existing = dict((k.upper(), v) for k, v in read_conf(conf))
+    existing = read_conf(conf)
     modules = [m for m in existing.get("UDF MODULES", "").split(";") if m and m != UDF_MODULE] + [UDF_MODULE]
     paths = [p for p in existing.get("PYTHONPATH", "").split(";") if p and p != str(folder)] + [str(folder)]
-    settings = {
-        "INTERPRETER_WIN": _interpreter(),
-        "UDF MODULES": ";".join(modules),
-        "PYTHONPATH": ";".join(paths),
-        "FINSENT_URL": url,
-    }
+    settings = {"UDF MODULES": ";".join(modules), "PYTHONPATH": ";".join(paths), "FINSENT_URL": url}
+    notes = []
+    interpreter_key = INTERPRETER_KEYS.get(platform)
+    if interpreter_key:
+        settings = {interpreter_key: _interpreter(), **settings}
+    else:
+        notes.append(f"no interpreter written: Excel does not run on this system ({platform}); run `finsent excel` "
+                     "on the Windows or Mac machine where Excel is")
     if api_key:
         settings["FINSENT_API_KEY"] = api_key
-    write_conf(conf, settings)
-    return ExcelSetup(conf, folder, settings)
+    for key, value in settings.items():
+        before = existing.get(key.upper())
+        if before and before != value and key not in ("UDF MODULES", "PYTHONPATH"):
+            shown = "(hidden)" if key == "FINSENT_API_KEY" else before
+            notes.append(f"replaced {key} (was {shown})")
+    backup = write_conf(conf, settings)
+    return ExcelSetup(conf, folder, settings, backup, notes)
 
 
 SAMPLE_HEADLINES = [

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .labels import SCHEMES
 
 
 class UserError(click.ClickException):
@@ -49,8 +50,8 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads, quiet) -> None:
     """Convert a Hugging Face Llama checkpoint (local folder or hub repo id) to GGUF."""
-    from convert.errors import ConversionError
-    from convert.pipeline import ConvertRequest, convert as run_conversion
+    from finsent_local.convert.errors import ConversionError
+    from finsent_local.convert.pipeline import ConvertRequest, convert as run_conversion
 
     request = ConvertRequest(
         source=source, outtypes=_convert_output_types(outtypes), outfile=outfile, revision=revision,
@@ -64,14 +65,41 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
         click.echo(str(item.path))
 
 
-def _model_path(model: str | None) -> "Path":
-    from .model_files import ModelNotFound, resolve_model
-    from convert.errors import ConversionError
+def _model_path(model: str | None) -> Path:
+    """The GGUF file to load: --model, FINSENT_MODEL, or the default model, downloaded and converted
+    on first use."""
+    from .model_files import DEFAULT_OUTTYPE, DEFAULT_REPO, ModelNotFound, default_model_path, explicit_model
 
     try:
-        return resolve_model(model)
-    except (ModelNotFound, ConversionError) as e:
+        chosen = explicit_model(model)
+    except ModelNotFound as e:
         raise UserError(str(e)) from None
+    if chosen is not None:
+        return chosen
+    path = default_model_path()
+    if path.is_file():
+        return path
+    from finsent_local.convert.errors import ConversionError
+    from finsent_local.convert.pipeline import ConvertRequest, convert as run_conversion
+
+    created = not path.parent.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"No model yet: downloading {DEFAULT_REPO} and converting it to {DEFAULT_OUTTYPE.upper()} "
+               f"(once; saved to {path})", err=True)
+    try:
+        run_conversion(ConvertRequest(source=DEFAULT_REPO, outtypes=[DEFAULT_OUTTYPE], outfile=str(path)))
+    except ConversionError as e:
+        if created:
+            _remove_empty_folders(path.parent)
+        raise UserError(f"{e}. To use a GGUF file you already have: --model PATH or FINSENT_MODEL=PATH") from None
+    return path
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only if empty
+    except OSError:
+        pass
 
 
 @cli.command()
@@ -83,6 +111,9 @@ def _model_path(model: str | None) -> "Path":
               "needed to listen on anything but loopback.")
 @click.option("--cors-origin", "cors_origins", multiple=True,
               help="Allow browser calls from this origin (repeatable), e.g. https://addin.xlwings.org for xlwings Lite.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="Also answer requests for this host name (repeatable). Without an API key the server only "
+              "answers to localhost, 127.0.0.1 and [::1], which stops DNS-rebinding attacks from web pages.")
 @click.option("--gpu", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Offload all layers to the GPU when llama.cpp was built with CUDA.")
 @click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True,
@@ -93,7 +124,7 @@ def _model_path(model: str | None) -> "Path":
               help="Let llama.cpp repack weights into extra CPU buffer types (AMX...); off by default because "
               "that path crashes on some CPUs.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(model, host, port, api_key, cors_origins, gpu, prompt_preset, threads, no_cache, extra_bufts, log_level):
+def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_preset, threads, no_cache, extra_bufts, log_level):
     """Start the local server (FinSent API, OpenAI API, /v1/label for spreadsheets)."""
     from .model_files import result_cache_path
     from .serve import ServeError, ServeOptions, check_exposure, configure_logging, serve as run_server
@@ -105,7 +136,7 @@ def serve(model, host, port, api_key, cors_origins, gpu, prompt_preset, threads,
         raise UserError(str(e)) from None
     options = ServeOptions(
         model_path=_model_path(model), host=host, port=port, api_key=api_key or None,
-        cors_origins=tuple(cors_origins), gpu=gpu, prompt_preset=prompt_preset, threads=threads,
+        cors_origins=tuple(cors_origins), allowed_hosts=tuple(allowed_hosts), gpu=gpu, prompt_preset=prompt_preset, threads=threads,
         use_extra_bufts=extra_bufts, result_cache=None if no_cache else result_cache_path(),
     )
     try:
@@ -116,7 +147,7 @@ def serve(model, host, port, api_key, cors_origins, gpu, prompt_preset, threads,
 
 @cli.command()
 @click.argument("texts", nargs=-1)
-@click.option("--scheme", type=click.Choice(["7", "3"]), default="7", show_default=True)
+@click.option("--scheme", type=click.Choice(list(SCHEMES)), default=SCHEMES[0], show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text (label, score, probs).")
 @click.option("--model", help="GGUF file (default as for `finsent serve`).")
 @click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True)
@@ -129,6 +160,7 @@ def classify(texts, scheme, as_json, model, prompt_preset, no_cache):
     cat headlines.txt | finsent classify --scheme 3 --json
     """
     from .engine import EngineOptions
+    from .limits import Limits
     from .model_files import result_cache_path
     from .service import open_service
 
@@ -138,7 +170,8 @@ def classify(texts, scheme, as_json, model, prompt_preset, no_cache):
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     path = _model_path(model)
     try:
-        service = open_service(path, EngineOptions(prompt_preset=prompt_preset), None if no_cache else result_cache_path())
+        service = open_service(path, EngineOptions(prompt_preset=prompt_preset), None if no_cache else result_cache_path(),
+                               Limits(max_wait_s=None))
     except Exception as e:
         raise UserError(f"cannot load {path}: {e}") from None
     try:
@@ -163,7 +196,8 @@ def classify(texts, scheme, as_json, model, prompt_preset, no_cache):
 @click.option("--api-key", envvar="FINSENT_API_KEY", help="API key, when the server requires one.")
 @click.option("--sample", type=click.Path(dir_okay=False, writable=True),
               help="Also write a sample workbook of headlines with the formulas (.xlsx).")
-def excel(url, api_key, sample):
+@click.option("--force", is_flag=True, help="Overwrite an existing --sample workbook.")
+def excel(url, api_key, sample, force):
     """Set up the =FINSENT() Excel functions for xlwings (writes ~/.xlwings/xlwings.conf).
 
     \b
@@ -174,11 +208,26 @@ def excel(url, api_key, sample):
       3. In Excel, xlwings tab: Import Functions.
     Type =FINSENT(A2,"7") and fill down. The server must be running: finsent serve
     """
-    from excel.setup import install, write_sample_workbook
+    from finsent_local.excel.setup import install, write_sample_workbook
 
+    from .client import ClientError, FinSentClient
+
+    if sample and Path(sample).exists() and not force:
+        raise UserError(f"{sample} exists; use --force to overwrite it")
+    try:
+        client = FinSentClient(url, api_key, connect_timeout=2.0, timeout=5.0)
+    except ClientError as e:
+        raise UserError(str(e)) from None
     done = install(url, api_key)
-    click.echo(f"xlwings settings written to {done.config_file}")
+    click.echo(f"xlwings settings written to {done.config_file}"
+               + (f" (previous file kept as {done.backup})" if done.backup else ""))
+    for note in done.notes:
+        click.echo(f"note: {note}")
     click.echo(f"functions module: {done.udf_folder / 'finsent_udf.py'} (UDF MODULES: finsent_udf)")
+    try:
+        client.health()
+    except ClientError as e:
+        click.echo(f"note: {e}; the functions will show an error until you start it: finsent serve")
     if sample:
         write_sample_workbook(Path(sample), url)
         click.echo(f"sample workbook: {sample}")

@@ -11,8 +11,10 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+from .limits import DEFAULT_LIMITS
+
 DEFAULT_URL = "http://127.0.0.1:8000"
-MAX_TEXTS_PER_REQUEST = 256  # the server's limit
+MAX_TEXTS_PER_REQUEST = DEFAULT_LIMITS.max_texts_per_request
 
 
 class ClientError(Exception):
@@ -64,6 +66,10 @@ class FinSentClient:
             error = data.get("error", {}) if isinstance(data, dict) else {}
             raise ClientError(error.get("message") or f"server error (HTTP {response.status})")
         return data
+
+    def health(self) -> dict:
+        """The server's /health answer; raises ClientError when it is down, loading or not FinSent."""
+        return self._request("GET", "/health", None, time.monotonic() + self.timeout)
 
     def classify(self, texts: list[str], scheme: str = "7") -> list[dict]:
         """One result dict per text (label, score, probs, ... or error), in order."""
