@@ -23,7 +23,7 @@ from same_shape import WORK, same_shape_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from convert.verify import LABEL_SENTENCES  # noqa: E402
+from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
 from finsent_local.engine import ClassifierEngine  # noqa: E402
 from finsent_local.labels import default_schemes  # noqa: E402
 

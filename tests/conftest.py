@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import fixture_models
-from convert.pipeline import ConvertRequest, convert
+from finsent_local.convert.pipeline import ConvertRequest, convert
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the real hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -11,13 +11,14 @@ import pytest
 
 import fixture_models
 from conftest import convert_cached
-from convert.checkpoint import Checkpoint
-from convert.gguf_output import Provenance, write_float_gguf
-from convert.llama_layout import llama3_rope_factors, plan_tensors
-from convert.manifest import manifest_path, sha256_of
-from convert.outtypes import OUT_TYPES
-from convert.verify import compare_logits
-from convert.vocab import read_vocab
+from finsent_local.convert.checkpoint import Checkpoint
+from finsent_local.convert.gguf_output import Provenance, write_float_gguf
+from finsent_local.convert.llama_layout import llama3_rope_factors, plan_tensors
+from finsent_local.convert.manifest import manifest_path
+from finsent_local.files import sha256_of
+from finsent_local.convert.outtypes import OUT_TYPES
+from finsent_local.convert.verify import compare_logits
+from finsent_local.convert.vocab import read_vocab
 from finsent_local.labels import FINSENT_SPEC_KEY, schemes_from_spec
 from finsent_local.llama_runtime import ContextOptions, LlamaContext, LlamaModel
 
@@ -215,7 +216,7 @@ def test_other_output_types_classify_like_f16(trained_checkpoint, trained_gguf, 
 def test_chat_template_is_carried(tmp_path, tied_f16_checkpoint):
     import shutil
 
-    from convert.pipeline import ConvertRequest, convert
+    from finsent_local.convert.pipeline import ConvertRequest, convert
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(tied_f16_checkpoint, ckpt)

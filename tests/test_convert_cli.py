@@ -188,3 +188,77 @@ def test_interrupted_run_leaves_nothing(tmp_path, tied_f16_checkpoint):
     assert proc.returncode == 130
     assert "Interrupted." in rest and "Traceback" not in rest
     assert list(out.iterdir()) == []
+
+
+def test_several_outputs_appear_together_or_not_at_all(tmp_path, tied_f16_checkpoint, monkeypatch):
+    """The second output fails its check after the first passed: neither appears."""
+    from finsent_local.convert import pipeline, verify
+    from finsent_local.convert.errors import ConversionError
+
+    checked = []
+
+    def agreement_fails_the_second_time(reference, written):
+        checked.append(written)
+        return 1.0 if len(checked) == 1 else 0.0  # an injected verification failure
+
+    monkeypatch.setattr(verify, "label_agreement", agreement_fails_the_second_time)
+    out = tmp_path / "out"
+    out.mkdir()
+    request = pipeline.ConvertRequest(source=str(tied_f16_checkpoint), outtypes=["q8_0", "q4_0"],
+                                      outfile=str(out / "m-{outtype}.gguf"), verify=True, quiet=True)
+    with pytest.raises(ConversionError, match="q4_0"):
+        pipeline.convert(request)
+    assert len(checked) == 2 and list(out.iterdir()) == []
+
+
+def test_failure_while_moving_outputs_takes_back_the_first(tmp_path, tied_f16_checkpoint, monkeypatch):
+    import os
+
+    from finsent_local.convert import pipeline
+
+    real_replace = os.replace
+    moves = []
+
+    def second_move_fails(src, dst):
+        if str(dst).endswith(".gguf"):
+            moves.append(dst)
+            if len(moves) == 2:
+                raise OSError(28, "No space left on device (injected)")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(pipeline.os, "replace", second_move_fails)
+    out = tmp_path / "out"
+    out.mkdir()
+    request = pipeline.ConvertRequest(source=str(tied_f16_checkpoint), outtypes=["f16", "q8_0"],
+                                      outfile=str(out / "m-{outtype}.gguf"), verify=False, quiet=True)
+    with pytest.raises(OSError):
+        pipeline.convert(request)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("kill_after_s", [0.5, 2.0, 4.0])
+def test_sigkill_leaves_no_output_and_the_next_run_cleans_up(tmp_path, tied_f16_checkpoint, kill_after_s):
+    """SIGKILL cannot be caught: whatever the moment, no file appears under an output name, and the
+    work folder it leaves is removed by the next conversion into that folder."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [sys.executable, "-m", "finsent_local.cli", "convert", str(tied_f16_checkpoint), "--outtype", "f16,q8_0",
+            "--outfile", str(out / "m-{outtype}.gguf"), "--verify", "-q"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    time.sleep(kill_after_s)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    finals = [p.name for p in out.iterdir() if not p.name.startswith(".finsent-convert-")]
+    if finals:  # the run had finished before the kill: then both outputs are complete
+        assert sorted(finals) == ["m-F16.gguf", "m-F16.gguf.manifest.json", "m-Q8_0.gguf", "m-Q8_0.gguf.manifest.json"]
+        return
+    code, _, stderr = run_finsent("convert", str(tied_f16_checkpoint), "--outtype", "f16",
+                                  "--outfile", str(out / "again.gguf"), "--no-verify", "-q")
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["again.gguf", "again.gguf.manifest.json"]

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import RunningServer, run_finsent
-from excel import cells
-from excel.finsent_udf import FINSENT, FINSENT_PROBS, FINSENT_SCORE
+from finsent_local.excel import cells
+from finsent_local.excel.finsent_udf import FINSENT, FINSENT_PROBS, FINSENT_SCORE
 
 LABELS_7 = {"strong negative", "moderately negative", "mildly negative", "neutral", "mildly positive",
             "moderately positive", "strong positive"}
@@ -154,7 +154,7 @@ def test_vba_wrapper_from_xlwings(monkeypatch):
     monkeypatch.setattr(xlwings, "func", udfs.xlfunc)
     monkeypatch.setattr(xlwings, "arg", udfs.xlarg)
     monkeypatch.setattr(xlwings, "ret", udfs.xlret)
-    module = importlib.reload(importlib.import_module("excel.finsent_udf"))
+    module = importlib.reload(importlib.import_module("finsent_local.excel.finsent_udf"))
     try:
         from io import StringIO
 
@@ -189,12 +189,63 @@ def test_finsent_excel_setup(tmp_path):
     stub = home / ".xlwings" / "finsent" / "finsent_udf.py"
     namespace: dict = {}
     exec(compile(stub.read_text(), str(stub), "exec"), namespace)  # the stub imports the real functions
-    assert namespace["FINSENT"] is sys.modules["excel.finsent_udf"].FINSENT
+    assert namespace["FINSENT"] is sys.modules["finsent_local.excel.finsent_udf"].FINSENT
     from openpyxl import load_workbook
 
     sheet = load_workbook(sample).active
     assert sheet["B2"].value == '=FINSENT(A2,"7")'
     assert sheet["D2"].value.startswith('=_xlfn.WEBSERVICE("http://127.0.0.1:8001/v1/label?scheme=7&text="&_xlfn.ENCODEURL(A2)')
+
+
+def test_finsent_excel_keeps_every_line_and_says_what_it_did(tmp_path):
+    home = tmp_path / "home"
+    conf = home / ".xlwings" / "xlwings.conf"
+    conf.parent.mkdir(parents=True)
+    before = ('"INTERPRETER_WIN","C:\\Python\\pythonw.exe"\n"CONDA PATH",""\n"CONDA ENV",""\n'
+              '"ONEDRIVE_WIN", "C:\\OneDrive"\nsome line xlwings ignores\n"FINSENT_URL","http://old:1"\n')
+    conf.write_text(before)
+    env = {"HOME": str(home), "USERPROFILE": str(home), "FINSENT_API_KEY": ""}
+    code, stdout, stderr = run_finsent("excel", "--url", "http://127.0.0.1:9", env=env)  # nothing listens there
+    assert code == 0, stderr
+    lines = conf.read_text().splitlines()
+    for kept in ('"INTERPRETER_WIN","C:\\Python\\pythonw.exe"', '"CONDA PATH",""', '"CONDA ENV",""',
+                 '"ONEDRIVE_WIN", "C:\\OneDrive"', "some line xlwings ignores"):
+        assert kept in lines, (kept, lines)
+    assert '"FINSENT_URL","http://127.0.0.1:9"' in lines and '"FINSENT_URL","http://old:1"' not in lines
+    assert (conf.parent / "xlwings.conf.bak").read_text() == before  # the previous file, kept
+    assert not [p for p in conf.parent.iterdir() if p.name.endswith(".partial")]  # written atomically
+    # On Linux no interpreter is guessed; replaced values and an absent server are reported.
+    assert "no interpreter written" in stdout
+    assert "replaced FINSENT_URL (was http://old:1)" in stdout
+    assert "server not running at http://127.0.0.1:9" in stdout
+    # A second run changes nothing more and duplicates nothing.
+    run_finsent("excel", "--url", "http://127.0.0.1:9", env=env)
+    assert conf.read_text().splitlines() == lines
+
+
+def test_finsent_excel_interpreter_key_by_platform(tmp_path):
+    from finsent_local.excel.setup import install
+
+    windows = install("http://127.0.0.1:8000", None, home=tmp_path / "w", platform="win32")
+    assert "INTERPRETER_WIN" in windows.settings and not windows.notes
+    mac = install("http://127.0.0.1:8000", None, home=tmp_path / "m", platform="darwin")
+    assert "INTERPRETER_MAC" in mac.settings and "INTERPRETER_WIN" not in mac.settings
+    linux = install("http://127.0.0.1:8000", None, home=tmp_path / "l", platform="linux")
+    assert not any(key.startswith("INTERPRETER") for key in linux.settings)
+
+
+def test_finsent_excel_refuses_to_overwrite_a_workbook(tmp_path):
+    home = tmp_path / "home"
+    sample = tmp_path / "book.xlsx"
+    sample.write_bytes(b"my work")
+    env = {"HOME": str(home), "USERPROFILE": str(home), "FINSENT_API_KEY": ""}
+    code, _, stderr = run_finsent("excel", "--sample", str(sample), env=env)
+    assert code == 1 and stderr.strip() == f"Error: {sample} exists; use --force to overwrite it"
+    assert sample.read_bytes() == b"my work"
+    assert not (home / ".xlwings" / "xlwings.conf").exists()  # refused before writing anything
+    code, _, stderr = run_finsent("excel", "--sample", str(sample), "--force", env=env)
+    assert code == 0, stderr
+    assert sample.read_bytes().startswith(b"PK")  # an .xlsx now
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -223,8 +223,20 @@ def test_serve_without_any_model_and_no_hub_is_one_line(tmp_path):
         "FINSENT_CACHE_DIR": str(tmp_path / "cache"), "FINSENT_MODEL": "", "HF_HUB_OFFLINE": "1",
         "HF_HOME": str(tmp_path / "hf")})
     assert code != 0
-    assert "downloading oopere/Llama-FinSent-S" in stdout
-    assert stderr.strip().splitlines() == [
+    lines = stderr.strip().splitlines()
+    assert lines[0].startswith("No model yet: downloading oopere/Llama-FinSent-S")
+    assert lines[-1] == (
         "Error: cannot download oopere/Llama-FinSent-S: the hub is unreachable and it is not in the local cache "
-        "(convert from a local directory instead)"]
-    assert not list((tmp_path / "cache" / "models").glob("*.gguf"))
+        "(convert from a local directory instead). To use a GGUF file you already have: --model PATH or "
+        "FINSENT_MODEL=PATH")
+    assert "Traceback" not in stderr and stdout == ""
+    assert not (tmp_path / "cache" / "models").exists()  # no empty folder left behind
+
+
+def test_classify_offline_names_the_model_option(tmp_path):
+    code, stdout, stderr = run_finsent("classify", "Profit rose", env={
+        "FINSENT_CACHE_DIR": str(tmp_path / "cache"), "FINSENT_MODEL": "", "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf")})
+    assert code == 1 and stdout == ""
+    assert stderr.strip().splitlines()[-1].endswith("--model PATH or FINSENT_MODEL=PATH")
+    assert not (tmp_path / "cache" / "models").exists()
