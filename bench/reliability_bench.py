@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,24 +28,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import fixture_models  # noqa: E402
 from conftest import RunningServer  # noqa: E402
 from finsent_local.convert.pipeline import ConvertRequest, convert  # noqa: E402
-from load_mix import rss_mb, run_load  # noqa: E402
+from load_mix import get_json, post_json, rss_mb, run_load, sigkill_under_load  # noqa: E402
 from sentiment_data import held_out_examples  # noqa: E402
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", 32))
 REQUESTS_PER_CLIENT = int(os.environ.get("BENCH_REQUESTS", 10))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 4))
 RSS_GROWTH_LIMIT_MB = 50.0
-
-
-def _get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=60) as response:
-        return json.loads(response.read())
-
-
-def _post_json(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
 
 
 def _classification_during_generation(url: str, model_id: str) -> tuple[float, float, int]:
@@ -63,7 +49,7 @@ def _classification_during_generation(url: str, model_id: str) -> tuple[float, f
     response = connection.getresponse()
     response.readline()  # the first event: the generation runs
     before = time.perf_counter()
-    _post_json(url + "/v1/classify", {"text": "Initrode cuts its dividend after a weak quarter", "scheme": "7"})
+    post_json(url + "/v1/classify", {"text": "Initrode cuts its dividend after a weak quarter", "scheme": "7"})
     during = time.perf_counter() - before
     events = sum(1 for line in iter(response.readline, b"") if line.startswith(b"data: {"))
     connection.close()
@@ -81,7 +67,7 @@ def main() -> int:
 
     # 1. load and soak
     server = RunningServer("--model", str(model), env=env)
-    model_id = _get_json(server.url + "/v1/models")["data"][0]["id"]
+    model_id = get_json(server.url + "/v1/models")["data"][0]["id"]
     rss = [rss_mb(server.proc.pid)]
     print(f"server up, RSS {rss[0]:.0f} MB; {ROUNDS} rounds x {CLIENTS} clients x {REQUESTS_PER_CLIENT} requests")
     for round_number in range(ROUNDS):
@@ -106,19 +92,12 @@ def main() -> int:
 
     # 2. SIGKILL under load, restart on the same cache
     known = texts[:8]
-    _post_json(server.url + "/v1/classify", {"texts": known, "scheme": "7"})
-    background = threading.Thread(target=run_load, args=(server.url, model_id, texts),
-                                  kwargs={"clients": 16, "requests_per_client": 50, "timeout_s": 10, "max_seconds": 30},
-                                  daemon=True)
-    background.start()
-    time.sleep(3)
-    os.kill(server.proc.pid, signal.SIGKILL)
-    server.proc.wait(30)
-    background.join(60)
+    post_json(server.url + "/v1/classify", {"texts": known, "scheme": "7"})
+    sigkill_under_load(server.proc, server.url, model_id, texts, clients=16, seconds_before_kill=3)
     started = time.perf_counter()
     server = RunningServer("--model", str(model), env=env)
     restart_s = time.perf_counter() - started
-    again = _post_json(server.url + "/v1/classify", {"texts": known + ["Brand-new text: Hooli raises guidance"], "scheme": "7"})
+    again = post_json(server.url + "/v1/classify", {"texts": known + ["Brand-new text: Hooli raises guidance"], "scheme": "7"})
     cached = sum(1 for r in again["results"][:-1] if r.get("cached"))
     print(f"SIGKILL under load, restart in {restart_s:.1f} s: {cached}/{len(known)} earlier results served from the "
           f"cache, new text labelled {again['results'][-1].get('label')!r}")

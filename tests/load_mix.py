@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import random
+import signal
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
@@ -228,6 +231,29 @@ def run_load(url: str, model_id: str, texts: list[str], clients: int = 32, reque
         thread.join(max_seconds + timeout_s)
     load.report.seconds = time.perf_counter() - started
     return load.report
+
+
+def get_json(url: str, timeout_s: float = 60) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        return json.loads(response.read())
+
+
+def post_json(url: str, body: dict, timeout_s: float = 120) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        return json.loads(response.read())
+
+
+def sigkill_under_load(proc, url: str, model_id: str, texts: list[str], clients: int = 8,
+                       seconds_before_kill: float = 1.5) -> None:
+    """Start a load, SIGKILL the server process in the middle of it, and wait for both to end."""
+    load = threading.Thread(target=run_load, args=(url, model_id, texts), daemon=True,
+                            kwargs={"clients": clients, "requests_per_client": 50, "timeout_s": 10, "max_seconds": 30})
+    load.start()
+    time.sleep(seconds_before_kill)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    load.join(60)
 
 
 def rss_mb(pid: int) -> float:

@@ -4,16 +4,14 @@ clients drop half-way, and hostile requests: no 5xx but 503 with Retry-After, ev
 
 from __future__ import annotations
 
-import json
 import urllib.request
 
-from load_mix import run_load
+from load_mix import get_json, post_json, run_load, sigkill_under_load
 
 
 def test_mixed_load_keeps_every_promise(server, held_out):
     texts = [t for t, _ in held_out]
-    with urllib.request.urlopen(server.url + "/v1/models", timeout=30) as response:
-        models = json.loads(response.read())["data"]
+    models = get_json(server.url + "/v1/models")["data"]
     report = run_load(server.url, models[0]["id"], texts, clients=32, requests_per_client=5, seed=1,
                       timeout_s=120, max_seconds=300)
     summary = report.summary()
@@ -30,37 +28,20 @@ def test_mixed_load_keeps_every_promise(server, held_out):
 
 
 def test_sigkill_under_load_then_restart_serves_from_the_cache(trained_gguf, tmp_path, held_out):
-    import os
-    import signal
-    import threading
-    import time
-
     from conftest import RunningServer
 
     env = {"FINSENT_CACHE_DIR": str(tmp_path / "cache")}
     texts = [t for t, _ in held_out]
+    body = {"texts": texts[:6], "scheme": "7"}
     server = RunningServer("--model", str(trained_gguf["f16"]), env=env)
     try:
-        body = json.dumps({"texts": texts[:6], "scheme": "7"}).encode()
-        request = urllib.request.Request(server.url + "/v1/classify", data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            first = json.loads(response.read())["results"]
-        load = threading.Thread(target=run_load, args=(server.url, "finsent-7", texts),
-                                kwargs={"clients": 8, "requests_per_client": 40, "timeout_s": 5, "max_seconds": 20},
-                                daemon=True)
-        load.start()
-        time.sleep(1.5)
-        os.kill(server.proc.pid, signal.SIGKILL)
-        server.proc.wait(30)
-        load.join(60)
+        first = post_json(server.url + "/v1/classify", body)["results"]
+        sigkill_under_load(server.proc, server.url, "finsent-7", texts)
     finally:
         server.stop()
     restarted = RunningServer("--model", str(trained_gguf["f16"]), env=env)
     try:
-        request = urllib.request.Request(restarted.url + "/v1/classify", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            again = json.loads(response.read())["results"]
+        again = post_json(restarted.url + "/v1/classify", body)["results"]
         assert [r["cached"] for r in again] == [True] * 6
         assert [r["label"] for r in again] == [r["label"] for r in first]
     finally:
