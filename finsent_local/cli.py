@@ -88,16 +88,18 @@ def _model_path(model: str | None) -> Path:
                f"(once; saved to {path})", err=True)
     try:
         run_conversion(ConvertRequest(source=DEFAULT_REPO, outtypes=[DEFAULT_OUTTYPE], outfile=str(path)))
-    except ConversionError as e:
+    except BaseException as e:  # a failed or interrupted first run leaves no empty models folder behind
         if created:
-            _remove_empty_folders(path.parent)
-        raise UserError(f"{e}. To use a GGUF file you already have: --model PATH or FINSENT_MODEL=PATH") from None
+            _remove_if_empty(path.parent)
+        if isinstance(e, ConversionError):
+            raise UserError(f"{e}. To use a GGUF file you already have: --model PATH or FINSENT_MODEL=PATH") from None
+        raise
     return path
 
 
-def _remove_empty_folders(folder: Path) -> None:
+def _remove_if_empty(folder: Path) -> None:
     try:
-        folder.rmdir()  # only if empty
+        folder.rmdir()
     except OSError:
         pass
 
@@ -124,7 +126,8 @@ def _remove_empty_folders(folder: Path) -> None:
               help="Let llama.cpp repack weights into extra CPU buffer types (AMX...); off by default because "
               "that path crashes on some CPUs.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_preset, threads, no_cache, extra_bufts, log_level):
+def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_preset, threads, no_cache, extra_bufts,
+          log_level):
     """Start the local server (FinSent API, OpenAI API, /v1/label for spreadsheets)."""
     from .model_files import result_cache_path
     from .serve import ServeError, ServeOptions, check_exposure, configure_logging, serve as run_server
@@ -136,8 +139,8 @@ def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_p
         raise UserError(str(e)) from None
     options = ServeOptions(
         model_path=_model_path(model), host=host, port=port, api_key=api_key or None,
-        cors_origins=tuple(cors_origins), allowed_hosts=tuple(allowed_hosts), gpu=gpu, prompt_preset=prompt_preset, threads=threads,
-        use_extra_bufts=extra_bufts, result_cache=None if no_cache else result_cache_path(),
+        cors_origins=tuple(cors_origins), allowed_hosts=tuple(allowed_hosts), gpu=gpu, prompt_preset=prompt_preset,
+        threads=threads, use_extra_bufts=extra_bufts, result_cache=None if no_cache else result_cache_path(),
     )
     try:
         run_server(options)

@@ -100,9 +100,10 @@ def test_failed_batch_is_retried_per_job_then_per_text(engine):
         first = threading.Thread(target=lambda: answers.update(first=worker.classify(["Hooli raises full-year guidance"], "3")))
         first.start()
         assert faulty.entered.wait(10)  # the engine thread is busy: the next two requests queue up together
+        innocent, guilty = ["Globex cuts full-year guidance"], ["POISON", "Initech raises full-year guidance"]
         others = [
-            threading.Thread(target=lambda: answers.update(innocent=worker.classify(["Globex cuts full-year guidance"], "3"))),
-            threading.Thread(target=lambda: answers.update(guilty=worker.classify(["POISON", "Initech raises full-year guidance"], "3"))),
+            threading.Thread(target=lambda: answers.update(innocent=worker.classify(innocent, "3"))),
+            threading.Thread(target=lambda: answers.update(guilty=worker.classify(guilty, "3"))),
         ]
         for thread in others:
             thread.start()
@@ -300,7 +301,8 @@ def test_hostile_bodies_are_400(client):
     assert client.post("/v1/classify", data=deep, content_type="application/json").status_code == 400
     checks = [
         ("/v1/chat/completions", {"model": "finsent-7", "messages": [{"role": ["user"], "content": "x"}]}),
-        ("/v1/chat/completions", {"model": "finsent-7", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}),
+        ("/v1/chat/completions", {"model": "finsent-7",
+                                  "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}),
         ("/v1/chat/completions", {"model": "finsent-7", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}),
         ("/v1/classify", {"text": "x", "scheme": [7]}),
         ("/v1/classify", {"text": "x", "scheme": " 7"}),
