@@ -9,9 +9,9 @@ from pathlib import Path
 from dataclasses import asdict
 
 from .cache import CacheUnavailable, ResultCache
+from .engine import Classification, ClassifierEngine, EngineOptions, TextError
 from .files import file_fingerprint
 from .limits import Limits
-from .engine import Classification, ClassifierEngine, EngineOptions, TextError, is_valid_unicode
 from .stats import Histogram
 from .worker import EngineWorker
 
@@ -80,9 +80,7 @@ class ClassificationService:
             raise ItemError("text_too_long", f"text too long ({len(text)} characters; at most {self.limits.max_text_chars})")
         if not text.strip():
             raise ItemError("empty_text", "text is empty")
-        if not is_valid_unicode(text):
-            raise ItemError("invalid_text", "text is not valid Unicode (it contains a lone surrogate)")
-        return text
+        return text  # text that is not valid Unicode (a lone surrogate) is an item error from the engine
 
     def classify(self, texts: list, scheme: str) -> list[dict]:
         """One dict per text: label, score, probs, cached, truncated; or {"error": {code, message}}."""

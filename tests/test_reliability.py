@@ -85,6 +85,17 @@ def test_lone_surrogate_is_an_item_error(client):
     assert second["label"] == "positive"
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"model": "MODEL", "messages": [{"role": "user", "content": "Acme \\ud800"}]}',
+    b'{"model": "MODEL", "prompt": "Acme \\udfff"}',
+])
+def test_lone_surrogate_in_a_generation_prompt_is_400(client, loaded_runtime, raw):
+    route = "/v1/chat/completions" if b"messages" in raw else "/v1/completions"
+    body = raw.replace(b"MODEL", loaded_runtime.model_id.encode())
+    response = client.post(route, data=body, content_type="application/json")
+    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_text"
+
+
 def test_engine_reports_a_lone_surrogate_for_that_item_only(engine):
     results = engine.classify_batch(["x\udc80y", "Initech raises full-year guidance"], "3")
     assert isinstance(results[0], TextError) and results[0].code == "invalid_text"

@@ -16,6 +16,7 @@ from contextlib import closing
 
 from flask import Blueprint, Response
 
+from ..engine import is_valid_unicode
 from ..labels import SCHEMES
 from ..worker import Unavailable
 from .context import classify, runtime, service
@@ -69,7 +70,7 @@ def _messages(body: dict) -> list[dict]:
         if not isinstance(role, str) or role not in CHAT_ROLES:  # roles go into the template as they are: only known ones
             raise ApiError(400, "invalid_request", f"unknown message role {str(role)[:40]!r}; use one of "
                            + ", ".join(sorted(CHAT_ROLES)), param="messages")
-        out.append({"role": role, "content": _message_text(m.get("content") or "")})
+        out.append({"role": role, "content": _valid_unicode(_message_text(m.get("content") or ""), "messages")})
     return out
 
 
@@ -79,7 +80,13 @@ def _prompt(body: dict) -> str:
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise ApiError(400, "invalid_request", '"prompt" must be a string', param="prompt")
-    return prompt
+    return _valid_unicode(prompt, "prompt")
+
+
+def _valid_unicode(text: str, param: str) -> str:
+    if not is_valid_unicode(text):
+        raise ApiError(400, "invalid_text", "text is not valid Unicode (it contains a lone surrogate)", param=param)
+    return text
 
 
 def _check_n(body: dict) -> None:
