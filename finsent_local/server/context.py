@@ -14,7 +14,3 @@ def runtime() -> Runtime:
 
 def service() -> ClassificationService:
     return runtime().require_service()
-
-
-def classify(texts: list, scheme: str) -> list[dict]:
-    return service().classify(texts, scheme)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from .context import classify, service
+from .context import service
 from .errors import ApiError
 from .requests import json_body, scheme_param
 
@@ -25,7 +25,7 @@ def classify_texts():
     if len(texts) > svc.limits.max_texts_per_request:
         raise ApiError(413, "too_many_texts",
                        f"at most {svc.limits.max_texts_per_request} texts per request (got {len(texts)})", param="texts")
-    results = classify(texts, scheme)
+    results = svc.classify(texts, scheme)
     g.cache_hits = sum(1 for r in results if r.get("cached"))
     labels = list(svc.schemes[scheme].labels)
     if single:
@@ -47,7 +47,7 @@ def label_as_text():
         return _plain("#FINSENT! the text parameter is missing (/v1/label?text=...)", 400)
     if not text.strip():
         return _plain("", 200)
-    result = classify([text], scheme)[0]
+    result = svc.classify([text], scheme)[0]
     g.cache_hits = int(bool(result.get("cached")))
     if "error" in result:
         return _plain(f"#FINSENT! {result['error']['message']}", 400)

@@ -19,7 +19,7 @@ from flask import Blueprint, Response
 from ..engine import is_valid_unicode
 from ..labels import SCHEMES
 from ..worker import Unavailable
-from .context import classify, runtime, service
+from .context import runtime, service
 from .errors import ApiError, error_body
 from .requests import bool_param, json_body, number_param
 
@@ -97,7 +97,7 @@ def _check_n(body: dict) -> None:
 
 # -- classification through the OpenAI API ------------------------------------------------------
 def _classify_one(text: str, scheme: str) -> dict:
-    result = classify([text], scheme)[0]
+    result = service().classify([text], scheme)[0]
     if "error" in result:
         raise ApiError(400, result["error"]["code"], result["error"]["message"])
     return result
