@@ -53,7 +53,7 @@ class _ResultCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _estimate(key, value) -> int:
+    def _estimate(key) -> int:
         # Python strings take up to 4 bytes a character; a result holds a few dozen small objects.
         return 4 * sum(len(part) for part in key if isinstance(part, str)) + ENTRY_OVERHEAD_BYTES
 
@@ -70,7 +70,7 @@ class _ResultCache:
                 self._bytes -= self._sizes[key]
             self._items[key] = value
             self._items.move_to_end(key)
-            self._sizes[key] = self._estimate(key, value)
+            self._sizes[key] = self._estimate(key)
             self._bytes += self._sizes[key]
             while self._items and (len(self._items) > self._size or self._bytes > self._max_bytes):
                 old, _ = self._items.popitem(last=False)
