@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .labels import SCHEMES
-
-
-class UserError(click.ClickException):
-    """Printed as one line, exit status 1."""
+from .classify_cli import classify
+from .cli_common import UserError, model_path as _model_path
 
 
 def _convert_output_types(value: tuple[str, ...]) -> list[str]:
@@ -65,45 +61,6 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
         click.echo(str(item.path))
 
 
-def _model_path(model: str | None) -> Path:
-    """The GGUF file to load: --model, FINSENT_MODEL, or the default model, downloaded and converted
-    on first use."""
-    from .model_files import DEFAULT_OUTTYPE, DEFAULT_REPO, ModelNotFound, default_model_path, explicit_model
-
-    try:
-        chosen = explicit_model(model)
-    except ModelNotFound as e:
-        raise UserError(str(e)) from None
-    if chosen is not None:
-        return chosen
-    path = default_model_path()
-    if path.is_file():
-        return path
-    from finsent_local.convert.errors import ConversionError
-    from finsent_local.convert.pipeline import ConvertRequest, convert as run_conversion
-
-    created = not path.parent.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    click.echo(f"No model yet: downloading {DEFAULT_REPO} and converting it to {DEFAULT_OUTTYPE.upper()} "
-               f"(once; saved to {path})", err=True)
-    try:
-        run_conversion(ConvertRequest(source=DEFAULT_REPO, outtypes=[DEFAULT_OUTTYPE], outfile=str(path)))
-    except BaseException as e:  # a failed or interrupted first run leaves no empty models folder behind
-        if created:
-            _remove_if_empty(path.parent)
-        if isinstance(e, ConversionError):
-            raise UserError(f"{e}. To use a GGUF file you already have: --model PATH or FINSENT_MODEL=PATH") from None
-        raise
-    return path
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
-
-
 @cli.command()
 @click.option("--model", help="GGUF file to serve. Default: $FINSENT_MODEL, else the converted default model "
               "(downloaded and converted on first run).")
@@ -149,52 +106,6 @@ def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_p
 
 
 @cli.command()
-@click.argument("texts", nargs=-1)
-@click.option("--scheme", type=click.Choice(list(SCHEMES)), default=SCHEMES[0], show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per text (label, score, probs).")
-@click.option("--model", help="GGUF file (default as for `finsent serve`).")
-@click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True)
-@click.option("--no-cache", is_flag=True, help="Do not read or write the persistent result cache.")
-def classify(texts, scheme, as_json, model, prompt_preset, no_cache):
-    """Label TEXTS (or lines from standard input) with the local model, no server needed.
-
-    \b
-    finsent classify "Profit soared 40% to a record" "Shares plunged after the fraud probe"
-    cat headlines.txt | finsent classify --scheme 3 --json
-    """
-    from .engine import EngineOptions
-    from .limits import Limits
-    from .model_files import result_cache_path
-    from .service import open_service
-
-    if not texts:
-        if sys.stdin.isatty():
-            raise UserError("give texts to classify, or pipe lines on standard input")
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    path = _model_path(model)
-    try:
-        service = open_service(path, EngineOptions(prompt_preset=prompt_preset), None if no_cache else result_cache_path(),
-                               Limits(max_wait_s=None))
-    except Exception as e:
-        raise UserError(f"cannot load {path}: {e}") from None
-    try:
-        results = service.classify(list(texts), scheme)
-    finally:
-        service.close()
-    failed = False
-    for text, result in zip(texts, results):
-        if as_json:
-            click.echo(json.dumps({"text": text, **result}, ensure_ascii=False))
-        elif "error" in result:
-            failed = True
-            click.echo(f"#FINSENT! {result['error']['message']}\t{text}")
-        else:
-            click.echo(f"{result['label']}\t{result['score']:+.3f}\t{text}")
-    if failed:
-        sys.exit(1)
-
-
-@cli.command()
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The FinSent server the functions call.")
 @click.option("--api-key", envvar="FINSENT_API_KEY", help="API key, when the server requires one.")
 @click.option("--sample", type=click.Path(dir_okay=False, writable=True),
@@ -236,6 +147,9 @@ def excel(url, api_key, sample, force):
         click.echo(f"sample workbook: {sample}")
     click.echo("Next, in Windows Excel: trust access to the VBA project object model, run `xlwings addin install`, "
                "then xlwings tab > Import Functions, and type =FINSENT(A2,\"7\").")
+
+
+cli.add_command(classify)
 
 
 def main() -> None:

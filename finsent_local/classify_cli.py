@@ -1,0 +1,260 @@
+"""`finsent classify`: texts from the command line or standard input, a file of any size, or the same
+file job on a Ray cluster. Every mode goes through the same classification service."""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from .cli_common import UserError, model_path
+from .labels import SCHEMES
+
+LINE_CHUNK = 64  # texts per classifier call when reading lines: output follows input closely
+ECHO_CHARS = 200  # an error row shows at most this much of its text
+
+
+@click.command()
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_path", type=click.Path(path_type=Path),
+              help="A file to score: .csv .tsv .jsonl .parquet .xlsx (with --ray also a folder of Parquet files).")
+@click.option("--output", "output_path", type=click.Path(path_type=Path),
+              help="Where to write the scored file, in the input's format (with --ray: a folder).")
+@click.option("--column", help="The column that holds the texts (.xlsx: its header or letter, e.g. B).")
+@click.option("--sheet", help=".xlsx: the sheet to score (default: the first).")
+@click.option("--prefix", default="", help="Put before the added column names (label, score, p_<label>, error).")
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--scheme", type=click.Choice(list(SCHEMES)), default=SCHEMES[0], show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Texts and lines: one JSON object per text (label, score, probs).")
+@click.option("--model", help="GGUF file (default as for `finsent serve`).")
+@click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True)
+@click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (default: all cores; with --ray: per actor).")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the persistent result cache.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Run on Ray Data: `--ray` alone uses $RAY_ADDRESS or starts a local cluster; `--ray auto` joins "
+              "the cluster running on this machine; or give a cluster address.")
+@click.option("--actors", type=int, default=None, help="With --ray: scoring actors (default: cluster CPUs / --threads).")
+@click.option("--gpus-per-actor", type=float, default=0.0, help="With --ray: GPUs per actor (llama.cpp built with CUDA).")
+def classify(texts, input_path, output_path, column, sheet, prefix, force, quiet, scheme, as_json, model,
+             prompt_preset, threads, no_cache, ray_address, actors, gpus_per_actor):
+    """Label TEXTS, lines from standard input, or a column of a file, with the local model (no server).
+
+    \b
+    finsent classify "Profit soared 40% to a record" "Shares plunged after the fraud probe"
+    cat headlines.txt | finsent classify --scheme 3 --json
+    finsent classify --input news.csv --column headline --output news.scored.csv
+    finsent classify --input news/ --column headline --output scored/ --ray
+
+    A file job shows its progress, keeps what is done when interrupted, and continues where it stopped
+    when run again with the same arguments. The output gets every input column and row, plus label,
+    score, p_<label> per label, and error (empty when fine).
+    """
+    if input_path is None:
+        stray = [name for name, value in (("--output", output_path), ("--column", column), ("--sheet", sheet),
+                                          ("--ray", ray_address), ("--actors", actors)) if value is not None]
+        if stray:
+            raise UserError(f"{stray[0]} goes with --input FILE")
+        _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_cache)
+        return
+    if texts:
+        raise UserError("give texts or --input FILE, not both")
+    if output_path is None:
+        raise UserError("--output is needed with --input (a file in the input's format"
+                        + (", or a folder with --ray)" if ray_address else ")"))
+    if ray_address is not None:
+        _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors,
+                         gpus_per_actor, force, model, ray_address)
+        return
+    _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
+                   threads, no_cache)
+
+
+def _open_service(model: str | None, prompt_preset: str, threads: int, no_cache: bool):
+    from .engine import EngineOptions
+    from .limits import Limits
+    from .model_files import result_cache_path
+    from .service import open_service
+
+    path = model_path(model)
+    try:
+        service = open_service(path, EngineOptions(prompt_preset=prompt_preset, n_threads=threads),
+                               None if no_cache else result_cache_path(), Limits(max_wait_s=None))
+    except Exception as e:
+        raise UserError(f"cannot load {path}: {e}") from None
+    return path, service
+
+
+# -- texts and lines ---------------------------------------------------------------------------------
+def _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_cache) -> None:
+    """One output row per argument or input line, in order, blank lines included (as error rows), each
+    written as soon as its chunk is done. Exit status 1 when any row has an error, with --json or not."""
+    if not texts and sys.stdin.isatty():
+        raise UserError("give texts to classify, --input FILE, or pipe lines on standard input")
+    _, service = _open_service(model, prompt_preset, threads, no_cache)
+    out = sys.stdout
+    if hasattr(out, "reconfigure"):  # a text with bytes that are not UTF-8 is echoed escaped, not a crash
+        out.reconfigure(errors="backslashreplace")
+    rows = failed = 0
+    try:
+        for chunk in (_chunked_args(texts) if texts else _stdin_chunks()):
+            for text, result in zip(chunk, service.classify(chunk, scheme)):
+                rows += 1
+                failed += "error" in result
+                out.write(_line_row(text, result, as_json) + "\n")
+            out.flush()
+    finally:
+        service.close()
+    if failed:
+        click.echo(f"{failed} of {rows} texts could not be classified", err=True)
+        sys.exit(1)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS]}... ({len(text):,} characters)"
+
+
+def _line_row(text: str, result: dict, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"text": _short(text) if "error" in result else text, **result}, ensure_ascii=False)
+    if "error" in result:
+        return f"#FINSENT! {result['error']['message']}\t{_short(text)}"
+    mark = "[truncated] " if result.get("truncated") else ""
+    return f"{result['label']}\t{result['score']:+.3f}\t{mark}{text}"
+
+
+def _chunked_args(texts) -> Iterator[list[str]]:
+    for start in range(0, len(texts), LINE_CHUNK):
+        yield list(texts[start : start + LINE_CHUNK])
+
+
+_EOF = object()
+
+
+def _stdin_chunks() -> Iterator[list[str]]:
+    """Lines as they arrive: each chunk is what is there already (at least one line), so a slow
+    producer or a person typing gets each label at once, and a fast pipe gets batched decodes. Bytes
+    that are not UTF-8 become an error row, not an abort."""
+    stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+    lines: queue.Queue = queue.Queue(maxsize=LINE_CHUNK * 4)
+
+    def read() -> None:
+        try:
+            for line in stream:
+                lines.put(line.rstrip("\n").rstrip("\r"))
+        finally:
+            lines.put(_EOF)
+
+    threading.Thread(target=read, name="finsent-stdin", daemon=True).start()
+    while True:
+        chunk = [lines.get()]
+        while len(chunk) < LINE_CHUNK and chunk[-1] is not _EOF:
+            try:
+                chunk.append(lines.get_nowait())
+            except queue.Empty:
+                break
+        if chunk[-1] is _EOF:
+            if len(chunk) > 1:
+                yield chunk[:-1]
+            return
+        yield chunk
+
+
+# -- files ---------------------------------------------------------------------------------------------
+def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
+                   threads, no_cache) -> None:
+    from .file_job import JobIdentity, WorkFolder
+    from .files import file_fingerprint
+    from .model_files import result_cache_path
+    from .scoring import classify_values
+    from .tables import TableError, check_output_format, open_table, result_columns
+
+    try:
+        table = open_table(input_path, column, sheet)
+        check_output_format(table, output_path)
+    except TableError as e:
+        raise UserError(str(e)) from None
+    if output_path.exists() and not force:
+        raise UserError(f"{output_path} exists; use --force to replace it")
+    if output_path.exists() and output_path.resolve() == input_path.resolve():
+        raise UserError("the output must be another file than the input")
+    if not output_path.parent.is_dir():
+        raise UserError(f"no folder {output_path.parent} for the output")
+    path, service = _open_service(model, prompt_preset, threads, no_cache)
+    work = WorkFolder(output_path)
+    try:
+        try:
+            added = result_columns(service.schemes[scheme].labels, prefix)
+            table.check_new_columns(added)
+            model_sha256 = file_fingerprint(path, result_cache_path().with_name("model-fingerprints.json"))
+            done, dropped = work.claim(JobIdentity.of(input_path, table.column, sheet, scheme, model_sha256,
+                                                      prompt_preset))
+            total = table.count_rows()
+            if dropped:
+                click.echo(f"note: the saved results in {work.path} were for another input, column, scheme or "
+                           "model; starting over", err=True)
+            elif done:
+                click.echo(f"Continuing: {done:,} of {total:,} rows were already done", err=True)
+            _score_with_progress(table, work, done, total, lambda values: classify_values(service, values, scheme),
+                                 quiet)
+        finally:
+            service.close()
+        _write_file_output(table, work, output_path, added)
+    except TableError as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"cannot keep the job's results in {work.path}: {e}") from None
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted: {work.rows_saved():,} rows are saved in {work.path}; run the same command again "
+                   "to continue.", err=True)
+        sys.exit(130)
+    finally:
+        work.release()
+
+
+def _score_with_progress(table, work, done: int, total: int | None, classify_chunk, quiet: bool) -> None:
+    from tqdm import tqdm
+
+    from .file_job import score_rows
+
+    show = not quiet and sys.stderr.isatty()
+    with tqdm(total=total, initial=done, unit="row", disable=not show, file=sys.stderr, dynamic_ncols=True,
+              smoothing=0.1) as bar:
+        score_rows(table, work, done, classify_chunk, on_rows=bar.update)
+
+
+def _write_file_output(table, work, output_path: Path, added: list[str]) -> None:
+    from .file_job import write_output
+    from .tables import TableError
+
+    try:
+        report = write_output(table, work, output_path, added)
+    except (TableError, OSError) as e:
+        raise UserError(f"cannot write {output_path}: {e} (the results so far are kept in {work.path})") from None
+    errors = f"; {report.errors:,} with an error (see the error column)" if report.errors else ""
+    click.echo(f"Wrote {output_path}: {report.rows:,} rows{errors}", err=True)
+
+
+# -- Ray -----------------------------------------------------------------------------------------------------
+def _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
+                     force, model, ray_address) -> None:
+    from .first_run import ModelUnavailable
+    from .ray_job import RayJob, run_ray_job
+    from .tables import TableError
+
+    job = RayJob(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
+                 force, model)
+    try:
+        files = run_ray_job(job, ray_address, say=lambda line: click.echo(line, err=True))
+    except (TableError, ModelUnavailable) as e:
+        raise UserError(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted: {output_path} is incomplete; run the command again with --force.", err=True)
+        sys.exit(130)
+    click.echo(f"Wrote {len(files)} file(s) to {output_path}", err=True)

@@ -1,0 +1,183 @@
+"""`finsent classify --input FILE --output FILE`: one column of a file of any size, resumable.
+
+Two passes over the input, neither holding more than a chunk of rows:
+1. Scoring: the column's texts go to the classifier in chunks of CHUNK_ROWS; each chunk's results are
+   appended to `results.jsonl` in a work folder next to the output and flushed to disk before the
+   next chunk starts. Ctrl-C or a crash keeps every finished chunk.
+2. Writing: the input rows and the saved results, streamed together into a file in the work folder,
+   which is then renamed to the output name (one atomic step: there is never a half-written file under
+   that name) and the work folder removed.
+
+Running the same command again after an interruption finds the work folder, checks that it belongs
+to the same input file, column, scheme, model and prompt (otherwise it starts over and says so), and
+goes on from the first row without a saved result. The output is built from the saved results
+whatever happened in between, so it has the same rows and labels as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .tables import InputTable, RowResult, TableError
+
+CHUNK_ROWS = 128  # rows per classifier call and per flush to disk: at most this much work is redone
+JOB_STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class JobIdentity:
+    """What the saved results depend on: resuming with anything else changed starts over."""
+
+    input_path: str
+    input_size: int
+    input_mtime_ns: int
+    column: str
+    sheet: str | None
+    scheme: str
+    model_sha256: str
+    prompt_preset: str
+    version: int = JOB_STATE_VERSION
+
+    @classmethod
+    def of(cls, input_path: Path, column: str, sheet: str | None, scheme: str, model_sha256: str,
+           prompt_preset: str) -> JobIdentity:
+        stat = Path(input_path).stat()
+        return cls(str(Path(input_path).resolve()), stat.st_size, stat.st_mtime_ns, column, sheet, scheme,
+                   model_sha256, prompt_preset)
+
+
+class JobLocked(TableError):
+    pass
+
+
+class WorkFolder:
+    """`.<output name>.finsent-partial/` next to the output: the job's identity, the results saved so
+    far (one JSON line per input row), a lock, and the output while it is being written."""
+
+    def __init__(self, output: Path):
+        output = Path(output)
+        self.path = output.parent / f".{output.name}.finsent-partial"
+        self.state_file = self.path / "job.json"
+        self.results_file = self.path / "results.jsonl"
+        self.partial_output = self.path / ("output" + output.suffix)
+        self._lock = None
+
+    def claim(self, identity: JobIdentity) -> tuple[int, bool]:
+        """Lock the folder for this process; (rows already done, whether older results were dropped)."""
+        dropped = False
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        try:
+            saved = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = None
+        if saved != asdict(identity):
+            dropped = saved is not None and self.results_file.exists()
+            self.results_file.unlink(missing_ok=True)
+            self.state_file.write_text(json.dumps(asdict(identity), indent=2), encoding="utf-8")
+        return self.rows_saved(), dropped
+
+    def _take_lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; one run at a time is the user's care
+            return
+        self._lock = open(self.path / "lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise JobLocked(f"another `finsent classify` is working on this output ({self.path})") from None
+
+    def rows_saved(self) -> int:
+        """Rows with a saved result. A line cut short by a crash is dropped (its chunk is redone)."""
+        if not self.results_file.exists():
+            return 0
+        rows = 0
+        good_end = 0
+        with open(self.results_file, "rb") as f:
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    json.loads(line)
+                except ValueError:
+                    break
+                rows += 1
+                good_end += len(line)
+        if good_end != self.results_file.stat().st_size:
+            with open(self.results_file, "r+b") as f:
+                f.truncate(good_end)
+        return rows
+
+    def append(self, results: list[RowResult]) -> None:
+        lines = "".join(json.dumps([r.label, r.score, r.probs, r.error], ensure_ascii=False) + "\n" for r in results)
+        with open(self.results_file, "a", encoding="utf-8") as f:
+            f.write(lines)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def results(self) -> Iterator[RowResult]:
+        with open(self.results_file, encoding="utf-8") as f:
+            for line in f:
+                label, score, probs, error = json.loads(line)
+                yield RowResult(label, score, tuple(probs) if probs is not None else None, error)
+
+    def finish(self, output: Path) -> None:
+        os.replace(self.partial_output, output)
+        self.release()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+@dataclass
+class JobReport:
+    rows: int = 0
+    errors: int = 0
+    resumed_from: int = 0
+    dropped_old_results: bool = False
+
+
+ClassifyChunk = Callable[[list], list[RowResult]]
+
+
+def score_rows(table: InputTable, work: WorkFolder, done: int, classify_chunk: ClassifyChunk,
+               on_rows: Callable[[int], None] = lambda n: None) -> None:
+    """Classify every row after the first `done` ones, saving each chunk's results as it finishes."""
+    seen = 0
+    for chunk in table.texts(CHUNK_ROWS):
+        if seen + len(chunk) <= done:
+            seen += len(chunk)
+            continue
+        todo = chunk[max(0, done - seen):]
+        seen += len(chunk)
+        work.append(classify_chunk(todo))
+        on_rows(len(todo))
+
+
+def write_output(table: InputTable, work: WorkFolder, output: Path, added_columns: list[str]) -> JobReport:
+    """Build the output from the input and the saved results, then put it in place atomically."""
+    report = JobReport()
+
+    def counted() -> Iterator[RowResult]:
+        for result in work.results():
+            report.rows += 1
+            report.errors += bool(result.error)
+            yield result
+
+    results = counted()
+    table.write_scored(work.partial_output, results, added_columns)
+    if next(results, None) is not None:
+        raise TableError("there are more saved results than input rows (did the input change?)")
+    work.finish(output)
+    return report
