@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
+from load_mix import post_json
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,34 @@ def test_completions_classify_the_prompt(oa):
     assert list(reply.choices[0].logprobs.top_logprobs[0])[0] == "negative"
     streamed = list(oa.completions.create(model="finsent-3", prompt="Umbrella Group cuts full-year guidance", stream=True))
     assert "".join(c.choices[0].text for c in streamed) == "negative"
+
+
+def test_completions_with_a_list_of_prompts_classify_each(oa, server):
+    """OpenAI's batch form: one choice per prompt, `index` its position, the labels of /v1/classify."""
+    prompts = ["Umbrella Group cuts full-year guidance", "Hooli raises full-year guidance",
+               "Initech schedules its annual general meeting"] * 3
+    reply = oa.completions.create(model="finsent-3", prompt=prompts, logprobs=3)
+    assert [c.index for c in reply.choices] == list(range(len(prompts)))
+    direct = post_json(server.url + "/v1/classify", {"texts": prompts, "scheme": "3"})
+    assert [c.text for c in reply.choices] == [r["label"] for r in direct["results"]]
+    assert reply.choices[0].text == "negative" and reply.choices[1].text == "positive"
+    assert set(reply.choices[4].logprobs.top_logprobs[0]) == {"negative", "neutral", "positive"}
+    assert reply.usage.completion_tokens == len(prompts) and reply.usage.prompt_tokens > 10 * len(prompts)
+    streamed = list(oa.completions.create(model="finsent-3", prompt=prompts[:3], stream=True))
+    texts = {}
+    for chunk in streamed:
+        for c in chunk.choices:
+            texts[c.index] = texts.get(c.index, "") + c.text
+    assert texts == {0: "negative", 1: "positive", 2: reply.choices[2].text}
+    with pytest.raises(openai.BadRequestError) as blank:  # a bad prompt is named by its index
+        oa.completions.create(model="finsent-3", prompt=["Hooli raises full-year guidance", " "])
+    assert blank.value.code == "empty_text" and blank.value.param == "prompt[1]"
+    with pytest.raises(openai.BadRequestError) as raw:
+        oa.completions.create(model="trained-sentiment-f16", prompt=["a", "b"])
+    assert raw.value.param == "prompt"
+    with pytest.raises(openai.APIStatusError) as many:
+        oa.completions.create(model="finsent-3", prompt=["Profit rose"] * 257)
+    assert many.value.status_code == 413 and many.value.code == "too_many_texts"
 
 
 def test_raw_model_generates(oa):

@@ -74,12 +74,16 @@ def _messages(body: dict) -> list[dict]:
     return out
 
 
-def _prompt(body: dict) -> str:
+def _prompt(body: dict) -> str | list[str]:
+    """One prompt, or several (a list of two or more strings: one choice each, as in OpenAI's API)."""
     prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        if len(prompt) > 1:
+            return prompt  # each is checked as a text of its own (classification) or refused (generation)
         prompt = prompt[0]
     if not isinstance(prompt, str):
-        raise ApiError(400, "invalid_request", '"prompt" must be a string', param="prompt")
+        raise ApiError(400, "invalid_request", '"prompt" must be a string or a non-empty list of strings',
+                       param="prompt")
     return _valid_unicode(prompt, "prompt")
 
 
@@ -273,6 +277,8 @@ def completions():
     base = _envelope("cmpl", model)
     top = number_param(body, "logprobs", None, 0, 20, int)
     stream = bool_param(body, "stream")
+    if isinstance(prompt, list):
+        return _batch_completion(prompt, model, base, top, stream)
     if model in CLASSIFIER_MODELS:
         reply = _classification_reply(prompt, model,
                                       lambda result: _completion_logprobs(result, top) if top is not None else None)
@@ -292,3 +298,38 @@ def completions():
         text = "".join(reply.deltas)
     return {**base, "object": "text_completion", "choices": [choice(text, reply.finish_reason())],
             "usage": reply.usage(), **reply.extra}
+
+
+def _batch_completion(prompts: list[str], model: str, base: dict, top: int | None, stream: bool):
+    """Several prompts for finsent-7/finsent-3: one batched classification (the limits of /v1/classify),
+    one choice per prompt, `index` its position. A prompt that cannot be classified fails the request
+    with its index (per-item errors: /v1/classify)."""
+    if model not in CLASSIFIER_MODELS:
+        raise ApiError(400, "invalid_request", "a list of prompts is classified with finsent-7 or finsent-3; "
+                       "to generate text, send one prompt per request", param="prompt")
+    svc = service()
+    if len(prompts) > svc.limits.max_texts_per_request:
+        raise ApiError(413, "too_many_texts", f"at most {svc.limits.max_texts_per_request} prompts per request "
+                       f"(got {len(prompts)})", param="prompt")
+    scheme = CLASSIFIER_MODELS[model]
+    results = svc.classify(prompts, scheme)
+    for i, result in enumerate(results):
+        if "error" in result:
+            raise ApiError(400, result["error"]["code"], f"prompt {i}: {result['error']['message']}",
+                           param=f"prompt[{i}]")
+    logprobs = [_completion_logprobs(r, top) if top is not None else None for r in results]
+    prompt_tokens = sum(svc.classification_prompt_tokens(p, scheme) for p in prompts)
+    usage = _usage(prompt_tokens, len(prompts))
+
+    def choice(i: int, text: str, finish_reason) -> dict:
+        return {"index": i, "text": text, "logprobs": logprobs[i] if text else None, "finish_reason": finish_reason}
+
+    if stream:
+        def chunks():
+            for i, result in enumerate(results):
+                yield {**base, "object": "text_completion", "choices": [choice(i, result["label"], None)]}
+            for i in range(len(results)):
+                yield {**base, "object": "text_completion", "choices": [choice(i, "", "stop")]}
+        return _sse(chunks(), _Reply([], lambda: "stop", lambda: usage))
+    return {**base, "object": "text_completion",
+            "choices": [choice(i, r["label"], "stop") for i, r in enumerate(results)], "usage": usage}

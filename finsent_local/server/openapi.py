@@ -114,7 +114,10 @@ def _schemas(model_id: str, limits: Limits) -> dict:
         "CompletionRequest": {"type": "object", "required": ["model", "prompt"], "properties": {
             "model": model,
             "prompt": {"anyOf": [{"type": "string"},
-                                 {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "string"}}]},
+                                 {"type": "array", "minItems": 1, "maxItems": limits.max_texts_per_request,
+                                  "items": {"type": "string"}}],
+                       "description": "A list of two or more prompts is one batched classification (finsent-7/"
+                                      "finsent-3 only: 400 for the raw model), one choice per prompt"},
             "logprobs": _number(0, 20, "integer"),
             **generation}},
         "ChatCompletion": {"type": "object", "required": ["id", "object", "created", "model", "choices"], "properties": {
