@@ -70,7 +70,7 @@ def classify(texts, input_path, output_path, column, sheet, prefix, force, quiet
                         + (", or a folder with --ray)" if ray_address else ")"))
     if ray_address is not None:
         _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors,
-                         gpus_per_actor, force, model, ray_address)
+                         gpus_per_actor, force, model, quiet, ray_address)
         return
     _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
                    threads, no_cache)
@@ -200,13 +200,15 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
                 click.echo(f"note: the saved results in {work.path} were for another input, column, scheme or "
                            "model; starting over", err=True)
             elif done:
-                click.echo(f"Continuing: {done:,} of {total:,} rows were already done", err=True)
+                of_total = f" of {total:,}" if total is not None else ""
+                click.echo(f"Continuing: {done:,}{of_total} rows were already done", err=True)
             _score_with_progress(table, work, done, total, lambda values: classify_values(service, values, scheme),
                                  quiet)
         finally:
             service.close()
         _write_file_output(table, work, output_path, added)
     except TableError as e:
+        work.discard_if_empty()
         raise UserError(str(e)) from None
     except OSError as e:
         raise UserError(f"cannot keep the job's results in {work.path}: {e}") from None
@@ -243,13 +245,13 @@ def _write_file_output(table, work, output_path: Path, added: list[str]) -> None
 
 # -- Ray -----------------------------------------------------------------------------------------------------
 def _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
-                     force, model, ray_address) -> None:
+                     force, model, quiet, ray_address) -> None:
     from .first_run import ModelUnavailable
     from .ray_job import RayJob, run_ray_job
     from .tables import TableError
 
     job = RayJob(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
-                 force, model)
+                 force, model, quiet)
     try:
         files = run_ray_job(job, ray_address, say=lambda line: click.echo(line, err=True))
     except (TableError, ModelUnavailable) as e:

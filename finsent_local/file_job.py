@@ -66,12 +66,14 @@ class WorkFolder:
         self.results_file = self.path / "results.jsonl"
         self.partial_output = self.path / ("output" + output.suffix)
         self._lock = None
+        self._claimed = False
 
     def claim(self, identity: JobIdentity) -> tuple[int, bool]:
         """Lock the folder for this process; (rows already done, whether older results were dropped)."""
         dropped = False
         self.path.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        self._claimed = True
         try:
             saved = json.loads(self.state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -133,6 +135,13 @@ class WorkFolder:
         os.replace(self.partial_output, output)
         self.release()
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def discard_if_empty(self) -> None:
+        """After a failure before any result was saved: leave no work folder behind (only ours: not
+        the folder of another run that holds the lock)."""
+        if self._claimed and self.path.exists() and self.rows_saved() == 0:
+            self.release()
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def release(self) -> None:
         if self._lock is not None:

@@ -74,18 +74,31 @@ def classify_dataset(ds, column: str, *, model: str | os.PathLike | None = None,
 
     if column not in ds.columns():
         raise TableError(f"no column {column!r} in the dataset; its columns: {', '.join(map(repr, ds.columns()))}")
-    # Blocks of a few batches: a file read as one big block would go to one actor while the others
-    # wait; small blocks spread over the pool as it grows.
-    ds = ds.repartition(target_num_rows_per_block=batch_rows * 4)
+    # Blocks of one batch: a file read as one big block would go to one actor while the others wait;
+    # small blocks spread over the pool as it grows (a block costs Ray a few milliseconds; a batch
+    # costs the model seconds).
+    ds = ds.repartition(target_num_rows_per_block=batch_rows)
     return ds.map_batches(
         FinSentScorer,
         fn_constructor_kwargs={"column": column, "scheme": scheme, "model": None if model is None else str(model),
                                "prefix": prefix, "prompt_preset": prompt_preset, "threads": threads_per_actor},
-        batch_size=batch_rows, batch_format="pyarrow", num_cpus=threads_per_actor, num_gpus=gpus_per_actor or None,
-        # The pool starts with one actor and grows as blocks queue up: actors that took every CPU of
-        # the cluster at once would leave none for Ray Data's file listing task, which then never runs.
-        compute=ActorPoolStrategy(min_size=1, max_size=actors),
+        batch_size=batch_rows, batch_format="pyarrow", num_cpus=_actor_cpu_request(threads_per_actor, actors),
+        num_gpus=gpus_per_actor or None, compute=ActorPoolStrategy(size=actors),
     )
+
+
+def _actor_cpu_request(threads: int, actors: int) -> float:
+    """The CPUs each actor asks Ray for: its llama.cpp threads, unless the pool would then hold every
+    CPU of the cluster. Ray Data's file listing task needs a CPU before any block reaches an actor, so
+    a pool that took them all would wait forever (1 actor x 2 threads on a 2-CPU machine); there the
+    requests shrink to leave one CPU, and each actor still runs its threads."""
+    import ray
+
+    cluster_cpus = ray.cluster_resources().get("CPU", 0)
+    wanted = threads * actors
+    if wanted < cluster_cpus:
+        return float(threads)
+    return threads * max(0.0, cluster_cpus - 1) / wanted
 
 
 # -- the command ------------------------------------------------------------------------------------------
@@ -102,6 +115,7 @@ class RayJob:
     gpus_per_actor: float = 0.0
     force: bool = False
     model: str | None = None
+    quiet: bool = False
 
 
 READERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json"}
@@ -183,7 +197,9 @@ def run_ray_job(job: RayJob, address: str, say: Callable[[str], None] = print) -
         say(f"note: {job.model} is not on this machine; the actors look for it on their nodes")
 
     ray.init(address=address or None, ignore_reinit_error=True)
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = not job.quiet
     cpus = int(ray.cluster_resources().get("CPU", 1))
     actors, threads = plan_resources(cpus, job.threads, job.actors)
     say(f"Ray: {actors} actor(s) x {threads} thread(s), {cpus} CPUs in the cluster")

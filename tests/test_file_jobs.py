@@ -212,7 +212,7 @@ def test_unreadable_inputs_are_one_line(model, env, tmp_path):
                                       "--column", "headline", "--output", str(out), env=env)
         lines = stderr.strip().splitlines()
         assert code == 1 and len(lines) == 1 and message in lines[0] and "Traceback" not in stderr, stderr
-        assert not out.exists()
+        assert not out.exists() and not list(tmp_path.glob(".out*"))  # no work folder left behind either
 
 
 # -- interrupted and resumed ---------------------------------------------------------------------------
@@ -296,6 +296,10 @@ def test_changed_input_starts_over(model, resume_source, tmp_path):
     env = {"FINSENT_CACHE_DIR": str(tmp_path / "cache")}
     proc = _start_job(model, copy, out, env)
     _wait_for_saved_rows(tmp_path / ".out.csv.finsent-partial", 128, proc)
+    code, _, stderr = run_finsent("classify", "--model", str(model), "--input", str(copy), "--column", "headline",
+                                  "--output", str(out), "--no-cache", "--scheme", "3", env=env)
+    assert code == 1 and "another `finsent classify` is working on this output" in stderr  # one run at a time
+    assert proc.poll() is None and (tmp_path / ".out.csv.finsent-partial" / "results.jsonl").exists()
     proc.kill()
     proc.wait()
     with open(copy, "a", newline="") as f:  # the input grew meanwhile
@@ -357,3 +361,37 @@ def test_labels_match_the_three_way_scheme_too(model, env, engine_labels):
     code, stdout, _ = run_finsent("classify", "--model", str(model), "--scheme", "3", *HEADLINES[:4], env=env)
     assert code == 0 and [r.split("\t")[0] for r in stdout.splitlines()] == [engine_labels(t, "3") for t in HEADLINES[:4]]
     assert set(LABELS_3) >= {r.split("\t")[0] for r in stdout.splitlines()}
+
+
+def test_progress_bar_on_a_terminal_only(model, env, tmp_path):
+    """stderr a terminal: a progress bar (rows, rate); piped or --quiet: only the last line."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    data = write_awkward_csv(tmp_path / "news.csv", 300)
+    blank = sum(1 for row in data[1:] if not row[1].strip())
+    command = [sys.executable, "-m", "finsent_local.cli", "classify", "--model", str(model), "--input",
+               str(tmp_path / "news.csv"), "--column", "headline"]
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
+    proc = subprocess.Popen([*command, "--output", str(tmp_path / "a.csv")], stderr=follower, stdout=subprocess.DEVNULL,
+                            env={**os.environ, **env})
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            block = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process has ended
+            break
+        if not block:
+            break
+        seen += block
+    assert proc.wait(timeout=60) == 0
+    assert b"300/300" in seen and b"row/s" in seen, seen[-500:]
+    for extra in ([], ["--quiet"]):
+        out = tmp_path / f"b{len(extra)}.csv"
+        code, _, stderr = run_finsent(*command[3:], "--output", str(out), *extra, env=env)
+        assert code == 0 and stderr.strip().splitlines() == [
+            f"Wrote {out}: 300 rows; {blank} with an error (see the error column)"]
