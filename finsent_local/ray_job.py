@@ -15,6 +15,7 @@ model path, each node downloads and converts the default model once into its own
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -35,12 +36,19 @@ class FinSentScorer:
         import ray
 
         from .engine import EngineOptions
-        from .first_run import ensure_model
+        from .first_run import ModelUnavailable, ensure_model
         from .limits import Limits
         from .service import open_service
 
         on_gpu = ray.is_initialized() and bool(ray.get_gpu_ids())
-        path = ensure_model(model)
+        self.failure: ModelUnavailable | None = None
+        try:
+            path = ensure_model(model)
+        except ModelUnavailable as e:
+            # Raised with the first batch instead: an actor that dies in its constructor makes Ray
+            # print a page of tracebacks on the driver before the job fails; a failed batch does not.
+            self.failure = e
+            return
         self.service = open_service(path, EngineOptions(prompt_preset=prompt_preset, n_threads=threads,
                                                         n_gpu_layers=-1 if on_gpu else 0),
                                     None, Limits(max_wait_s=None))
@@ -54,6 +62,8 @@ class FinSentScorer:
 
         from .scoring import classify_values
 
+        if self.failure is not None:
+            raise self.failure
         results = classify_values(self.service, batch.column(self.column).to_pylist(), self.scheme)
         n_labels = len(self.added_columns) - 3
         rows = [r.values(n_labels) for r in results]
@@ -196,7 +206,18 @@ def run_ray_job(job: RayJob, address: str, say: Callable[[str], None] = print) -
     elif "://" not in job.model and not Path(job.model).expanduser().is_file():
         say(f"note: {job.model} is not on this machine; the actors look for it on their nodes")
 
-    ray.init(address=address or None, ignore_reinit_error=True)
+    # The actors' own output (llama.cpp, tracebacks) and Ray's error reports stay in Ray's log files
+    # (/tmp/ray/session_latest/logs): a failed job ends in one line from us.
+    ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.CRITICAL)
+    for name in ("ray", "ray.data"):  # Ray Data sets its own level; its progress bars (a terminal) still show
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        return _run_on_cluster(ray, job, kind, output, say)
+    finally:
+        ray.shutdown()
+
+
+def _run_on_cluster(ray, job: RayJob, kind: str, output: Path, say: Callable[[str], None]) -> list[Path]:
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = not job.quiet
@@ -215,7 +236,8 @@ def run_ray_job(job: RayJob, address: str, say: Callable[[str], None] = print) -
     try:
         _write(scored, output, kind)
     except Exception as e:
-        raise RayJobFailed(_root_cause(e)) from None
+        raise RayJobFailed(f"{_root_cause(e)} (details in Ray's logs: /tmp/ray/session_latest/logs on each node)") \
+            from None
     return sorted(p for p in output.rglob("*") if p.is_file())
 
 
