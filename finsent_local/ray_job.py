@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .tables import TableError, result_columns
+from .tables import TableError, result_arrays, result_columns
 
 BATCH_ROWS = 128  # rows per actor call: big enough for batched decodes, small enough to spread the work
 
@@ -58,18 +58,13 @@ class FinSentScorer:
         self.added_columns = result_columns(labels, prefix)
 
     def __call__(self, batch):
-        import pyarrow as pa
-
         from .scoring import classify_values
 
         if self.failure is not None:
             raise self.failure
         results = classify_values(self.service, batch.column(self.column).to_pylist(), self.scheme)
-        n_labels = len(self.added_columns) - 3
-        rows = [r.values(n_labels) for r in results]
-        kinds = [pa.string(), pa.float64(), *([pa.float64()] * n_labels), pa.string()]
-        for i, (name, kind) in enumerate(zip(self.added_columns, kinds)):
-            batch = batch.append_column(name, pa.array([row[i] for row in rows], type=kind))
+        for name, array in zip(self.added_columns, result_arrays(results, self.added_columns)):
+            batch = batch.append_column(name, array)
         return batch
 
 

@@ -45,6 +45,21 @@ def result_columns(labels: tuple[str, ...], prefix: str = "") -> list[str]:
             f"{prefix}error"]
 
 
+def label_count(added_columns: list[str]) -> int:
+    """How many p_<label> columns are among the added ones (besides label, score and error)."""
+    return len(added_columns) - 3
+
+
+def result_arrays(results: list[RowResult], added_columns: list[str]) -> list:
+    """The added columns as pyarrow arrays (label and error text, score and probabilities float64)."""
+    import pyarrow as pa
+
+    n_labels = label_count(added_columns)
+    kinds = [pa.string(), pa.float64(), *([pa.float64()] * n_labels), pa.string()]
+    rows = [r.values(n_labels) for r in results]
+    return [pa.array([row[i] for row in rows], type=kind) for i, kind in enumerate(kinds)]
+
+
 def _column_list(names: list[str], limit: int = 20) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
@@ -170,7 +185,7 @@ class DelimitedTable(InputTable):
             yield [row[self.index] if self.index < len(row) else "" for row in chunk]
 
     def write_scored(self, out_path: Path, results: Iterator[RowResult], added_columns: list[str]) -> None:
-        n_labels = len(added_columns) - 3
+        n_labels = label_count(added_columns)
         # Rows wider than the header keep their extra fields: the new columns go after the widest row.
         width = max(len(self.header), max((len(row) for row in self._data_rows()), default=0))
         header = self.header + [""] * (width - len(self.header))
@@ -224,7 +239,7 @@ class JsonLinesTable(InputTable):
             yield [_NOT_AN_OBJECT if obj is _BAD_LINE else obj.get(self.column) for obj, _ in chunk]
 
     def write_scored(self, out_path: Path, results: Iterator[RowResult], added_columns: list[str]) -> None:
-        n_labels = len(added_columns) - 3
+        n_labels = label_count(added_columns)
         with open(out_path, "w", encoding="utf-8") as f:
             for chunk in _chunked(self._records(), 1024):
                 for (obj, line), result in zip(chunk, _take(results, len(chunk))):
@@ -281,17 +296,13 @@ class ParquetTable(InputTable):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        n_labels = len(added_columns) - 3
-        added_types = [pa.string(), pa.float64(), *([pa.float64()] * n_labels), pa.string()]
         schema = self.schema
-        for name, kind in zip(added_columns, added_types):
-            schema = schema.append(pa.field(name, kind))
+        for name, array in zip(added_columns, result_arrays([], added_columns)):
+            schema = schema.append(pa.field(name, array.type))
         with pq.ParquetWriter(out_path, schema) as writer:
             for batch in self.file.iter_batches(batch_size=8192):
-                values = [r.values(n_labels) for r in _take(results, batch.num_rows)]
-                arrays = list(batch.columns) + [pa.array([row[i] for row in values], type=kind)
-                                                for i, kind in enumerate(added_types)]
-                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+                added = result_arrays(_take(results, batch.num_rows), added_columns)
+                writer.write_batch(pa.RecordBatch.from_arrays([*batch.columns, *added], schema=schema))
 
 
 # -- XLSX -------------------------------------------------------------------------------------------------
@@ -352,7 +363,7 @@ class XlsxTable(InputTable):
     def write_scored(self, out_path: Path, results: Iterator[RowResult], added_columns: list[str]) -> None:
         from openpyxl.cell import WriteOnlyCell
 
-        n_labels = len(added_columns) - 3
+        n_labels = label_count(added_columns)
         book = self._openpyxl.Workbook(write_only=True)
         ws = book.create_sheet(self.sheet)
 
