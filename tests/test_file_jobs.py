@@ -31,20 +31,28 @@ def env(tmp_path):
     return {"FINSENT_CACHE_DIR": str(tmp_path / "cache"), "FINSENT_MODEL": ""}
 
 
+# F16 batched vs one-at-a-time probabilities agree within 5e-3 (tests/test_engine.py says why): where
+# the engine's top two labels are closer than that, a batched path may rightly pick either.
+NEAR_TIE = 5e-3
+
+
 @pytest.fixture(scope="module")
 def engine_labels(model):
-    """Labels straight from the engine, one text at a time: what every path must agree with."""
+    """The labels a text may get: the engine's own (one text at a time), plus any label within
+    NEAR_TIE of it. Every path (file, lines, Ray) must give one of them."""
     from finsent_local.engine import ClassifierEngine
 
     engine = ClassifierEngine(model)
-    memo: dict[tuple[str, str], str] = {}
+    memo: dict[tuple[str, str], set[str]] = {}
 
-    def label(text: str, scheme: str = "7") -> str:
+    def labels(text: str, scheme: str = "7") -> set[str]:
         if (text, scheme) not in memo:
-            memo[text, scheme] = engine.classify_batch([text], scheme)[0].label
+            probs = engine.classify_batch([text], scheme)[0].probs
+            top = max(probs.values())
+            memo[text, scheme] = {label for label, p in probs.items() if p >= top - NEAR_TIE}
         return memo[text, scheme]
 
-    yield label
+    yield labels
     engine.close()
 
 
@@ -102,7 +110,7 @@ def test_csv_of_10k_rows_keeps_every_row_and_column(model, env, tmp_path, engine
         if not text.strip():
             assert (label, score, error) == ("", "", "text is empty")
         else:
-            assert error == "" and label == engine_labels(text), text
+            assert error == "" and label in engine_labels(text), text
             assert abs(sum(float(p) for p in probs) - 1) < 1e-3 and -1 <= float(score) <= 1
 
 
@@ -125,7 +133,7 @@ def test_parquet_keeps_schema_types_and_nulls(model, env, tmp_path, engine_label
     assert out.select(["id", "title", "day"]).equals(table.select(["id", "title", "day"]))
     for text, label, error in zip(texts, out.column("s3_label").to_pylist(), out.column("s3_error").to_pylist()):
         if text:
-            assert label == engine_labels(text, "3") and error == ""
+            assert label in engine_labels(text, "3") and error == ""
         else:
             assert label is None and error == "text is empty"
 
@@ -140,12 +148,12 @@ def test_jsonl_keeps_records_and_bad_lines(model, env, tmp_path, engine_labels):
     assert code == 0, stderr
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(records) == 6  # the blank line is not a record
-    assert records[0]["meta"] == {"source": "wire", "n": 1} and records[0]["label"] == engine_labels(HEADLINES[0])
+    assert records[0]["meta"] == {"source": "wire", "n": 1} and records[0]["label"] in engine_labels(HEADLINES[0])
     assert records[1] == {**records[1], "input_line": "{not json", "label": None, "error": "the line is not a JSON object"}
     assert records[2]["headline"] == 42 and records[2]["error"] == "text must be a string"
     assert records[3]["input_line"] == '["a", "list"]'
     assert records[4]["other"] == "no headline" and records[4]["error"] == "text is empty"
-    assert records[5]["label"] == engine_labels(AWKWARD[2]) and records[5]["error"] == ""
+    assert records[5]["label"] in engine_labels(AWKWARD[2]) and records[5]["error"] == ""
 
 
 def test_xlsx_by_column_letter_keeps_values_and_text(model, env, tmp_path, engine_labels):
@@ -170,7 +178,7 @@ def test_xlsx_by_column_letter_keeps_values_and_text(model, env, tmp_path, engin
     values = [[c.value for c in row] for row in out["News"].iter_rows()]
     assert values[0][:4] == ["date", "headline", "n", "label"] and values[0][-1] == "error"
     assert [v[:3] for v in values[1:]] == rows
-    assert values[1][3] == engine_labels(HEADLINES[0]) and values[4][3] == engine_labels(HEADLINES[5])
+    assert values[1][3] in engine_labels(HEADLINES[0]) and values[4][3] in engine_labels(HEADLINES[5])
     assert values[2][3] is None and values[2][-1] == "text is empty"
     assert out["News"]["B4"].data_type == "s"  # written as text, not as a formula
 
@@ -324,7 +332,7 @@ def test_lines_give_one_row_each_blank_ones_included(model, env, engine_labels):
     assert text_run.stderr.decode().strip() == json_run.stderr.decode().strip() == "2 of 5 texts could not be classified"
     rows = text_run.stdout.decode().splitlines()
     assert len(rows) == 5 and rows[1].startswith("#FINSENT! text is empty")
-    assert [r.split("\t")[0] for r in rows[::2]] == [engine_labels(t) for t in lines[::2]]
+    assert all(r.split("\t")[0] in engine_labels(t) for r, t in zip(rows[::2], lines[::2]))
     records = [json.loads(r) for r in json_run.stdout.decode().splitlines()]
     assert [r.get("label") for r in records] == [r.split("\t")[0] if not r.startswith("#") else None for r in rows]
     assert [r["text"] for r in records] == lines
@@ -359,7 +367,8 @@ def test_option_mistakes_are_one_line(model, env):
 
 def test_labels_match_the_three_way_scheme_too(model, env, engine_labels):
     code, stdout, _ = run_finsent("classify", "--model", str(model), "--scheme", "3", *HEADLINES[:4], env=env)
-    assert code == 0 and [r.split("\t")[0] for r in stdout.splitlines()] == [engine_labels(t, "3") for t in HEADLINES[:4]]
+    rows = stdout.splitlines()
+    assert code == 0 and len(rows) == 4 and all(r.split("\t")[0] in engine_labels(t, "3") for r, t in zip(rows, HEADLINES))
     assert set(LABELS_3) >= {r.split("\t")[0] for r in stdout.splitlines()}
 
 

@@ -45,10 +45,17 @@ def news(tmp_path_factory, trained_gguf):
     return folder / "news.parquet", pq.read_table(folder / "single.parquet")
 
 
+NEAR_TIE = 5e-3  # as in test_file_jobs.py: where two labels are closer, other batches may pick either
+
+
 def _assert_same_labels(ray_table, single_table) -> None:
     assert ray_table.column("id").to_pylist() == list(range(ROWS))  # every row, in order
-    assert ray_table.column("label").to_pylist() == single_table.column("label").to_pylist()
     assert ray_table.column("error").to_pylist() == single_table.column("error").to_pylist()
+    single = single_table.to_pylist()
+    for got, want in zip(ray_table.column("label").to_pylist(), single):
+        if got != want["label"]:
+            probs = {k[2:]: v for k, v in want.items() if k.startswith("p_")}
+            assert probs[got.replace(" ", "_")] >= max(probs.values()) - NEAR_TIE, (got, want)
     for a, b in zip(ray_table.column("score").to_pylist(), single_table.column("score").to_pylist()):
         assert (a is None and b is None) or abs(a - b) < 5e-3  # llama.cpp may batch differently
 
