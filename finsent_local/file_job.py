@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .files import write_json_atomically
 from .tables import InputTable, RowResult, TableError
 
 CHUNK_ROWS = 128  # rows per classifier call and per flush to disk: at most this much work is redone
@@ -81,7 +82,7 @@ class WorkFolder:
         if saved != asdict(identity):
             dropped = saved is not None and self.results_file.exists()
             self.results_file.unlink(missing_ok=True)
-            self.state_file.write_text(json.dumps(asdict(identity), indent=2), encoding="utf-8")
+            write_json_atomically(self.state_file, asdict(identity))
         return self.rows_saved(), dropped
 
     def _take_lock(self) -> None:
