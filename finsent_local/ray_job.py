@@ -255,7 +255,7 @@ def _root_cause(error: BaseException) -> str:
         for known in (ModelUnavailable, TableError):
             if isinstance(item, known):
                 return f"the Ray job failed: {str(item).splitlines()[0]}"
-    # An actor that fails in its constructor reaches the driver only as text (its traceback).
+    # Ray Data's UserCodeException carries the task's own error only as text (its traceback).
     for item in chain:
         found = _OUR_ERROR_LINE.search(str(item))
         if found:
