@@ -67,6 +67,7 @@ def banner(runtime: Runtime, url: str) -> str:
     formula_url = f"{url}/v1/label?scheme=7&text="
     return "\n".join([
         f"FinSent Local is ready at {url}",
+        f"  web page: {url}/   (paste headlines or drop a CSV/XLSX file; see the labels and a chart)",
         f"  model:    {runtime.model_path} ({engine.model.description()}, {size_mb:.0f} MB)",
         f"  backend:  {runtime.backend}" + (" (all layers offloaded)" if runtime.backend == "CUDA" else f" ({threads} threads)"),
         f"  prompt:   {runtime.engine_options.prompt_preset}",

@@ -20,9 +20,9 @@ class ServerConfig:
 
 
 def create_app(runtime: Runtime, config: ServerConfig = ServerConfig()) -> Flask:
-    from . import finsent_api, openai_api, ops, security
+    from . import finsent_api, openai_api, ops, security, web
 
-    app = Flask("finsent_local")
+    app = Flask("finsent_local", static_folder=None)  # the page's files are served by the web blueprint
     app.config["MAX_CONTENT_LENGTH"] = runtime.limits.max_body_bytes
     app.json.sort_keys = False  # keep labels in scale order
     app.extensions["finsent_runtime"] = runtime
@@ -33,4 +33,5 @@ def create_app(runtime: Runtime, config: ServerConfig = ServerConfig()) -> Flask
     app.register_blueprint(finsent_api.blueprint)
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(web.blueprint)
     return app

@@ -139,6 +139,20 @@ def _schemas(model_id: str, limits: Limits) -> dict:
             "data": {"type": "array", "items": {"type": "object", "required": ["id", "object"], "properties": {
                 "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                 "owned_by": {"type": "string"}}}}}},
+        "Status": {"type": "object", "required": ["status", "model", "backend", "schemes", "limits", "cache"],
+                   "properties": {
+            "status": {"enum": ["ok", "loading", "error"]}, "error": {"type": ["string", "null"]},
+            "version": {"type": "string"}, "model": {"type": "string"}, "model_file": {"type": "string"},
+            "model_bytes": {"type": ["integer", "null"]}, "backend": {"type": "string"},
+            "schemes": {"type": "object", "description": "label names and their values on the -1..1 scale, by scheme",
+                        "additionalProperties": {"type": "object", "properties": {
+                            "labels": {"type": "array", "items": {"type": "string"}},
+                            "values": {"type": "array", "items": {"type": "number"}}}}},
+            "limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "cache": {"type": "object", "properties": {
+                "enabled": {"type": "boolean"}, "hits": {"type": "integer"}, "misses": {"type": "integer"},
+                "hit_rate": {"type": ["number", "null"]}}},
+            "texts_classified": {"type": "integer"}, "queued_texts": {"type": "integer"}}},
         "Health": {"type": "object", "required": ["status"], "properties": {
             "status": {"enum": ["ok", "loading", "error"]}, "model": {"type": "string"},
             "backend": {"type": "string"}, "error": {"type": ["string", "null"]}}},
@@ -200,6 +214,19 @@ def openapi_spec(model_id: str, limits: Limits) -> dict:
                                 "responses": {"200": {"description": "Ready", **_JSON("Health")},
                                               "403": {"description": _ERROR_TEXT[403], **_JSON("Error")},
                                               "503": {"description": "Loading or failed", **_JSON("Health")}}}},
+            "/v1/status": {"get": {"summary": "Model file, backend, label sets, limits and cache use (for the web page)",
+                                   "responses": {"200": {"description": "Status", **_JSON("Status")}, **_errors()}}},
+            "/": {"get": {"summary": "The web page (HTML; no key needed, the page asks for it)", "security": [],
+                          "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                                        "403": {"description": _ERROR_TEXT[403], **_JSON("Error")}}}},
+            "/ui/{name}": {"get": {
+                "summary": "The web page's scripts, styles and icon", "security": [],
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The file", "content": {
+                                  t: {"schema": {"type": "string"}} for t in
+                                  ("text/html", "text/javascript", "text/css", "image/svg+xml")}},
+                              "403": {"description": _ERROR_TEXT[403], **_JSON("Error")},
+                              "404": {"description": "No such file", **_JSON("Error")}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "Prometheus text format", "content": plain},
                                                **_errors()}}},

@@ -1,4 +1,4 @@
-"""Operations: GET /health, GET /metrics, GET /openapi.json; request timing and the access log."""
+"""Operations: GET /health, GET /v1/status, GET /metrics, GET /openapi.json; request timing and the access log."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
+from .. import __version__
 from .context import runtime
 from .metrics import RequestMetrics
 from .openapi import openapi_spec
@@ -41,6 +42,37 @@ def health():
         return {"status": "ok", "model": rt.model_id, "backend": rt.backend}
     status = "error" if rt.load_error else "loading"
     return {"status": status, "model": rt.model_id, "error": rt.load_error}, 503
+
+
+@blueprint.get("/v1/status")
+def status():
+    """What the web page shows at a glance, as JSON: model file, backend, label sets, limits, cache use."""
+    rt = runtime()
+    counters = rt.counters
+    with counters.lock:
+        hits, misses, classified = counters.cache_hits, counters.cache_misses, counters.texts_classified
+    svc = rt.service
+    try:
+        model_bytes = rt.model_path.stat().st_size
+    except OSError:
+        model_bytes = None
+    return {
+        "status": "ok" if rt.ready else ("error" if rt.load_error else "loading"),
+        "error": rt.load_error,
+        "version": __version__,
+        "model": rt.model_id,
+        "model_file": rt.model_path.name,
+        "model_bytes": model_bytes,
+        "backend": rt.backend,
+        "schemes": {name: {"labels": list(s.labels), "values": list(s.values)}
+                    for name, s in (svc.schemes.items() if svc else ())},
+        "limits": {"max_texts_per_request": rt.limits.max_texts_per_request,
+                   "max_text_chars": rt.limits.max_text_chars, "max_body_bytes": rt.limits.max_body_bytes},
+        "cache": {"enabled": bool(svc and svc.cache), "hits": hits, "misses": misses,
+                  "hit_rate": hits / (hits + misses) if hits + misses else None},
+        "texts_classified": classified,
+        "queued_texts": svc.worker.queued_texts if svc else 0,
+    }
 
 
 @blueprint.get("/metrics")

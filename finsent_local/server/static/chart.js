@@ -1,0 +1,45 @@
+// The label distribution as an SVG bar chart (drawn with DOM calls: no library, nothing inline), and
+// the polarity class that colours a label everywhere on the page.
+
+const SVG = "http://www.w3.org/2000/svg";
+
+// -3 (strongest negative) .. +3 (strongest positive), from a label's value on the -1..1 scale.
+export function polarityClass(value) {
+  const step = Math.round(Number(value) * 3);
+  return step === 0 ? "pol-0" : step < 0 ? `pol-n${-step}` : `pol-p${step}`;
+}
+
+function svgElement(name, attributes, text) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+// counts: one number per label, in scale order.
+export function drawDistribution(figure, labels, values, counts) {
+  const total = counts.reduce((a, b) => a + b, 0);
+  const rowHeight = 24;
+  const labelWidth = 150;
+  const barWidth = 220;
+  const width = labelWidth + barWidth + 90;
+  const height = labels.length * rowHeight + 4;
+  const max = Math.max(1, ...counts);
+  const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "distribution" });
+  const summary = labels.map((label, i) => `${label}: ${counts[i]}`).join(", ");
+  svg.append(svgElement("title", {}, `Label distribution of ${total} texts. ${summary}`));
+  labels.forEach((label, i) => {
+    const y = i * rowHeight + 2;
+    const share = total ? counts[i] / total : 0;
+    const group = svgElement("g", { class: polarityClass(values[i]) });
+    group.append(svgElement("text", { x: labelWidth - 8, y: y + rowHeight / 2 + 4, "text-anchor": "end", class: "axis" }, label));
+    group.append(svgElement("rect", { x: labelWidth, y: y + 3, width: Math.max(counts[i] ? 2 : 0, (counts[i] / max) * barWidth),
+                                      height: rowHeight - 6, rx: 3, class: "bar" }));
+    group.append(svgElement("text", { x: labelWidth + barWidth + 8, y: y + rowHeight / 2 + 4, class: "value" },
+                            `${counts[i]} (${(share * 100).toFixed(0)}%)`));
+    svg.append(group);
+  });
+  const caption = document.createElement("figcaption");
+  caption.textContent = "Labels";
+  figure.replaceChildren(caption, svg);
+}
