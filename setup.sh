@@ -22,14 +22,19 @@ if [ "${1:-}" = "--dev" ]; then
   # Meta's llama-models ships the real Llama 3 tokenizer (tokenizer.model); its own dependencies are
   # not needed (only the file and the special-token list are used), so it goes in without them.
   "${PIP[@]}" install -q --no-deps "llama-models==0.3.0"
-  # The spreadsheet test drives headless LibreOffice Calc through Debian's python3-uno.
-  if ! { command -v soffice >/dev/null && /usr/bin/python3 -c "import uno" 2>/dev/null; }; then
+  # Debian packages the tests drive: headless LibreOffice Calc through python3-uno (the WEBSERVICE test)
+  # and Chromium with its WebDriver (the web page's tests; browsers cannot be downloaded by test tools here).
+  debs=()
+  { command -v soffice >/dev/null && /usr/bin/python3 -c "import uno" 2>/dev/null; } \
+    || debs+=(libreoffice-calc-nogui python3-uno)
+  { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || debs+=(chromium chromium-driver fonts-dejavu-core)
+  if [ "${#debs[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-          libreoffice-calc-nogui python3-uno >/dev/null; } \
-        || echo "note: LibreOffice could not be installed; its test will be skipped"
+          "${debs[@]}" >/dev/null; } \
+        || echo "note: ${debs[*]} could not be installed; the tests that need them will be skipped"
     else
-      echo "note: install libreoffice-calc-nogui and python3-uno (Debian/Ubuntu) to run the LibreOffice test"
+      echo "note: install ${debs[*]} (Debian/Ubuntu) to run the LibreOffice and browser tests"
     fi
   fi
 else

@@ -1,0 +1,450 @@
+"""The web page at /, driven in headless Chromium against the real server and the trained model.
+
+What a user does there: paste headlines or pick a file, classify, read the table and the chart, sort,
+cancel a long list, download the CSV; with an API key, enter it once. The labels the page shows are
+checked against the API's answers for the same texts. The page's own rules (offline assets, a strict
+Content-Security-Policy, every text escaped) are checked both in the browser (no console errors: a CSP
+violation is one) and through Flask's test client.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+import browser
+from conftest import RunningServer
+from load_mix import post_json
+
+pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
+
+READY_STATES = {"ready", "needs the API key"}
+
+
+class Page:
+    """The page in one Chromium tab, with the steps a user takes."""
+
+    def __init__(self, driver, url: str):
+        self.driver = driver
+        self.url = url
+
+    def open(self, expect: str = "ready") -> None:
+        self.driver.get(self.url + "/")
+        self.wait_for(lambda: self.text("state-status") == expect, f"the page to show server state {expect!r}")
+
+    def wait_for(self, condition, what: str, timeout_s: float = 60) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, timeout_s, poll_frequency=0.05).until(
+            lambda _: condition(), message=f"timed out waiting for {what}; message: {self.text('message')!r}")
+
+    def element(self, element_id: str):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.ID, element_id)
+
+    def text(self, element_id: str) -> str:
+        return self.driver.execute_script("return document.getElementById(arguments[0]).textContent", element_id)
+
+    def type_lines(self, lines: list[str]) -> None:
+        box = self.element("texts")
+        box.clear()
+        box.send_keys("\n".join(lines))
+
+    def set_lines(self, lines: list[str]) -> None:
+        """Many lines at once (typing thousands of lines key by key would take minutes)."""
+        self.driver.execute_script("document.getElementById('texts').value = arguments[0]", "\n".join(lines))
+
+    def choose_scheme(self, scheme: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        self.driver.find_element(By.CSS_SELECTOR, f'input[name="scheme"][value="{scheme}"]').click()
+
+    def classify(self, timeout_s: float = 120) -> None:
+        self.element("classify").click()
+        self.wait_for_run_end(timeout_s)
+
+    def wait_for_run_end(self, timeout_s: float = 120) -> None:
+        self.wait_for(lambda: self.driver.execute_script("return document.body.dataset.run") == "done",
+                      "the run to end", timeout_s)
+
+    def rows(self) -> list[dict]:
+        return self.driver.execute_script("""
+            return [...document.querySelectorAll('#results tbody tr')].map(tr => ({
+              n: Number(tr.cells[0].textContent),
+              text: tr.cells[1].textContent,
+              label: tr.cells[2].querySelector('.badge')?.textContent ?? null,
+              error: tr.cells[2].querySelector('.error')?.textContent ?? null,
+              score: tr.cells[3].textContent,
+              probs: tr.cells[4].querySelector('.bars')?.getAttribute('aria-label') ?? null,
+              elements: [...tr.querySelectorAll('*')].map(e => e.localName),
+            }));""")
+
+    def chart_counts(self) -> dict[str, int]:
+        values = self.driver.execute_script("""
+            return [...document.querySelectorAll('#chart svg g')].map(g => {
+              const texts = g.querySelectorAll('text');
+              return [texts[0].textContent, texts[1].textContent];
+            });""")
+        return {label: int(value.split()[0]) for label, value in values}
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def chromium(downloads):
+    driver = browser.start_chromium(downloads)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(chromium, server):
+    page = Page(chromium, server.url)
+    page.open()
+    yield page
+    errors = browser.console_errors(chromium)
+    assert not errors, f"the page logged errors (a CSP violation, a failed asset or script): {errors}"
+
+
+def shown_score(score: float) -> str:
+    """How the page writes a score: three decimals, signed, zero without a sign."""
+    text = f"{score:.3f}"
+    return "0.000" if float(text) == 0 else ("+" + text if float(text) > 0 else text)
+
+
+def api_results(url: str, texts: list[str], scheme: str = "7") -> list[dict]:
+    return post_json(url + "/v1/classify", {"texts": texts, "scheme": scheme})["results"]
+
+
+def test_pasted_headlines_get_the_apis_labels(page, server, held_out, tmp_path_factory):
+    texts = [text for text, _ in held_out[::5]][:5]
+    expected = api_results(server.url, texts)
+    page.type_lines(texts)
+    page.classify()
+
+    rows = page.rows()
+    assert [r["text"] for r in rows] == texts
+    assert [r["label"] for r in rows] == [e["label"] for e in expected]
+    assert [r["score"] for r in rows] == [shown_score(e["score"]) for e in expected]
+    for row, answer in zip(rows, expected):  # every label's probability is shown, in scale order
+        shown = dict(part.rsplit(" ", 1) for part in row["probs"].split(", "))
+        assert list(shown) == list(answer["probs"])
+        top = max(answer["probs"], key=answer["probs"].get)
+        assert shown[top] == f"{answer['probs'][top] * 100:.{1 if answer['probs'][top] < 0.1 else 0}f}%"
+    counts = page.chart_counts()
+    assert sum(counts.values()) == 5
+    assert counts == {label: sum(e["label"] == label for e in expected) for label in counts}
+    mean = sum(e["score"] for e in expected) / len(expected)
+    assert page.text("mean-score") == shown_score(mean)
+    assert page.text("progress-text") == "5 of 5 texts"
+
+    # Server state: model file, backend, and the cache hits of this very run (the API call came first).
+    assert page.text("state-model").startswith(Path(server_model_file(server)).name)
+    assert page.text("state-backend") == "CPU"
+    page.wait_for(lambda: page.text("state-cache") not in {"–", "none yet"}, "the cache figure")
+    assert re.fullmatch(r"\d+% of \d+", page.text("state-cache"))
+
+    # The Excel formulas to copy name this server.
+    assert page.text("formula-webservice") == (f'=WEBSERVICE("{server.url}/v1/label?scheme=7&text="&ENCODEURL(A2))')
+    assert page.text("formula-addin") == '=FINSENT(A2,"7")'
+
+    shot = tmp_path_factory.mktemp("web-page-screenshot") / "page.png"
+    browser.full_page_screenshot(page.driver, shot)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    print(f"screenshot: {shot}")
+
+
+def server_model_file(server) -> str:
+    return re.search(r"model:\s+(\S+)", server.log()).group(1)
+
+
+def test_scheme_3_sorting_and_keyboard(page, server, held_out):
+    from selenium.webdriver.common.keys import Keys
+
+    texts = [text for text, _ in held_out[1::4]][:6]
+    expected = api_results(server.url, texts, scheme="3")
+    page.choose_scheme("3")
+    page.type_lines(texts)
+    page.element("texts").send_keys(Keys.CONTROL, Keys.ENTER)  # Ctrl+Enter classifies, as in a chat box
+    page.wait_for(lambda: page.driver.execute_script("return document.body.dataset.run") == "done", "the run")
+    assert [r["label"] for r in page.rows()] == [e["label"] for e in expected]
+    assert set(page.chart_counts()) == {"negative", "neutral", "positive"}
+
+    header = page.element("score-header")
+    page.element("sort-score").send_keys(Keys.ENTER)  # a real <button>: reachable and pressable by keyboard
+    assert header.get_attribute("aria-sort") == "descending"
+    scores = [float(r["score"]) for r in page.rows()]
+    assert scores == sorted(scores, reverse=True)
+    page.element("sort-score").click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    assert [float(r["score"]) for r in page.rows()] == sorted(scores)
+    page.element("sort-score").click()
+    assert header.get_attribute("aria-sort") == "none"
+    assert [r["text"] for r in page.rows()] == texts
+
+    # Every form control has a label a screen reader announces.
+    unlabelled = page.driver.execute_script("""
+        return [...document.querySelectorAll('input, select, textarea')]
+          .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+          .map(e => e.id || e.name);""")
+    assert unlabelled == []
+
+
+def test_hostile_headlines_show_as_text(page, server):
+    hostile = ['<img src=x onerror="window.__pwned=1;alert(1)">',
+               '<script>window.__pwned=2</script>Shares jumped',
+               '"><svg onload=alert(3)> profit fell',
+               "=HYPERLINK(\"http://example.com\",\"click\")"]
+    page.type_lines(hostile)
+    page.classify()
+    rows = page.rows()
+    assert [r["text"] for r in rows] == hostile
+    for row in rows:  # the cells hold text nodes and the page's own elements only
+        assert not {"img", "script", "svg"} & set(row["elements"]), row["elements"]
+    assert page.driver.execute_script("return window.__pwned === undefined")
+    from selenium.common.exceptions import NoAlertPresentException
+
+    with pytest.raises(NoAlertPresentException):
+        page.driver.switch_to.alert.text  # noqa: B018
+
+
+def test_csv_upload_and_download(page, server, held_out, downloads, tmp_path):
+    texts = [text for text, _ in held_out[2::5]][:4]
+    texts[1] = texts[1] + ', "quoted"\nand a second line'  # a field with the delimiter, quotes and a newline
+    texts.append("=1+1 (a formula-looking headline)")
+    source = tmp_path / "news.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "headline", "source"])
+        for i, text in enumerate(texts):
+            writer.writerow([i, text, "wire"])
+        writer.writerow(["", "", ""])  # a blank row: skipped
+    expected = api_results(server.url, texts)
+
+    page.element("file").send_keys(str(source))
+    page.wait_for(lambda: page.element("file-options").is_displayed(), "the file's column chooser")
+    assert page.text("file-summary").startswith("news.csv: 5 rows")
+    assert page.element("column").get_attribute("value") == "1"  # "headline" was recognised
+    assert not page.element("texts").is_displayed()
+    page.classify()
+    assert [r["text"] for r in page.rows()] == texts
+    assert [r["label"] for r in page.rows()] == [e["label"] for e in expected]
+
+    page.element("download").click()
+    saved = browser.wait_for_download(downloads, "news.labels-7.csv")
+    raw = saved.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw  # a BOM (Excel reads UTF-8) and CRLF
+    with saved.open(newline="", encoding="utf-8-sig") as f:
+        table = list(csv.DictReader(f))
+    labels = list(expected[0]["probs"])
+    assert list(table[0]) == ["text", "label", "score", *(f"p_{label.replace(' ', '_')}" for label in labels), "error"]
+    assert [row["text"] for row in table] == texts[:-1] + ["'" + texts[-1]]  # formula text kept as text
+    for row, answer in zip(table, expected):
+        assert row["label"] == answer["label"] and row["error"] == ""
+        assert float(row["score"]) == pytest.approx(answer["score"], abs=1e-6)
+        for label in labels:
+            assert float(row[f"p_{label.replace(' ', '_')}"]) == pytest.approx(answer["probs"][label], abs=1e-6)
+
+
+def test_xlsx_upload_with_sheet_and_column_choice(page, server, held_out, tmp_path):
+    from openpyxl import Workbook
+    from selenium.webdriver.support.ui import Select
+
+    texts = [text for text, _ in held_out[3::6]][:4]
+    book = Workbook()
+    book.active.title = "Notes"
+    book.active["A1"] = "nothing to see"
+    sheet = book.create_sheet("News")
+    sheet.append(["Date", "Title", "Body"])
+    for text in texts:
+        sheet.append(["2026-11-27", "short", text])
+    path = tmp_path / "desk.xlsx"
+    book.save(path)
+    expected = api_results(server.url, texts)
+
+    page.element("file").send_keys(str(path))
+    page.wait_for(lambda: page.element("sheet-choice").is_displayed(), "the sheet chooser")
+    Select(page.element("sheet")).select_by_visible_text("News")
+    page.wait_for(lambda: page.text("file-summary").startswith("desk.xlsx: 4 rows"), "the News sheet")
+    Select(page.element("column")).select_by_visible_text("C: Body")
+    page.classify()
+    assert [r["text"] for r in page.rows()] == texts
+    assert [r["label"] for r in page.rows()] == [e["label"] for e in expected]
+
+    page.element("clear-file").click()
+    assert page.element("texts").is_displayed() and not page.element("file-options").is_displayed()
+
+
+def test_long_list_shows_progress_and_cancels(page):
+    texts = [f"Unit {i} of Globex reported revenue up {i % 41}% and margins {('wider', 'narrower')[i % 2]}"
+             for i in range(3000)]
+    page.set_lines(texts)
+    page.element("classify").click()
+    page.wait_for(lambda: page.text("progress-text").startswith("Classifying… ") and
+                  int(page.text("progress-text").split()[1].replace(",", "")) >= 32, "the first answers")
+    assert page.element("progress").is_displayed()
+    page.element("cancel").click()
+    page.wait_for_run_end(30)
+    done = int(re.search(r"Cancelled after ([\d,]+) of 3,000 texts", page.text("message")).group(1).replace(",", ""))
+    assert 32 <= done < 3000
+    assert page.element("classify").is_enabled() and not page.element("cancel").is_displayed()
+    assert "The table shows 500 of 3,000 rows" in page.text("table-note")
+    labelled = sum(1 for r in page.rows() if r["label"])
+    assert labelled >= 32 and sum(page.chart_counts().values()) == done  # the chart counts what was answered
+
+
+def test_phone_width_has_no_sideways_scrolling(chromium, server, held_out):
+    chromium.set_window_size(390, 844)
+    try:
+        page = Page(chromium, server.url)
+        page.open()
+        page.type_lines([text for text, _ in held_out[:3]])
+        page.classify()
+        overflow = chromium.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than a phone's screen"
+        assert page.element("chart").is_displayed() and len(page.rows()) == 3
+    finally:
+        chromium.set_window_size(1280, 1000)
+
+
+@pytest.fixture(scope="module")
+def keyed_server(trained_gguf, tmp_path_factory):
+    running = RunningServer("--model", str(trained_gguf["q8_0"]), "--api-key", "s3cret-key",
+                            env={"FINSENT_CACHE_DIR": str(tmp_path_factory.mktemp("keyed-cache"))})
+    yield running
+    running.stop()
+
+
+def test_api_key_is_asked_once_per_tab(chromium, keyed_server, held_out):
+    page = Page(chromium, keyed_server.url)
+    page.open(expect="needs the API key")
+    assert page.element("key-panel").is_displayed()
+    assert "&key=YOUR_KEY&text=" in page.text("formula-webservice")  # the formula needs the key; not shown
+    page.element("api-key").send_keys("wrong-key\n")
+    page.wait_for(lambda: "did not accept this key (invalid_api_key)" in page.text("key-message"), "the rejection")
+    assert page.element("key-panel").is_displayed()
+
+    page.element("api-key").send_keys("s3cret-key\n")
+    page.wait_for(lambda: page.text("state-status") == "ready", "the key to be accepted")
+    assert not page.element("key-panel").is_displayed()
+    page.type_lines([text for text, _ in held_out[:2]])
+    page.classify()
+    assert all(r["label"] for r in page.rows()) and len(page.rows()) == 2
+    storage = chromium.execute_script("return [localStorage.length, sessionStorage.getItem('finsent-api-key')]")
+    assert storage == [0, "s3cret-key"]  # this tab only: never in localStorage, cookies or the URL
+    assert chromium.get_cookies() == []
+
+    page.open()  # a reload keeps it (same tab) ...
+    original = chromium.current_window_handle
+    chromium.switch_to.new_window("tab")  # ... a new tab asks again
+    try:
+        Page(chromium, keyed_server.url).open(expect="needs the API key")
+    finally:
+        chromium.close()
+        chromium.switch_to.window(original)
+    errors = browser.console_errors(chromium)
+    assert all("401" in e for e in errors), errors  # the browser logs the refused calls; nothing else
+
+
+def test_server_gone_is_a_readable_message(chromium, trained_gguf, tmp_path):
+    running = RunningServer("--model", str(trained_gguf["q8_0"]), "--no-cache")
+    page = Page(chromium, running.url)
+    try:
+        page.open()
+    finally:
+        running.stop()
+    page.type_lines(["Profit rose"])
+    page.classify(timeout_s=30)
+    assert "The server did not answer. Is `finsent serve` still running?" in page.text("message")
+    browser.console_errors(chromium)  # the refused connection is logged by the browser itself
+
+
+# -- the page's rules, through Flask's test client ------------------------------------------------
+
+def test_page_and_assets_are_offline_and_locked_down(client):
+    from finsent_local.server.web import ASSETS
+
+    page = client.get("/")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    csp = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    assert csp["default-src"] == "'none'" and csp["script-src"] == "'self'" and csp["connect-src"] == "'self'"
+    assert csp["frame-ancestors"] == "'none'" and "unsafe" not in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".html": "text/html"}
+    for name in ASSETS:
+        response = client.get(f"/ui/{name}")
+        assert response.status_code == 200 and response.mimetype == types[Path(name).suffix], name
+        assert response.headers["Content-Security-Policy"] == page.headers["Content-Security-Policy"]
+        body = response.get_data(as_text=True)
+        # Offline: nothing is loaded from another host; every text goes in as text, never as HTML.
+        assert not re.search(r"(src|href|url|import)\s*[=(]?\s*[\"']?(https?:)?//", body), name
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function", body), name
+        again = client.get(f"/ui/{name}", headers={"If-None-Match": response.headers["ETag"]})
+        assert again.status_code == 304
+    total = sum(len(client.get(f"/ui/{name}").data) for name in ASSETS)
+    assert total < 100_000, f"the page's files weigh {total} bytes"
+    missing = client.get("/ui/../pyproject.toml")
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
+    assert client.get("/ui/web.py").status_code == 404
+
+
+def test_page_is_open_but_the_api_keeps_its_key_and_host_rules(loaded_runtime):
+    from finsent_local.server import ServerConfig, create_app
+
+    keyed = create_app(loaded_runtime, ServerConfig(api_key="k")).test_client()
+    assert keyed.get("/").status_code == 200 and keyed.get("/ui/app.js").status_code == 200
+    assert keyed.get("/v1/status").status_code == 401
+    status = keyed.get("/v1/status", headers={"Authorization": "Bearer k"}).json
+    assert status["status"] == "ok" and status["backend"] == "CPU" and status["model_file"].endswith(".gguf")
+    assert status["schemes"]["7"]["labels"][0] == "strong negative" and status["limits"]["max_texts_per_request"] == 256
+    assert set(status["cache"]) == {"enabled", "hits", "misses", "hit_rate"}
+
+    keyless = create_app(loaded_runtime).test_client()
+    foreign = keyless.get("/", headers={"Host": "attacker.example"})
+    assert foreign.status_code == 403 and foreign.json["error"]["code"] == "host_not_allowed"
+
+
+def test_page_modules_parse_files_and_plan_requests(page):
+    """The page's own modules, imported into the real browser: CSV/TSV parsing, encodings, the CSV
+    download's quoting and formula guard, and how texts are split into requests within the server's limits."""
+    out = page.driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        Promise.all([import('/ui/tables.js'), import('/ui/api.js')]).then(([t, api]) => {
+          const bytes = (s) => new Uint8Array([...s].map(c => c.charCodeAt(0)));
+          done({
+            crlf: t.parseDelimited('a,b\\r\\n"x, ""y""\\r\\nz",2\\r\\n,\\r\\n', ','),
+            noFinalNewline: t.parseDelimited('h\\nlast', ','),
+            semicolon: t.sniffDelimiter('titre;date\\n"a;b";1', 'export.csv'),
+            commaInQuotes: t.sniffDelimiter('"a;b;c",x\\n', 'x.csv'),
+            tsv: t.sniffDelimiter('a,b', 'x.tsv'),
+            table: t.tableFromRows([['', ''], ['id', ''], ['1', 'Profit rose'], ['', '  ']]),
+            guess: t.guessTextColumn({columns: ['id', 'Headline'], rows: [['1', 'x']]}),
+            guessLongest: t.guessTextColumn({columns: ['a', 'b'], rows: [['1', 'long text here']]}),
+            utf8: t.decodeText(new TextEncoder().encode('\\ufeffcaf\\u00e9')),
+            cp1252: t.decodeText(bytes('caf\\xe9 \\x80')),
+            csv: t.toCsv([['=1+1', '-5%', '-x', '@SUM(A1)', '+3', 'a "q", b', ' pad', 2.5]]),
+            plan: api.planChunks(['a', 'b'.repeat(11), 'c', 'd', 'e'],
+                                 {max_texts_per_request: 256, max_text_chars: 10, max_body_bytes: 16}, 2),
+            letters: [0, 25, 26, 701, 702].map(t.columnLetters),
+          });
+        }, (e) => done({error: String(e)}));""")
+    assert "error" not in out, out
+    assert out["crlf"] == [["a", "b"], ['x, "y"\r\nz', "2"], ["", ""]]
+    assert out["noFinalNewline"] == [["h"], ["last"]]
+    assert (out["semicolon"], out["commaInQuotes"], out["tsv"]) == (";", ",", "\t")
+    assert out["table"] == {"columns": ["id", "Column B"], "rows": [["1", "Profit rose"]]}
+    assert (out["guess"], out["guessLongest"]) == (1, 1)
+    assert out["utf8"] == {"text": "café", "encoding": "UTF-8"}
+    assert out["cp1252"] == {"text": "café €", "encoding": "Windows-1252"}
+    assert out["csv"] == "\ufeff'=1+1,-5%,'-x,'@SUM(A1),+3,\"a \"\"q\"\", b\",\" pad\",2.5\r\n"
+    # 2 texts per request here; the 11-character text is over the limit: not sent, an error of its own.
+    assert out["plan"] == {"chunks": [[0, 2], [3, 4]], "tooLong": [1]}
+    assert out["letters"] == ["A", "Z", "AA", "ZZ", "AAA"]
