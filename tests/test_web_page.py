@@ -281,6 +281,17 @@ def test_xlsx_upload_with_sheet_and_column_choice(page, server, held_out, tmp_pa
     page.element("clear-file").click()
     assert page.element("texts").is_displayed() and not page.element("file-options").is_displayed()
 
+    # Files the page cannot read get one line saying why, and the text box stays in use.
+    not_a_workbook = tmp_path / "broken.xlsx"
+    not_a_workbook.write_bytes(b"PK\x03\x04 this is not a zip")
+    old_excel = tmp_path / "legacy.xls"
+    old_excel.write_bytes(b"\xd0\xcf\x11\xe0")
+    for path, why in ((not_a_workbook, "this is not an .xlsx file (no zip directory found)"),
+                      (old_excel, "choose a CSV, TSV, TXT or XLSX file")):
+        page.element("file").send_keys(str(path))
+        page.wait_for(lambda: page.text("message").startswith(f"Cannot read {path.name}: {why}"), f"the {path.name} message")
+        assert page.element("texts").is_displayed() and not page.element("file-options").is_displayed()
+
 
 def test_long_list_shows_progress_and_cancels(page):
     texts = [f"Unit {i} of Globex reported revenue up {i % 41}% and margins {('wider', 'narrower')[i % 2]}"

@@ -72,8 +72,13 @@ function showMessage(text) {
   $("message").textContent = text;
 }
 
+const READABLE_FILES = /\.(csv|tsv|tab|txt|xlsx)$/i;
+
 async function loadFile(file) {
   showMessage("");
+  if (!READABLE_FILES.test(file.name)) {
+    throw new Error("choose a CSV, TSV, TXT or XLSX file (save .xls or .ods workbooks as .xlsx or CSV first)");
+  }
   const buffer = await file.arrayBuffer();
   let workbook = null;
   let table;
