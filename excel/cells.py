@@ -94,10 +94,11 @@ results_cache = _ResultCache()
 
 
 def normalize_scheme(scheme) -> str | None:
+    """"7" or "3" (a number 7 or 3 too); an omitted or blank scheme is "7"; None when not a scheme."""
     if isinstance(scheme, float) and scheme.is_integer():
         scheme = int(scheme)
-    value = str(scheme).strip() if scheme is not None else "7"
-    return value if value in SCHEMES else None
+    value = str(scheme).strip() if scheme is not None else ""
+    return (value or "7") if (value or "7") in SCHEMES else None
 
 
 def as_grid(value) -> tuple[list[list], bool]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import xlwings as xw
 
 from finsent_local.excel.cells import LABELS_BY_SCHEME, PREFIX, as_grid, classify_grid, normalize_scheme
+from finsent_local.excel.functions import argument_doc, described
 
 
 def _single_or_grid(value, grid):
@@ -26,26 +27,26 @@ def _single_or_grid(value, grid):
 
 
 @xw.func
-@xw.arg("text", ndim=2, doc="A cell or range of headlines or other financial text.")
-@xw.arg("scheme", doc='"7" (default) for 7 labels, "3" for negative/neutral/positive.')
+@xw.arg("text", ndim=2, doc=argument_doc("FINSENT", "text"))
+@xw.arg("scheme", doc=argument_doc("FINSENT", "scheme"))
+@described("FINSENT")
 def FINSENT(text, scheme="7"):
-    """Financial sentiment label of the text (Llama-FinSent-S, local server)."""
     return _single_or_grid(text, classify_grid(text, scheme, lambda r: r["label"]))
 
 
 @xw.func
-@xw.arg("text", ndim=2, doc="A cell or range of headlines or other financial text.")
-@xw.arg("scheme", doc='"7" (default) or "3".')
+@xw.arg("text", ndim=2, doc=argument_doc("FINSENT_SCORE", "text"))
+@xw.arg("scheme", doc=argument_doc("FINSENT_SCORE", "scheme"))
+@described("FINSENT_SCORE")
 def FINSENT_SCORE(text, scheme="7"):
-    """Sentiment score from -1 (strong negative) to 1 (strong positive)."""
     return _single_or_grid(text, classify_grid(text, scheme, lambda r: r["score"]))
 
 
 @xw.func
-@xw.arg("text", ndim=2, doc="A cell or a range of texts (read row by row).")
-@xw.arg("scheme", doc='"7" (default) or "3".')
+@xw.arg("text", ndim=2, doc=argument_doc("FINSENT_PROBS", "text"))
+@xw.arg("scheme", doc=argument_doc("FINSENT_PROBS", "scheme"))
+@described("FINSENT_PROBS")
 def FINSENT_PROBS(text, scheme="7"):
-    """A header row of label names, then each text's label probabilities (one row per text)."""
     scheme_name = normalize_scheme(scheme)
     grid_in, _ = as_grid(text)
     cells = [cell for row in grid_in for cell in row]  # row by row
