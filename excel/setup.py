@@ -153,7 +153,52 @@ def write_sample_workbook(path: Path, url: str) -> None:
         sheet.cell(row, 2, f'=FINSENT(A{row},"7")')
         sheet.cell(row, 3, f"=FINSENT_SCORE(A{row})")
         # openpyxl writes newer functions only with their _xlfn. prefix.
-        sheet.cell(row, 4, f'=_xlfn.WEBSERVICE("{url}/v1/label?scheme=7&text="&_xlfn.ENCODEURL(A{row}))')
+        # The IF keeps a blank row blank (an empty answer is an error in spreadsheets).
+        sheet.cell(row, 4, f'=IF(A{row}="","",_xlfn.WEBSERVICE("{url}/v1/label?scheme=7&text="&_xlfn.ENCODEURL(A{row})))')
     for column, width in zip("ABCD", (80, 22, 18, 24)):
         sheet.column_dimensions[column].width = width
     book.save(path)
+
+
+# -- the Office add-in (Excel for Mac, Excel on the web, Windows) ------------------------------------
+
+MAC_WEF_FOLDER = Path("Library/Containers/com.microsoft.Excel/Data/Documents/wef")
+MANIFEST_NAME = "finsent-local-manifest.xml"
+
+
+@dataclass(frozen=True)
+class AddinSetup:
+    manifest: Path
+    sideloaded: Path | None  # the copy in Excel for Mac's add-in folder, when on a Mac
+    steps: list[str]
+
+
+def install_addin(https_url: str, api_key: str | None, out: Path, home: Path | None = None,
+                  platform: str = sys.platform) -> AddinSetup:
+    """Write the add-in's manifest for the server at https_url; on a Mac, also into Excel's wef folder
+    (which is how Excel for Mac sideloads an add-in)."""
+    from finsent_local.excel.addin_manifest import manifest_xml
+
+    xml = manifest_xml(https_url, api_key)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(out, xml)
+    sideloaded = None
+    if platform == "darwin":
+        wef = (home or Path.home()) / MAC_WEF_FOLDER
+        wef.mkdir(parents=True, exist_ok=True)
+        sideloaded = wef / MANIFEST_NAME
+        write_text_atomically(sideloaded, xml)
+    steps = [
+        f"Start the server with HTTPS: finsent serve --https-port {https_url.rsplit(':', 1)[-1].strip('/')}",
+        "Trust its certificate once: finsent certs --trust",
+        "Excel for Mac: " + ("the manifest is in Excel's add-in folder; restart Excel, then Home > Add-ins > "
+                             "My Add-ins (Developer Add-ins) > FinSent Local" if sideloaded else
+                             f"copy {out.name} into ~/{MAC_WEF_FOLDER}/ and restart Excel, then Home > Add-ins > "
+                             "My Add-ins > FinSent Local"),
+        f"Excel on the web: Home > Add-ins > More Add-ins > Upload My Add-in > {out.name}; when the browser asks "
+        "whether the page may reach devices on your local network, allow it",
+        "Windows: put the manifest in a shared folder and add it under File > Options > Trust Center > Trusted Add-in "
+        "Catalogs, then Home > Add-ins > Shared Folder",
+        'Then type =LOCAL.FINSENT(A2,"7") in a cell (also LOCAL.FINSENT_SCORE, LOCAL.FINSENT_PROBS).',
+    ]
+    return AddinSetup(out, sideloaded, steps)

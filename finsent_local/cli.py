@@ -27,6 +27,7 @@ def cli() -> None:
     finsent classify "Profit soared 40%"   label text from the terminal
     finsent convert SOURCE --outtype q8_0  make a GGUF file from a Hugging Face checkpoint
     finsent excel                          set up the =FINSENT() Excel function
+    finsent certs --trust                  HTTPS on localhost, for the Excel add-in on Mac and the web
     """
 
 
@@ -82,9 +83,12 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
 @click.option("--extra-bufts/--no-extra-bufts", default=False,
               help="Let llama.cpp repack weights into extra CPU buffer types (AMX...); off by default because "
               "that path crashes on some CPUs.")
+@click.option("--https-port", type=int, default=None,
+              help="Also serve HTTPS on this port (e.g. 8443; 0: any free port) with a local certificate for "
+              "localhost, for the Excel add-in on Mac and the web (see: finsent certs --help).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_preset, threads, no_cache, extra_bufts,
-          log_level):
+          https_port, log_level):
     """Start the local server (FinSent API, OpenAI API, /v1/label for spreadsheets)."""
     from .model_files import result_cache_path
     from .serve import ServeError, ServeOptions, check_exposure, configure_logging, serve as run_server
@@ -98,6 +102,7 @@ def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_p
         model_path=_model_path(model), host=host, port=port, api_key=api_key or None,
         cors_origins=tuple(cors_origins), allowed_hosts=tuple(allowed_hosts), gpu=gpu, prompt_preset=prompt_preset,
         threads=threads, use_extra_bufts=extra_bufts, result_cache=None if no_cache else result_cache_path(),
+        https_port=https_port,
     )
     try:
         run_server(options)
@@ -111,20 +116,42 @@ def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_p
 @click.option("--sample", type=click.Path(dir_okay=False, writable=True),
               help="Also write a sample workbook of headlines with the formulas (.xlsx).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --sample workbook.")
-def excel(url, api_key, sample, force):
-    """Set up the =FINSENT() Excel functions for xlwings (writes ~/.xlwings/xlwings.conf).
+@click.option("--addin", is_flag=True, help="Set up the Office add-in instead (Excel for Mac, Excel on the web, "
+              "Windows): write its manifest for the server's HTTPS address and print the sideload steps.")
+@click.option("--https-url", default="https://localhost:8443", show_default=True,
+              help="With --addin: the server's HTTPS address (finsent serve --https-port 8443).")
+@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False, writable=True),
+              default="finsent-local-manifest.xml", show_default=True, help="With --addin: where to write the manifest.")
+def excel(url, api_key, sample, force, addin, https_url, manifest_path):
+    """Set up the =FINSENT() Excel functions for xlwings (writes ~/.xlwings/xlwings.conf), or with
+    --addin the Office add-in's =LOCAL.FINSENT() for Excel on Mac and the web.
 
     \b
-    Then, once, in Windows Excel:
+    xlwings, once, in Windows Excel:
       1. File > Options > Trust Center > Trust Center Settings > Macro Settings:
          tick "Trust access to the VBA project object model".
       2. In a terminal: xlwings addin install
       3. In Excel, xlwings tab: Import Functions.
     Type =FINSENT(A2,"7") and fill down. The server must be running: finsent serve
     """
-    from finsent_local.excel.setup import install, write_sample_workbook
+    from finsent_local.excel.setup import install, install_addin, write_sample_workbook
 
     from .client import ClientError, FinSentClient
+
+    if addin:
+        from finsent_local.excel.addin_manifest import ManifestError
+
+        try:
+            done_addin = install_addin(https_url, api_key, Path(manifest_path))
+        except ManifestError as e:
+            raise UserError(str(e)) from None
+        except OSError as e:
+            raise UserError(f"cannot write the manifest: {e.strerror or e}") from None
+        click.echo(f"add-in manifest written to {done_addin.manifest}"
+                   + (f" and {done_addin.sideloaded}" if done_addin.sideloaded else ""))
+        for number, step in enumerate(done_addin.steps, start=1):
+            click.echo(f"{number}. {step}")
+        return
 
     if sample and Path(sample).exists() and not force:
         raise UserError(f"{sample} exists; use --force to overwrite it")
@@ -147,6 +174,38 @@ def excel(url, api_key, sample, force):
         click.echo(f"sample workbook: {sample}")
     click.echo("Next, in Windows Excel: trust access to the VBA project object model, run `xlwings addin install`, "
                "then xlwings tab > Import Functions, and type =FINSENT(A2,\"7\").")
+
+
+@cli.command()
+@click.option("--trust", "do_trust", is_flag=True,
+              help="Also add the local certificate authority to your user's trust store (no admin rights).")
+@click.option("--renew", is_flag=True, help="Issue a new localhost certificate now (same authority: no new trust).")
+def certs(do_trust, renew):
+    """Make the local HTTPS certificate that `finsent serve --https-port` uses (Excel for Mac and the web
+    load add-ins over HTTPS only), and optionally trust it.
+
+    \b
+    The certificate authority is made on this machine, for this user, and can only vouch for localhost,
+    127.0.0.1 and ::1 (X.509 name constraints). Files: $FINSENT_TLS_DIR or your user config folder.
+    """
+    from .tls import CertificateError, ensure_certificates, expires, trust, trust_steps
+
+    try:
+        made, done = ensure_certificates(renew=renew)
+    except CertificateError as e:
+        raise UserError(str(e)) from None
+    for line in done:
+        click.echo(line)
+    click.echo(f"certificate authority: {made.ca_cert}")
+    click.echo(f"localhost certificate: {made.cert} (valid until {expires(made.cert):%Y-%m-%d}; renewed by "
+               "finsent serve when 30 days are left)")
+    if do_trust:
+        for line in trust(made.ca_cert):
+            click.echo(line)
+    else:
+        click.echo("To trust it (once), run: finsent certs --trust   which does:")
+        for step in trust_steps(made.ca_cert):
+            click.echo(f"  {step.howto}")
 
 
 cli.add_command(classify)

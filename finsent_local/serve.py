@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,6 +37,8 @@ class ServeOptions:
     use_extra_bufts: bool = False
     result_cache: Path | None = None
     http_threads: int = 16
+    https_port: int | None = None  # also serve HTTPS on this port (0: any free one), for the Office add-in
+    tls_dir: Path | None = None  # where the local certificates live (default: tls.default_folder())
 
 
 def check_exposure(host: str, api_key: str | None) -> None:
@@ -60,7 +62,7 @@ def build_runtime(options: ServeOptions) -> Runtime:
                    cache_path=options.result_cache)
 
 
-def banner(runtime: Runtime, url: str) -> str:
+def banner(runtime: Runtime, url: str, https_url: str | None = None) -> str:
     size_mb = runtime.model_path.stat().st_size / 1e6
     engine = runtime.service.engine
     threads = runtime.engine_options.n_threads or os.cpu_count()
@@ -74,9 +76,10 @@ def banner(runtime: Runtime, url: str) -> str:
         f"  cache:    {_cache_state(runtime)}",
         f"  try:      curl '{url}/v1/label?scheme=7&text={quote('Profit soared 40% to a record')}'",
         '  Excel:    =FINSENT(A2,"7")   (xlwings add-in; see: finsent excel --help)',
-        f'  no add-in: =WEBSERVICE("{formula_url}"&ENCODEURL(A2))',
+        f'  no add-in: =IF(A2="","",WEBSERVICE("{formula_url}"&ENCODEURL(A2)))',
         "  OpenAI:   base_url=" + url + "/v1, model=finsent-7 (or finsent-3)",
-    ])
+    ] + ([f"  https:    {https_url}   (Excel for Mac and the web: add-in manifest at {https_url}/addin/manifest.xml,"
+          " see: finsent excel --help)"] if https_url else []))
 
 
 def _cache_state(runtime: Runtime) -> str:
@@ -85,6 +88,31 @@ def _cache_state(runtime: Runtime) -> str:
     if runtime.service.cache is None:
         return f"off: {runtime.cache_path} cannot be used (see the warning above)"
     return str(runtime.cache_path)
+
+
+def start_https(app, options: ServeOptions):
+    """The same app over HTTPS on a second port (waitress has no TLS; cheroot, CherryPy's WSGI server,
+    does), with the local certificate for localhost; made or renewed here when needed."""
+    from cheroot import wsgi
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    from .tls import CertificateError, server_context_files
+
+    try:
+        cert, key, notes = server_context_files(options.tls_dir)
+    except CertificateError as e:
+        raise ServeError(str(e)) from None
+    for note in notes:
+        print(f"note: {note}", flush=True)
+    server = wsgi.Server((options.host, options.https_port), app, numthreads=options.http_threads,
+                         server_name="finsent-local", timeout=60)
+    server.ssl_adapter = BuiltinSSLAdapter(str(cert), str(key))
+    try:
+        server.prepare()
+    except OSError as e:
+        raise ServeError(f"cannot listen on {options.host}:{options.https_port} (HTTPS): {e.strerror or e}") from None
+    threading.Thread(target=server.serve, name="finsent-https", daemon=True).start()
+    return server
 
 
 LOAD_WAIT_ON_EXIT_S = 10  # a model load cannot be interrupted; it is mmap-backed and takes seconds
@@ -105,6 +133,12 @@ def serve(options: ServeOptions) -> None:
         raise ServeError(f"cannot listen on {options.host}:{options.port}: {e.strerror or e}") from None
     host = f"[{options.host}]" if ":" in options.host else options.host
     url = f"http://{host}:{server.effective_port}"
+    https = start_https(app, options) if options.https_port is not None else None
+    https_url = None
+    if https is not None:
+        https_url = f"https://localhost:{https.bind_addr[1]}"
+        # Known only now (--https-port 0 picks one): the add-in's manifest over HTTP redirects there.
+        app.extensions["finsent_config"] = replace(app.extensions["finsent_config"], https_port=https.bind_addr[1])
     print(f"Loading {options.model_path} ... (serving /health at {url} meanwhile)", flush=True)
 
     def load_then_announce():
@@ -115,7 +149,7 @@ def serve(options: ServeOptions) -> None:
             server.close()
             return
         if runtime.ready:
-            print(banner(runtime, url), flush=True)
+            print(banner(runtime, url, https_url), flush=True)
 
     received = _stop_on_signals(runtime)
     loader = threading.Thread(target=load_then_announce, name="finsent-load", daemon=True)
@@ -123,6 +157,8 @@ def serve(options: ServeOptions) -> None:
     try:
         server.run()  # returns after a stop signal, once waitress has shut its threads down
     finally:
+        if https is not None:
+            https.stop()
         loader.join(timeout=LOAD_WAIT_ON_EXIT_S)
         runtime.close()
     if received.get("signal") == signal.SIGINT:

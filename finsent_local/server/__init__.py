@@ -17,10 +17,12 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     # Host names accepted besides loopback ones when no API key is set (DNS-rebinding protection).
     allowed_hosts: tuple[str, ...] = ()
+    # The HTTPS listener's port, when there is one (the add-in's manifest over HTTP redirects there).
+    https_port: int | None = None
 
 
 def create_app(runtime: Runtime, config: ServerConfig = ServerConfig()) -> Flask:
-    from . import finsent_api, openai_api, ops, security, web
+    from . import addin, finsent_api, openai_api, ops, security, web
 
     app = Flask("finsent_local", static_folder=None)  # the page's files are served by the web blueprint
     app.config["MAX_CONTENT_LENGTH"] = runtime.limits.max_body_bytes
@@ -34,4 +36,5 @@ def create_app(runtime: Runtime, config: ServerConfig = ServerConfig()) -> Flask
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(web.blueprint)
+    app.register_blueprint(addin.blueprint)
     return app

@@ -227,6 +227,26 @@ def openapi_spec(model_id: str, limits: Limits) -> dict:
                                   ("text/html", "text/javascript", "text/css", "image/svg+xml")}},
                               "403": {"description": _ERROR_TEXT[403], **_JSON("Error")},
                               "404": {"description": "No such file", **_JSON("Error")}}}},
+            "/addin/{name}": {"get": {
+                "summary": "The Office add-in's files (functions.js, functions.html, icons)", "security": [],
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The file", "content": {
+                                  t: {"schema": {"type": "string"}} for t in ("text/javascript", "text/html", "image/png")}},
+                              "403": {"description": _ERROR_TEXT[403], **_JSON("Error")},
+                              "404": {"description": "No such file", **_JSON("Error")}}}},
+            "/addin/functions.json": {"get": {
+                "summary": "The add-in's custom functions metadata (from the same definitions as the xlwings functions)",
+                "security": [], "responses": {"200": {"description": "Office custom functions metadata",
+                                                      "content": {"application/json": {"schema": {"type": "object"}}}},
+                                              "403": {"description": _ERROR_TEXT[403], **_JSON("Error")}}}},
+            "/addin/manifest.xml": {"get": {
+                "summary": "The add-in's manifest for this server's HTTPS address (over plain HTTP: 307 to the "
+                           "HTTPS listener, or 404 when there is none)",
+                "security": [], "responses": {"200": {"description": "Add-in only manifest (XML)",
+                                                      "content": {"application/xml": {"schema": {"type": "string"}}}},
+                                              "307": {"description": "To the HTTPS listener"},
+                                              "404": {"description": "No HTTPS listener", **_JSON("Error")},
+                                              "403": {"description": _ERROR_TEXT[403], **_JSON("Error")}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "Prometheus text format", "content": plain},
                                                **_errors()}}},

@@ -34,10 +34,11 @@ function showStatus(status) {
 }
 
 function showWebserviceFormula(keyed) {
-  // With a key, WEBSERVICE must send it in the URL (formulas cannot send headers); the key itself is not shown.
+  // With a key, WEBSERVICE must send it in the URL (formulas cannot send headers); the key itself is not
+  // shown. The IF keeps blank rows blank: spreadsheets turn an empty answer into an error.
   const key = keyed ? "&key=YOUR_KEY" : "";
   $("formula-webservice").textContent =
-    `=WEBSERVICE("${window.location.origin}/v1/label?scheme=7${key}&text="&ENCODEURL(A2))`;
+    `=IF(A2="","",WEBSERVICE("${window.location.origin}/v1/label?scheme=7${key}&text="&ENCODEURL(A2)))`;
 }
 
 function showKeyPanel(message) {
