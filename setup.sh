@@ -22,12 +22,15 @@ if [ "${1:-}" = "--dev" ]; then
   # Meta's llama-models ships the real Llama 3 tokenizer (tokenizer.model); its own dependencies are
   # not needed (only the file and the special-token list are used), so it goes in without them.
   "${PIP[@]}" install -q --no-deps "llama-models==0.3.0"
-  # Debian packages the tests drive: headless LibreOffice Calc through python3-uno (the WEBSERVICE test)
-  # and Chromium with its WebDriver (the web page's tests; browsers cannot be downloaded by test tools here).
+  # Debian packages the tests drive: headless LibreOffice Calc through python3-uno (the WEBSERVICE test),
+  # Chromium with its WebDriver (the web page's and add-in's tests; test tools cannot download browsers here).
   debs=()
   { command -v soffice >/dev/null && /usr/bin/python3 -c "import uno" 2>/dev/null; } \
     || debs+=(libreoffice-calc-nogui python3-uno)
   { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || debs+=(chromium chromium-driver fonts-dejavu-core)
+  # The Excel add-in's tests: its functions.js under Node, and certutil to trust the local CA in Chromium.
+  command -v node >/dev/null || debs+=(nodejs)
+  command -v certutil >/dev/null || debs+=(libnss3-tools)
   if [ "${#debs[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \

@@ -6,6 +6,7 @@ Selenium (browsers cannot be downloaded here, so nothing fetches one; Selenium i
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -32,7 +33,9 @@ def missing() -> str | None:
     return None
 
 
-def start_chromium(download_dir: Path, width: int = 1280, height: int = 1000):
+def start_chromium(download_dir: Path, width: int = 1280, height: int = 1000, env: dict | None = None):
+    """Chromium through chromedriver; `env` adds to the browser's environment (e.g. HOME, whose
+    ~/.pki/nssdb holds the certificates a Linux user trusts)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -42,7 +45,8 @@ def start_chromium(download_dir: Path, width: int = 1280, height: int = 1000):
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    service = Service(CHROMEDRIVER, env={**os.environ, **env} if env else None)
+    driver = webdriver.Chrome(service=service, options=options)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
     return driver
 

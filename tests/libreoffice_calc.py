@@ -1,5 +1,6 @@
-"""Drive headless LibreOffice Calc over UNO: fill a sheet with texts and WEBSERVICE formulas, recalculate,
-print the computed cells as JSON. Runs under Debian's python3 (where the `uno` module lives), not the
+"""Drive headless LibreOffice Calc over UNO: fill a sheet with texts and WEBSERVICE formulas (plain, and
+wrapped in IF for blank cells), recalculate, save, open the saved file again, and print the computed
+cells as JSON: {"plain": [...], "guarded": [...], "reopened": [...]}. Runs under Debian's python3 (where the `uno` module lives), not the
 project's virtual environment:
 
     /usr/bin/python3 tests/libreoffice_calc.py SERVER_URL SCHEME TEXT...
@@ -55,14 +56,26 @@ def main():
         doc = desktop.loadComponentFromURL("private:factory/scalc", "_blank", 0, (_prop("Hidden", True),))
         sheet = doc.Sheets.getByIndex(0)
         for row, text in enumerate(texts):
+            call = f'WEBSERVICE("{server}/v1/label?scheme={scheme}&text="&ENCODEURL(A{row + 1}))'
             sheet.getCellByPosition(0, row).setString(text)
-            sheet.getCellByPosition(1, row).setFormula(
-                f'=WEBSERVICE("{server}/v1/label?scheme={scheme}&text="&ENCODEURL(A{row + 1}))'
-            )
+            sheet.getCellByPosition(1, row).setFormula("=" + call)  # as the README's first formula
+            sheet.getCellByPosition(2, row).setFormula(f'=IF(A{row + 1}="";"";{call})')  # blank-safe form
         doc.calculateAll()
-        values = [sheet.getCellByPosition(1, row).getString() for row in range(len(texts))]
+
+        def column(document, index):
+            cells = document.Sheets.getByIndex(0)
+            return [cells.getCellByPosition(index, row).getString() for row in range(len(texts))]
+
+        out = {"plain": column(doc, 1), "guarded": column(doc, 2)}
+        # A saved workbook opened again: what a user sees before allowing external links.
+        saved = uno.systemPathToFileUrl(os.path.join(profile, "saved.ods"))
+        doc.storeToURL(saved, (_prop("FilterName", "calc8"),))
         doc.close(True)
-        print(json.dumps(values))
+        again = desktop.loadComponentFromURL(saved, "_blank", 0, (_prop("Hidden", True),))
+        again.calculateAll()
+        out["reopened"] = column(again, 1)
+        again.close(True)
+        print(json.dumps(out))
     finally:
         try:
             office.terminate()

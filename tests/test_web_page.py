@@ -152,7 +152,8 @@ def test_pasted_headlines_get_the_apis_labels(page, server, held_out, tmp_path_f
     assert re.fullmatch(r"\d+% of \d+", page.text("state-cache"))
 
     # The Excel formulas to copy name this server.
-    assert page.text("formula-webservice") == (f'=WEBSERVICE("{server.url}/v1/label?scheme=7&text="&ENCODEURL(A2))')
+    assert page.text("formula-webservice") == \
+        f'=IF(A2="","",WEBSERVICE("{server.url}/v1/label?scheme=7&text="&ENCODEURL(A2)))'
     assert page.text("formula-addin") == '=FINSENT(A2,"7")'
 
     shot = tmp_path_factory.mktemp("web-page-screenshot") / "page.png"
