@@ -46,6 +46,25 @@ def _field(reader: gguf.GGUFReader, key: str):
     return reader.fields[key].contents()
 
 
+def test_low_memory_reference_is_the_float32_model(tiny_checkpoint):
+    """The verification's reference keeps the weights in the checkpoint's dtype and upcasts one layer at
+    a time: upcasting is exact, so its logits must be the float32 model's, bit for bit."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from finsent_local.convert.verify import LOGIT_PROMPTS, reference_logits
+
+    ids, logits = reference_logits(tiny_checkpoint, LOGIT_PROMPTS)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    float32 = AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.float32).eval()
+    for prompt, prompt_ids, got in zip(LOGIT_PROMPTS, ids, logits):
+        assert prompt_ids == tokenizer(prompt)["input_ids"]
+        with torch.no_grad():
+            expected = float32(torch.tensor([prompt_ids])).logits[0].numpy()
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        assert np.array_equal(got, expected)
+
+
 def test_gguf_metadata_is_complete(tiny_checkpoint, tiny_variant):
     path = convert_cached(tiny_checkpoint, "f16")
     reader = _reader(path)
