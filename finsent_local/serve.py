@@ -38,7 +38,6 @@ class ServeOptions:
     result_cache: Path | None = None
     http_threads: int = 16
     https_port: int | None = None  # also serve HTTPS on this port (0: any free one), for the Office add-in
-    tls_dir: Path | None = None  # where the local certificates live (default: tls.default_folder())
 
 
 def check_exposure(host: str, api_key: str | None) -> None:
@@ -96,17 +95,17 @@ def start_https(app, options: ServeOptions):
     from cheroot import wsgi
     from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-    from .tls import CertificateError, server_context_files
+    from .tls import CertificateError, ensure_certificates
 
     try:
-        cert, key, notes = server_context_files(options.tls_dir)
+        certs, notes = ensure_certificates()  # in $FINSENT_TLS_DIR or the user config folder
     except CertificateError as e:
         raise ServeError(str(e)) from None
     for note in notes:
         print(f"note: {note}", flush=True)
     server = wsgi.Server((options.host, options.https_port), app, numthreads=options.http_threads,
                          server_name="finsent-local", timeout=60)
-    server.ssl_adapter = BuiltinSSLAdapter(str(cert), str(key))
+    server.ssl_adapter = BuiltinSSLAdapter(str(certs.cert), str(certs.key))
     try:
         server.prepare()
     except OSError as e:

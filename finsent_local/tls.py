@@ -222,10 +222,3 @@ def trust(ca_cert: Path) -> list[str]:
             why = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
             lines.append(f"{step.argv[0]} failed ({why[0]}); do it yourself: {step.howto}")
     return lines
-
-
-def server_context_files(folder: Path | None = None) -> tuple[Path, Path, list[str]]:
-    """Certificate and key for the HTTPS listener (made or renewed when needed), and notes for the user."""
-    certs, done = ensure_certificates(folder)
-    return certs.cert, certs.key, done
-
