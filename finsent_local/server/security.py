@@ -4,10 +4,10 @@
   address (localhost, *.localhost, 127.0.0.1, [::1], any port) or a host allowed with --allowed-host.
   A web page that rebinds its own domain to 127.0.0.1 (DNS rebinding) sends its domain as Host and is
   refused, so it cannot drive the keyless server from the user's browser.
-- With an API key set, every route but /health and the files of the web page (/, /ui/...) and of the
-  Office add-in (/addin/...) needs
-  `Authorization: Bearer <key>`; the page asks for the key and sends it on each of its calls. Spreadsheet
-  formulas (WEBSERVICE) cannot send headers, so GET /v1/label also accepts `?key=<key>`.
+- With an API key set, every route needs `Authorization: Bearer <key>` but /health and the files of
+  the web page (/, /ui/...) and of the Office add-in (/addin/...): those hold no data, and the page
+  asks for the key and sends it on each of its calls. Spreadsheet formulas (WEBSERVICE) cannot send
+  headers, so GET /v1/label also accepts `?key=<key>`.
 - CORS headers are sent only for the origins listed in the config (none by default).
 """
 
@@ -18,11 +18,16 @@ import ipaddress
 
 from flask import Flask, request
 
-from .errors import ApiError
 from .addin import is_addin_path
+from .errors import ApiError
 from .web import is_page_path
 
 OPEN_PATHS = {"/health"}
+
+
+def _is_open(path: str) -> bool:
+    """Routes answered without the API key."""
+    return path in OPEN_PATHS or is_page_path(path) or is_addin_path(path)
 
 
 def _presented_key() -> str | None:
@@ -70,7 +75,7 @@ def init_app(app: Flask, config) -> None:
     def check_key():
         if request.method == "OPTIONS" and request.headers.get("Origin") in origins:
             return app.make_default_options_response()  # CORS preflight carries no credentials
-        if config.api_key and request.path not in OPEN_PATHS and not (is_page_path(request.path) or is_addin_path(request.path)):
+        if config.api_key and not _is_open(request.path):
             key = _presented_key()
             if key is None or not hmac.compare_digest(key.encode(), config.api_key.encode()):
                 raise ApiError(401, "invalid_api_key", "missing or invalid API key (send Authorization: Bearer <key>)")
