@@ -48,7 +48,11 @@ def _field(reader: gguf.GGUFReader, key: str):
 
 def test_low_memory_reference_is_the_float32_model(tiny_checkpoint):
     """The verification's reference keeps the weights in the checkpoint's dtype and upcasts one layer at
-    a time: upcasting is exact, so its logits must be the float32 model's, bit for bit."""
+    a time: upcasting is exact, so its logits must be the float32 model's. They are bit for bit on the
+    AMD machines; the output layer is computed in vocabulary slices, and a BLAS may pick another kernel
+    (another order of float32 sums) for another matrix shape, so 1e-5 of the logit scale is allowed:
+    a hundred times tighter than the f32 verification tolerance (1e-3), so it would still catch any
+    real difference such as a weight left in fp16."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -62,7 +66,7 @@ def test_low_memory_reference_is_the_float32_model(tiny_checkpoint):
         with torch.no_grad():
             expected = float32(torch.tensor([prompt_ids])).logits[0].numpy()
         assert got.dtype == np.float32 and got.shape == expected.shape
-        assert np.array_equal(got, expected)
+        assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
 def test_gguf_metadata_is_complete(tiny_checkpoint, tiny_variant):
