@@ -75,7 +75,6 @@
   // -- batching -------------------------------------------------------------------------------------
 
   let pending = []; // {scheme, texts, resolve}
-  const batchErrors = new Map(); // per-text errors of the latest answers, read by the calls waiting on them
   let timer = null;
 
   function requestResults(scheme, texts) {
@@ -89,7 +88,7 @@
     const batch = pending;
     pending = [];
     timer = null;
-    batchErrors.clear(); // the calls of the previous batch have read theirs already
+    const errors = new Map(); // this batch's per-text errors (not cached), handed to its calls
     const byScheme = new Map();
     for (const call of batch) {
       if (!byScheme.has(call.scheme)) byScheme.set(call.scheme, new Set());
@@ -104,14 +103,14 @@
             const result = answers.results[i];
             // Errors are not kept: the server may be fixed, then the sheet recalculated.
             if (result && !result.error) remember(cacheKey(scheme, text), result);
-            else batchErrors.set(cacheKey(scheme, text), result && result.error ? result.error.message : "no result");
+            else errors.set(cacheKey(scheme, text), result && result.error ? result.error.message : "no result");
           });
         }
       } catch (error) {
         failures.set(scheme, error.message);
       }
     }));
-    for (const call of batch) call.resolve(failures.get(call.scheme) || null);
+    for (const call of batch) call.resolve({ failure: failures.get(call.scheme) || null, errors });
   }
 
   function chunks(texts) {
@@ -180,9 +179,11 @@
         }
       }
     }
+    let errors = new Map();
     if (toAsk.length) {
-      const failure = await requestResults(schemeName, toAsk);
-      if (failure) return PREFIX + failure;
+      const answer = await requestResults(schemeName, toAsk);
+      if (answer.failure) return PREFIX + answer.failure;
+      errors = answer.errors;
     }
     return grid.map((row) => row.map((cell) => {
       if (isBlank(cell)) return "";
@@ -191,7 +192,7 @@
       const key = cacheKey(schemeName, cell);
       const result = cache.get(key);
       if (result) return render(result);
-      return PREFIX + (batchErrors.get(key) || "no result");
+      return PREFIX + (errors.get(key) || "no result");
     }));
   }
 
