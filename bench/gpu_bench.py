@@ -13,18 +13,16 @@ Run after bench/convert_bench.py: FINSENT_BENCH_GPU=1 .venv/bin/python bench/gpu
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine_bench import model_file  # noqa: E402
+from engine_bench import model_file  # noqa: E402  (puts tests/ on the path, through same_shape)
+from conftest import RunningServer  # noqa: E402
+from load_mix import post_json  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
 from finsent_local.engine import ClassifierEngine, EngineOptions  # noqa: E402
 from finsent_local.llama_runtime import gpu_offload_supported  # noqa: E402
@@ -50,26 +48,14 @@ def bench_engine(path: Path, gpu_layers: int) -> tuple[float, float, list[str], 
 
 
 def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url + "/v1/classify", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=300) as response:
-        return json.loads(response.read())
+    return post_json(url + "/v1/classify", body, timeout_s=300)
 
 
 def bench_server(path: Path, gpu: str) -> tuple[float, float]:
     """(seconds per single-text request, seconds per text in 48-text requests), no result cache."""
-    proc = subprocess.Popen([sys.executable, "-m", "finsent_local.cli", "serve", "--model", str(path), "--port", "0",
-                             "--gpu", gpu, "--no-cache", "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = RunningServer("--model", str(path), "--gpu", gpu, "--no-cache", "--log-level", "warning")
+    url = server.url
     try:
-        url = None
-        for line in proc.stdout:
-            found = re.search(r"is ready at (http://\S+)", line)
-            if found:
-                url = found.group(1)
-                break
-        if url is None:
-            raise SystemExit(f"the server (--gpu {gpu}) did not start")
         _post(url, {"texts": TEXTS[:2]})  # warm-up
         start = time.perf_counter()
         for i, text in enumerate(TEXTS):
@@ -81,8 +67,7 @@ def bench_server(path: Path, gpu: str) -> tuple[float, float]:
         batched = (time.perf_counter() - start) / (2 * len(BATCH_REQUEST))
         return single, batched
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
 
 
 def main() -> None:

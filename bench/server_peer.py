@@ -16,9 +16,7 @@ Run after bench/convert_bench.py: .venv/bin/python bench/server_peer.py
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -32,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from convert_bench import PYTHON  # noqa: E402
 from engine_bench import model_file  # noqa: E402
+from conftest import RunningServer  # noqa: E402  (tests/ is on the path through same_shape)
+from load_mix import post_json  # noqa: E402
 from same_shape import WORK  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
 from finsent_local.labels import default_schemes  # noqa: E402
@@ -71,9 +71,7 @@ def _free_port() -> int:
 
 
 def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return json.loads(response.read())
+    return post_json(url, body, timeout_s=600)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen) -> None:
@@ -134,22 +132,12 @@ def main() -> None:
         peer.terminate()
         peer.wait(timeout=30)
 
-    ours = subprocess.Popen([PYTHON, "-m", "finsent_local.cli", "serve", "--model", str(path), "--port", "0",
-                             "--threads", str(THREADS), "--no-cache", "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ours = RunningServer("--model", str(path), "--threads", str(THREADS), "--no-cache", "--log-level", "warning")
     try:
-        url = None
-        for line in ours.stdout:
-            found = re.search(r"is ready at (http://\S+)", line)
-            if found:
-                url = found.group(1)
-                break
-        threading.Thread(target=ours.stdout.read, daemon=True).start()
         rows["finsent serve (every label's probability)"] = measure(
-            lambda text: _post(url + "/v1/classify", {"text": text, "scheme": "7"}), texts)
+            lambda text: _post(ours.url + "/v1/classify", {"text": text, "scheme": "7"}), texts)
     finally:
-        ours.terminate()
-        ours.wait(timeout=30)
+        ours.stop()
 
     peer_single, peer_rate = rows["llama-server (8 slots, prompt cache, n_predict 3)"]
     print(f"\nmodel: {path.name}; {THREADS} threads; {SINGLE_TEXTS} texts one at a time, then "
