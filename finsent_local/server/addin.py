@@ -53,8 +53,7 @@ def addin_file(name: str):
     if name not in FILE_TYPES:
         raise ApiError(404, "not_found", "no such add-in file; the manifest is at /addin/manifest.xml")
     data = resources.files("finsent_local.excel").joinpath("addin", name).read_bytes()
-    response = Response(data)
-    response.headers["Content-Type"] = FILE_TYPES[name]
+    response = Response(data, content_type=FILE_TYPES[name])
     return _finish(response)
 
 

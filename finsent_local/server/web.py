@@ -54,8 +54,7 @@ def _asset(name: str) -> Response:
         raise ApiError(404, "not_found", "no such file; the page is at /")
     data = resources.files(__package__).joinpath("static", name).read_bytes()
     suffix = name[name.rindex("."):]
-    response = Response(data, mimetype=ASSET_TYPES[suffix].split(";")[0])
-    response.headers["Content-Type"] = ASSET_TYPES[suffix]
+    response = Response(data, content_type=ASSET_TYPES[suffix])
     response.headers.update(PAGE_HEADERS)
     response.add_etag()
     return response.make_conditional(request)
