@@ -2,8 +2,9 @@
 # Creates .venv and installs FinSent Local into it.
 #   bash setup.sh          the app (server, converter, CLI)
 #   bash setup.sh --dev    plus everything the tests need (torch CPU, transformers, the Llama 3 tokenizer, ...)
-# llama-cpp-python is compiled from source on first install (about 12 minutes on 2 cores; pip caches the
-# wheel afterwards). For NVIDIA GPUs: CMAKE_ARGS="-DGGML_CUDA=on" bash setup.sh (see README).
+# llama-cpp-python is compiled from source on first install (about 12 minutes on 2 cores; the wheel is
+# kept for the next time). For NVIDIA GPUs: CMAKE_ARGS="-DGGML_CUDA=on -DLLAVA_BUILD=OFF" bash setup.sh
+# (see README).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,6 +17,10 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 
 # The multimodal (llava/mtmd) library is not used: skip building it.
 export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
+# llama-cpp-python (llama.cpp) is built by llama_build/install.py: with the fix for GCC < 13's AMX tile
+# configuration, and rebuilt whenever CMAKE_ARGS, the compiler or the CPU change (pip's own cache would
+# hand back a wheel built with other settings). Built wheels are kept in ~/.cache/finsent-local.
+.venv/bin/python llama_build/install.py
 
 if [ "${1:-}" = "--dev" ]; then
   "${PIP[@]}" install -q -e ".[test]"

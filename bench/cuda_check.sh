@@ -12,8 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 if ! .venv/bin/python -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.llama_supports_gpu_offload() else 1)"; then
-  CMAKE_ARGS="-DGGML_CUDA=on -DLLAVA_BUILD=OFF" .venv/bin/pip install -q --force-reinstall --no-deps --no-cache-dir \
-    "${LLAMA_CPP_SOURCE:-llama-cpp-python==0.3.36}"
+  CMAKE_ARGS="-DGGML_CUDA=on -DLLAVA_BUILD=OFF" .venv/bin/python llama_build/install.py
 fi
 .venv/bin/python - <<'PY'
 from finsent_local.llama_runtime import gpu_offload_supported

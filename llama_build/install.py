@@ -1,0 +1,161 @@
+"""Build and install llama-cpp-python (it compiles llama.cpp) the way this project needs it.
+
+    .venv/bin/python llama_build/install.py        (setup.sh runs it; standard library only)
+
+Why not a plain `pip install`:
+- GCC older than 13 on x86-64 builds llama.cpp's AMX kernels with a tile configuration that is mostly
+  never written (see gcc_amx_tile_config.h), and quantized models then crash on Intel CPUs with AMX.
+  With such a compiler the header is forced into the build, which makes the path correct.
+- pip caches the wheel it built under the package's version only: a wheel built with other CMAKE_ARGS,
+  another compiler or, with llama.cpp's default -march=native, for another CPU would be reused as is.
+  Wheels are kept here under a key made of everything that changes the build
+  (~/.cache/finsent-local/llama-cpp-wheels/<key>/), and the key of the installed build is written into
+  the virtual environment, so a rebuild happens exactly when one of those changes.
+
+Environment: CMAKE_ARGS (passed to llama.cpp's CMake; setup.sh defaults it to -DLLAVA_BUILD=OFF),
+CXX (the C++ compiler, default c++), FINSENT_CACHE_DIR (default ~/.cache/finsent-local),
+LLAMA_CPP_SOURCE (build from this sdist file instead of downloading the pinned version: offline machines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+TILE_CONFIG_HEADER = Path(__file__).resolve().parent / "gcc_amx_tile_config.h"
+PACKAGE = "llama-cpp-python"
+
+
+def pinned_requirement() -> str:
+    """The llama-cpp-python requirement from pyproject.toml (one place for the version)."""
+    match = re.search(rf'"({PACKAGE}==[^"]+)"', (PROJECT / "pyproject.toml").read_text())
+    if not match:
+        raise SystemExit(f"pyproject.toml does not pin {PACKAGE}")
+    return match.group(1)
+
+
+def compiler_macros(cxx: str) -> dict[str, str]:
+    """The compiler's predefined macros (`cxx -dM -E`): they say which compiler, version and target
+    it is, whatever its --version line looks like. Empty when there is no such compiler."""
+    try:
+        out = subprocess.run([cxx, "-dM", "-E", "-x", "c++", os.devnull], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    macros = {}
+    for line in out.splitlines():
+        parts = line.split(maxsplit=2)
+        if len(parts) >= 2 and parts[0] == "#define":
+            macros[parts[1]] = parts[2] if len(parts) == 3 else ""
+    return macros
+
+
+def compiler_description(macros: dict[str, str]) -> str:
+    if "__clang__" in macros:
+        return f"clang {macros.get('__clang_version__', '?').strip(chr(34))}"
+    if "__GNUC__" in macros:
+        return f"gcc {macros['__GNUC__']}.{macros.get('__GNUC_MINOR__', '0')}.{macros.get('__GNUC_PATCHLEVEL__', '0')}"
+    return "unknown" if macros else ""
+
+
+def needs_tile_config_fix(macros: dict[str, str]) -> bool:
+    """True for GCC < 13 targeting x86-64 (clang and GCC 13+ emit the tile configuration correctly)."""
+    return ("__x86_64__" in macros and "__GNUC__" in macros and "__clang__" not in macros
+            and int(macros["__GNUC__"]) < 13)
+
+
+def cpu_flags() -> str:
+    """The CPU's instruction-set flags (Linux), which -march=native turns into the build."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return " ".join(sorted(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def build_settings(cmake_args: str, cxx: str, macros: dict[str, str] | None = None,
+                   flags: str | None = None) -> dict:
+    """Everything that makes one llama.cpp build differ from another."""
+    macros = compiler_macros(cxx) if macros is None else macros
+    fix = needs_tile_config_fix(macros)
+    native = "-DGGML_NATIVE=OFF" not in cmake_args.replace(" ", "").upper()
+    return {
+        "requirement": os.environ.get("LLAMA_CPP_SOURCE") or pinned_requirement(),
+        "cmake_args": cmake_args,
+        "compiler": compiler_description(macros),
+        "machine": platform.machine(),
+        "tile_config_fix": hashlib.sha256(TILE_CONFIG_HEADER.read_bytes()).hexdigest()[:16] if fix else None,
+        # A -march=native build only runs on CPUs with the same instruction sets.
+        "cpu_flags": hashlib.sha256((flags if flags is not None else cpu_flags()).encode()).hexdigest()[:16]
+        if native else None,
+    }
+
+
+def build_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FINSENT_CACHE_DIR") or Path.home() / ".cache" / "finsent-local")
+
+
+def marker_path() -> Path:
+    """Where the virtual environment records which build it has."""
+    return Path(sys.prefix) / "finsent-llama-build.json"
+
+
+def build_wheel(settings: dict, folder: Path, cxx: str) -> Path:
+    env = dict(os.environ, CMAKE_ARGS=settings["cmake_args"], CXX=cxx)
+    if settings["tile_config_fix"]:
+        # CMake reads CXXFLAGS once, when it configures; no other package here is built from source.
+        env["CXXFLAGS"] = f"{os.environ.get('CXXFLAGS', '')} -include {TILE_CONFIG_HEADER}".strip()
+        print(f"llama-cpp-python: {settings['compiler']} needs the AMX tile-configuration fix; building with it")
+    print(f"llama-cpp-python: compiling llama.cpp (4-12 minutes on 2 cores; kept in {folder})", flush=True)
+    with tempfile.TemporaryDirectory(prefix="llama-wheel-") as tmp:
+        # --no-cache-dir: pip's own wheel cache could hand back a wheel built with other settings.
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
+                        "--no-cache-dir", "--no-binary", PACKAGE, settings["requirement"], "-w", tmp],
+                       env=env, check=True)
+        (wheel,) = Path(tmp).glob("*.whl")
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / wheel.name
+        shutil.move(str(wheel), str(folder / (wheel.name + ".part")))
+        os.replace(folder / (wheel.name + ".part"), target)
+    (folder / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    return target
+
+
+def main() -> int:
+    cmake_args = os.environ.get("CMAKE_ARGS", "-DLLAVA_BUILD=OFF")
+    cxx = os.environ.get("CXX", "c++")
+    settings = build_settings(cmake_args, cxx)
+    key = build_key(settings)
+    marker = marker_path()
+    try:
+        installed = json.loads(marker.read_text()).get("key")
+    except (OSError, ValueError):
+        installed = None
+    if installed == key:
+        return 0
+    folder = cache_dir() / "llama-cpp-wheels" / key
+    wheels = sorted(folder.glob("*.whl"))
+    wheel = wheels[0] if wheels else build_wheel(settings, folder, cxx)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                    "--force-reinstall", str(wheel)], check=True)
+    marker.write_text(json.dumps({"key": key, "wheel": str(wheel), **settings}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
