@@ -80,9 +80,9 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
               help="Prompt layout: the model card's, or the one the fine-tuning notebook used.")
 @click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (default: all cores).")
 @click.option("--no-cache", is_flag=True, help="Do not keep results in the persistent cache.")
-@click.option("--extra-bufts/--no-extra-bufts", default=False,
-              help="Let llama.cpp repack weights into extra CPU buffer types (AMX...); off by default because "
-              "that path crashes on some CPUs.")
+@click.option("--extra-bufts/--no-extra-bufts", default=None,
+              help="Force llama.cpp's extra CPU buffer types (AMX, repacked weights) on or off. Default: on where "
+              "the CPU has AMX and a one-time check in a child process ran them correctly, else off.")
 @click.option("--https-port", type=int, default=None,
               help="Also serve HTTPS on this port (e.g. 8443; 0: any free port) with a local certificate for "
               "localhost, for the Excel add-in on Mac and the web (see: finsent certs --help).")

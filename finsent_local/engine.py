@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cpu_buffers
 from .label_trie import LabelTrie
 from .labels import DEFAULT_PROMPT_PRESET, FINSENT_SPEC_KEY, LabelScheme, schemes_from_spec
 from .llama_runtime import ContextOptions, LlamaContext, LlamaModel, ModelOptions
@@ -46,7 +47,9 @@ class EngineOptions:
     max_batch_texts: int = 16
     n_threads: int = 0
     n_gpu_layers: int = 0
-    use_extra_bufts: bool = False
+    # llama.cpp's extra CPU buffer types (AMX...): None picks them where they are checked to work
+    # (cpu_buffers.py); True/False forces them.
+    use_extra_bufts: bool | None = None
     prefix_reuse: bool = True
     kv_f32: bool = False  # F32 KV cache and no flash attention: for exact comparisons only
 
@@ -80,8 +83,9 @@ def _log_softmax_at(logits: np.ndarray):
 class ClassifierEngine:
     def __init__(self, model_path: str | Path, options: EngineOptions = EngineOptions()):
         self.options = options
+        self.cpu_buffers = cpu_buffers.decide(options.use_extra_bufts, model_path, options.n_gpu_layers)
         self.model = LlamaModel(
-            model_path, ModelOptions(n_gpu_layers=options.n_gpu_layers, use_extra_bufts=options.use_extra_bufts)
+            model_path, ModelOptions(n_gpu_layers=options.n_gpu_layers, use_extra_bufts=self.cpu_buffers.use)
         )
         self.schemes, self.prompt_version = schemes_from_spec(self.model.meta(FINSENT_SPEC_KEY))
         if options.prompt_preset not in next(iter(self.schemes.values())).templates:

@@ -1,9 +1,9 @@
 """Thin, explicit wrappers over llama-cpp-python's low-level API: load a model, make a context,
 tokenize, decode batches and read logits at chosen positions.
 
-The high-level `llama_cpp.Llama` class does not expose `use_extra_bufts`, and llama.cpp's AMX
-repacking path (an "extra buffer type") crashes in llama_decode on some CPUs for quantized files,
-so models are loaded here with it off unless the caller asks otherwise.
+The high-level `llama_cpp.Llama` class does not expose `use_extra_bufts`; llama.cpp's extra buffer
+types (AMX, repacked weights) crash with some builds on some CPUs, so they are off here unless the
+caller asks (cpu_buffers.py decides for the engine).
 """
 
 from __future__ import annotations

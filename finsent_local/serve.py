@@ -34,7 +34,7 @@ class ServeOptions:
     gpu: str = "auto"  # auto | on | off
     prompt_preset: str = "card"
     threads: int = 0
-    use_extra_bufts: bool = False
+    use_extra_bufts: bool | None = None  # None: where checked to work (cpu_buffers.py)
     result_cache: Path | None = None
     http_threads: int = 16
     https_port: int | None = None  # also serve HTTPS on this port (0: any free one), for the Office add-in
@@ -71,6 +71,7 @@ def banner(runtime: Runtime, url: str, https_url: str | None = None) -> str:
         f"  web page: {url}/   (paste headlines or drop a CSV/XLSX file; see the labels and a chart)",
         f"  model:    {runtime.model_path} ({engine.model.description()}, {size_mb:.0f} MB)",
         f"  backend:  {runtime.backend}" + (" (all layers offloaded)" if runtime.backend == "CUDA" else f" ({threads} threads)"),
+        f"  weights:  extra CPU buffer types {'on' if engine.cpu_buffers.use else 'off'}: {engine.cpu_buffers.reason}",
         f"  prompt:   {runtime.engine_options.prompt_preset}",
         f"  cache:    {_cache_state(runtime)}",
         f"  try:      curl '{url}/v1/label?scheme=7&text={quote('Profit soared 40% to a record')}'",

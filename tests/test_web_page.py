@@ -418,6 +418,7 @@ def test_page_is_open_but_the_api_keeps_its_key_and_host_rules(loaded_runtime):
     assert status["status"] == "ok" and status["backend"] == "CPU" and status["model_file"].endswith(".gguf")
     assert status["schemes"]["7"]["labels"][0] == "strong negative" and status["limits"]["max_texts_per_request"] == 256
     assert set(status["cache"]) == {"enabled", "hits", "misses", "hit_rate"}
+    assert status["extra_cpu_buffers"] is False  # an F16 model: nothing for AMX or repacking, on any CPU
 
     keyless = create_app(loaded_runtime).test_client()
     foreign = keyless.get("/", headers={"Host": "attacker.example"})

@@ -144,6 +144,9 @@ def _schemas(model_id: str, limits: Limits) -> dict:
             "status": {"enum": ["ok", "loading", "error"]}, "error": {"type": ["string", "null"]},
             "version": {"type": "string"}, "model": {"type": "string"}, "model_file": {"type": "string"},
             "model_bytes": {"type": ["integer", "null"]}, "backend": {"type": "string"},
+            "extra_cpu_buffers": {"type": ["boolean", "null"],
+                                  "description": "whether llama.cpp's extra CPU buffer types (AMX, repacked "
+                                                 "weights) are in use; null while the model loads"},
             "schemes": {"type": "object", "description": "label names and their values on the -1..1 scale, by scheme",
                         "additionalProperties": {"type": "object", "properties": {
                             "labels": {"type": "array", "items": {"type": "string"}},

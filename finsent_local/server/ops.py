@@ -64,6 +64,7 @@ def status():
         "model_file": rt.model_path.name,
         "model_bytes": model_bytes,
         "backend": rt.backend,
+        "extra_cpu_buffers": svc.engine.cpu_buffers.use if svc else None,
         "schemes": {name: {"labels": list(s.labels), "values": list(s.values)}
                     for name, s in (svc.schemes.items() if svc else ())},
         "limits": {"max_texts_per_request": rt.limits.max_texts_per_request,
