@@ -5,7 +5,9 @@ target `llama-server`, minutes on 2 cores; kept in bench/.work), and both server
 (random weights of Llama-FinSent-S's shape, Q4_K_M) with the same threads, on the same texts, one
 after the other in this run. llama-server is set up as a power user would for labelling: 8 parallel
 slots, prompt caching on (its instruction prefix is shared by every request), greedy, `n_predict` 3
-(enough tokens for the longest label), weight repacking off like ours. FinSent returns every label's
+(enough tokens for the longest label), weight repacking (AMX) on or off as `finsent serve` picks it on
+this CPU (finsent_local/cpu_buffers.py), so both sides run the same kernels; on a CPU with AMX and GCC <
+13 llama-server is built with llama_build/gcc_amx_tile_config.h, like llama-cpp-python. FinSent returns every label's
 probability as well; llama-server returns only the generated text.
 
 Prints, per server: one text per request, sequential (latency), and 8 concurrent clients (texts/s),
@@ -34,7 +36,11 @@ from conftest import RunningServer  # noqa: E402  (tests/ is on the path through
 from load_mix import post_json  # noqa: E402
 from same_shape import WORK  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
+from finsent_local import cpu_buffers  # noqa: E402
 from finsent_local.labels import default_schemes  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "llama_build"))
+import install as llama_install  # noqa: E402
 
 THREADS = os.cpu_count() or 2
 CLIENTS = 8
@@ -43,7 +49,10 @@ PER_CLIENT = 6
 
 
 def build_llama_server() -> Path:
-    binary = WORK / "llama-server-build" / "bin" / "llama-server"
+    # The AMX fix matters only where AMX kernels are compiled in (-march=native on an AMX CPU).
+    fix = cpu_buffers.cpu_has_amx() and llama_install.needs_tile_config_fix(llama_install.compiler_macros("c++"))
+    build = WORK / ("llama-server-build-amxfix" if fix else "llama-server-build")
+    binary = build / "bin" / "llama-server"
     if binary.exists():
         return binary
     sdist_dir = WORK / "sdist"
@@ -55,10 +64,10 @@ def build_llama_server() -> Path:
     if not (source / "CMakeLists.txt").exists():
         with tarfile.open(next(sdist_dir.glob("llama_cpp_python-0.3.36.tar.gz"))) as tar:
             tar.extractall(sdist_dir, members=[m for m in tar.getmembers() if "/vendor/llama.cpp/" in m.name])
-    build = WORK / "llama-server-build"
+    flags = [f"-DCMAKE_CXX_FLAGS=-include {llama_install.TILE_CONFIG_HEADER}"] if fix else []
     subprocess.run(["cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF",
                     "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON",
-                    "-DLLAMA_BUILD_TOOLS=ON", "-DGGML_NATIVE=ON"], check=True, stdout=subprocess.DEVNULL)
+                    "-DLLAMA_BUILD_TOOLS=ON", "-DGGML_NATIVE=ON", *flags], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", str(build), "--target", "llama-server", "-j", str(THREADS)], check=True,
                    stdout=subprocess.DEVNULL)
     return binary
@@ -117,10 +126,12 @@ def main() -> None:
     texts = [f"{s} (item {i})" for i in range(4) for s in LABEL_SENTENCES]  # distinct: no result cache hits
     prompt = default_schemes()["7"].prompt
     rows = {}
+    repack = cpu_buffers.decide(None, path)
+    print(f"extra CPU buffer types (repacking) on both sides: {repack.use} ({repack.reason})")
 
     port = _free_port()
     peer = subprocess.Popen([str(binary), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
-                             "-t", str(THREADS), "-c", str(1024 * CLIENTS), "-np", str(CLIENTS), "--no-repack"],
+                             "-t", str(THREADS), "-c", str(1024 * CLIENTS), "-np", str(CLIENTS), "--repack" if repack.use else "--no-repack"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -132,7 +143,8 @@ def main() -> None:
         peer.terminate()
         peer.wait(timeout=30)
 
-    ours = RunningServer("--model", str(path), "--threads", str(THREADS), "--no-cache", "--log-level", "warning")
+    ours = RunningServer("--model", str(path), "--threads", str(THREADS), "--no-cache", "--log-level", "warning",
+                         "--extra-bufts" if repack.use else "--no-extra-bufts")
     try:
         rows["finsent serve (every label's probability)"] = measure(
             lambda text: _post(ours.url + "/v1/classify", {"text": text, "scheme": "7"}), texts)
