@@ -117,12 +117,15 @@ def marker_path() -> Path:
 
 def build_wheel(settings: dict, folder: Path, cxx: str) -> Path:
     env = dict(os.environ, CMAKE_ARGS=settings["cmake_args"], CXX=cxx)
-    if settings["tile_config_fix"]:
-        # CMake reads CXXFLAGS once, when it configures; no other package here is built from source.
-        env["CXXFLAGS"] = f"{os.environ.get('CXXFLAGS', '')} -include {TILE_CONFIG_HEADER}".strip()
-        print(f"llama-cpp-python: {settings['compiler']} needs the AMX tile-configuration fix; building with it")
     print(f"llama-cpp-python: compiling llama.cpp (4-12 minutes on 2 cores; kept in {folder})", flush=True)
     with tempfile.TemporaryDirectory(prefix="llama-wheel-") as tmp:
+        if settings["tile_config_fix"]:
+            # CMake reads CXXFLAGS once, when it configures; no other package here is built from source.
+            # The header is copied beside the build: CXXFLAGS is split at spaces, the project's path may have some.
+            header = Path(tmp) / TILE_CONFIG_HEADER.name
+            shutil.copyfile(TILE_CONFIG_HEADER, header)
+            env["CXXFLAGS"] = f"{os.environ.get('CXXFLAGS', '')} -include {header}".strip()
+            print(f"llama-cpp-python: {settings['compiler']} needs the AMX tile-configuration fix; building with it")
         # --no-cache-dir: pip's own wheel cache could hand back a wheel built with other settings.
         subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
                         "--no-cache-dir", "--no-binary", PACKAGE, settings["requirement"], "-w", tmp],
@@ -150,7 +153,12 @@ def main() -> int:
         return 0
     folder = cache_dir() / "llama-cpp-wheels" / key
     wheels = sorted(folder.glob("*.whl"))
-    wheel = wheels[0] if wheels else build_wheel(settings, folder, cxx)
+    try:
+        wheel = wheels[0] if wheels else build_wheel(settings, folder, cxx)
+    except subprocess.CalledProcessError:
+        print("llama-cpp-python could not be built: pip's messages above say why (a C/C++ compiler and "
+              "CMake are needed)", file=sys.stderr)
+        return 1
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
                     "--force-reinstall", str(wheel)], check=True)
     marker.write_text(json.dumps({"key": key, "wheel": str(wheel), **settings}, indent=2) + "\n")
