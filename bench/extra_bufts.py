@@ -26,16 +26,6 @@ ROUNDS = 3
 TG_STEPS = 16
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def prompt_speed(engine: ClassifierEngine, tokens: list[int]) -> float:
     """Tokens/s of one decode of `tokens` on an empty sequence (1 logit row)."""
     seq = engine.generation_seq
@@ -61,7 +51,7 @@ def generation_speed(engine: ClassifierEngine, tokens: list[int]) -> float:
 def main() -> None:
     path = model_file()
     texts = [f"{t} {t}" for t in LABEL_SENTENCES[:12]]
-    print(f"CPU: {cpu_name()}; AMX: {cpu_buffers.cpu_has_amx()}")
+    print(f"CPU: {cpu_buffers.cpu_info().get('model name', 'unknown')}; AMX: {cpu_buffers.cpu_has_amx()}")
     check = cpu_buffers.probe(path)
     print(f"extra buffer types took: {check.buffers or 'nothing'}; child check: "
           f"{'passed' if check.ok else 'FAILED'} ({check.detail})")

@@ -83,17 +83,24 @@ def _verdict(result: ProbeResult) -> Decision:
     return Decision(True, f"checked on this CPU ({taken}; {result.detail})")
 
 
-def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+def cpu_info(cpuinfo: str | None = None) -> dict[str, str]:
+    """The first CPU's fields from /proc/cpuinfo ("model name", "flags", ...); empty off Linux."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return False
+            return {}
+    fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return {"amx_tile", "amx_int8"} <= flags
-    return False
+        if not line.strip():
+            break  # the end of the first CPU
+        name, _, value = line.partition(":")
+        fields[name.strip()] = value.strip()
+    return fields
+
+
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+    return {"amx_tile", "amx_int8"} <= set(cpu_info(cpuinfo).get("flags", "").split())
 
 
 # -- the check ---------------------------------------------------------------------------------
@@ -214,12 +221,8 @@ def _verdict_key(file_type: int) -> str:
 
     lib = Path(llama_cpp.__file__).parent / "lib"
     parts = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(lib.glob("*")) if p.is_file()]
-    try:
-        cpu = [line for line in Path("/proc/cpuinfo").read_text().splitlines()
-               if line.startswith(("model name", "flags"))][:2]
-    except OSError:
-        cpu = []
-    material = json.dumps([llama_cpp.__version__, parts, cpu, file_type])
+    cpu = cpu_info()
+    material = json.dumps([llama_cpp.__version__, parts, cpu.get("model name"), cpu.get("flags"), file_type])
     return hashlib.sha256(material.encode()).hexdigest()[:24]
 
 

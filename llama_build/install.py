@@ -74,7 +74,8 @@ def needs_tile_config_fix(macros: dict[str, str]) -> bool:
 
 
 def cpu_flags() -> str:
-    """The CPU's instruction-set flags (Linux), which -march=native turns into the build."""
+    """The CPU's instruction-set flags (Linux), which -march=native turns into the build. (Not
+    finsent_local.cpu_buffers.cpu_info: this script runs before the package and its dependencies exist.)"""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
@@ -107,6 +108,7 @@ def build_key(settings: dict) -> str:
 
 
 def cache_dir() -> Path:
+    # finsent_local.model_files.cache_dir's folder on Linux (that one needs platformdirs, not installed yet)
     return Path(os.environ.get("FINSENT_CACHE_DIR") or Path.home() / ".cache" / "finsent-local")
 
 
