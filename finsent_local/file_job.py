@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .files import write_json_atomically
+from .files import replace_durably, write_json_atomically
 from .tables import InputTable, RowResult, TableError
 
 CHUNK_ROWS = 128  # rows per classifier call and per flush to disk: at most this much work is redone
@@ -120,20 +120,24 @@ class WorkFolder:
         return rows
 
     def append(self, results: list[RowResult]) -> None:
-        lines = "".join(json.dumps([r.label, r.score, r.probs, r.error], ensure_ascii=False) + "\n" for r in results)
+        # ASCII with \\u escapes: an error text may quote a value that UTF-8 cannot hold (a lone surrogate).
+        lines = "".join(json.dumps([r.label, r.score, r.probs, r.error]) + "\n" for r in results)
         with open(self.results_file, "a", encoding="utf-8") as f:
             f.write(lines)
             f.flush()
             os.fsync(f.fileno())
 
     def results(self) -> Iterator[RowResult]:
+        if not self.results_file.exists():  # an input with no rows: nothing was ever saved
+            return
         with open(self.results_file, encoding="utf-8") as f:
             for line in f:
                 label, score, probs, error = json.loads(line)
                 yield RowResult(label, score, tuple(probs) if probs is not None else None, error)
 
     def finish(self, output: Path) -> None:
-        os.replace(self.partial_output, output)
+        # The saved results are deleted only once the output is on disk under its name.
+        replace_durably(self.partial_output, output)
         self.release()
         shutil.rmtree(self.path, ignore_errors=True)
 

@@ -29,9 +29,39 @@ def write_text_atomically(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_folder(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file written by another library (pyarrow, openpyxl) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(path: Path) -> None:
+    """Flush a folder's entries (a rename into it, a file created) to the disk. Windows cannot open a
+    folder for this; there the rename itself is what NTFS journals."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(source: Path, target: Path) -> None:
+    """Put `source` in place under `target` so that a power cut leaves the old file or the whole new
+    one: its data on disk first, then the rename, then the rename itself on disk."""
+    fsync_file(source)
+    os.replace(source, target)
+    fsync_folder(Path(target).parent)
 
 
 def write_json_atomically(path: Path, data: dict) -> None:

@@ -80,6 +80,7 @@ class InputTable(ABC):
     def __init__(self, path: Path, column: str):
         self.path = Path(path)
         self.column = column
+        self.notes: list[str] = []  # what the user should know about how the file was read, one line each
 
     @abstractmethod
     def count_rows(self) -> int | None:
@@ -122,62 +123,123 @@ def _chunked(rows, size: int) -> Iterator[list]:
 
 
 # -- CSV and TSV --------------------------------------------------------------------------------------
-class DelimitedTable(InputTable):
-    """CSV (comma) or TSV (tab): any quoting, delimiters and newlines inside quoted fields, UTF-8 with or
-    without a byte-order mark (kept in the output when the input has one). Every value stays text."""
+ENCODING_BLOCK = 1 << 20
 
-    def __init__(self, path: Path, column: str, delimiter: str):
+
+def _first_undecodable_line(path: Path, encoding: str) -> int | None:
+    """The 1-based line of the first bytes `encoding` cannot decode, or None when the whole file
+    decodes. One streaming pass (no more than a block in memory)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line = 1
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(ENCODING_BLOCK)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as e:
+                return line + block[: max(0, e.start)].count(b"\n")
+            if not block:
+                return None
+            line += block.count(b"\n")
+
+
+# Excel's "CSV" outside the US: the ANSI code page (Windows-1252 in Western Europe and the Americas)
+# and, where the decimal mark is a comma, ';' between fields.
+FALLBACK_ENCODING = "cp1252"
+SNIFFED_DELIMITER = ";"
+
+
+class DelimitedTable(InputTable):
+    """CSV (comma) or TSV (tab): any quoting, delimiters and newlines inside quoted fields. UTF-8 with
+    or without a byte-order mark (kept in the output); a file that is not UTF-8 is read as Windows-1252
+    (Excel's CSV outside the US) and said so; --encoding chooses. A .csv whose header has no comma but
+    semicolons is read as ';'-separated (said so). The output keeps the input's encoding and delimiter.
+    Every value stays text."""
+
+    def __init__(self, path: Path, column: str, format_name: str, delimiter: str | None = None,
+                 encoding: str | None = None):
         super().__init__(path, column)
-        self.delimiter = delimiter
-        self.format_name = "TSV" if delimiter == "\t" else "CSV"
+        self.format_name = format_name
+        delimiter_given = delimiter is not None
+        self.delimiter = delimiter if delimiter_given else "\t" if format_name == "TSV" else ","
         with open(self.path, "rb") as f:
             self.has_bom = f.read(3) == codecs.BOM_UTF8
-        with self._reader() as (_, rows):
-            self.header = self._read(lambda: next(rows, None))
+        self.encoding = self._choose_encoding(encoding)
+        self.header = self._read_header()
         if self.header is None:
             raise TableError(f"{self.path.name} is empty (a header row naming the columns is needed)")
+        if not delimiter_given and column not in self.header and len(self.header) == 1 \
+                and SNIFFED_DELIMITER in self.header[0] and self.delimiter == ",":
+            self.delimiter = SNIFFED_DELIMITER
+            self.header = self._read_header()
+            self.notes.append(f"note: {self.path.name} is read as ';'-separated (--delimiter to choose)")
         if column not in self.header:
-            raise _no_column(column, self.path.name, self.header)
+            hint = ""
+            if len(self.header) == 1 and SNIFFED_DELIMITER in self.header[0]:
+                hint = " (it looks ';'-separated: try --delimiter ';')"
+            raise _no_column(column, self.path.name, self.header, hint)
         self.index = self.header.index(column)
+
+    def _choose_encoding(self, asked: str | None) -> str:
+        if asked is not None:
+            try:
+                name = codecs.lookup(asked).name
+            except LookupError:
+                raise TableError(f"unknown encoding {asked!r} (e.g. utf-8, cp1252, latin-1)") from None
+            bad_line = _first_undecodable_line(self.path, name)
+            if bad_line is not None:
+                raise TableError(f"{self.path.name} line {bad_line} is not {asked} text; give the file's encoding "
+                                 "with --encoding")
+            return "utf-8-sig" if name == "utf-8" else name
+        bad_line = _first_undecodable_line(self.path, "utf-8")
+        if bad_line is None:
+            return "utf-8-sig"
+        if _first_undecodable_line(self.path, FALLBACK_ENCODING) is not None:
+            raise TableError(f"{self.path.name} line {bad_line} is not UTF-8 text (nor Windows-1252); give the "
+                             "file's encoding with --encoding, or save it as UTF-8 (Excel: CSV UTF-8)")
+        self.notes.append(f"note: {self.path.name} is not UTF-8 (line {bad_line}); read as Windows-1252 "
+                          "(--encoding to choose)")
+        return FALLBACK_ENCODING
+
+    def _output_encoding(self) -> str:
+        if self.encoding == "utf-8-sig":  # read either way; the byte-order mark is written back only if there was one
+            return "utf-8-sig" if self.has_bom else "utf-8"
+        return self.encoding
 
     def column_names(self) -> list[str]:
         return self.header
 
     class _Open:
         def __init__(self, table: DelimitedTable):
-            self.file = open(table.path, encoding="utf-8-sig", newline="")
+            self.table = table
+            self.file = open(table.path, encoding=table.encoding, newline="")
             self.rows = csv.reader(self.file, delimiter=table.delimiter)
 
         def __enter__(self):
-            return self.file, self.rows
+            return self
 
         def __exit__(self, *exc):
             self.file.close()
 
-    def _reader(self) -> _Open:
-        return self._Open(self)
+        def next_row(self) -> list[str] | None:
+            try:
+                return next(self.rows, None)
+            except csv.Error as e:
+                raise TableError(f"{self.table.path.name} line {self.rows.line_num} is not readable "
+                                 f"{self.table.format_name}: {e}") from None
 
-    def _read(self, step):
-        try:
-            return step()
-        except UnicodeDecodeError as e:
-            raise TableError(f"{self.path.name} is not UTF-8 text (byte {e.start} of a block); save it as "
-                             "UTF-8 (Excel: CSV UTF-8)") from None
-        except csv.Error as e:
-            raise TableError(f"{self.path.name} is not readable {self.format_name}: {e}") from None
+    def _read_header(self) -> list[str] | None:
+        with self._Open(self) as reader:
+            return reader.next_row()
 
     def _data_rows(self) -> Iterator[list[str]]:
-        with self._reader() as (_, rows):
-            self._read(lambda: next(rows))  # the header
-            while True:
-                row = self._read(lambda: next(rows, None))
-                if row is None:
-                    return
+        with self._Open(self) as reader:
+            reader.next_row()  # the header
+            while (row := reader.next_row()) is not None:
                 yield row
 
     def count_rows(self) -> int:
-        # One quick pass, no model involved: also checks that the whole file decodes and parses
-        # before any work starts.
+        # One quick pass, no model involved: also checks that the whole file parses before any work starts.
         return sum(1 for _ in self._data_rows())
 
     def texts(self, chunk_rows: int) -> Iterator[list]:
@@ -189,7 +251,7 @@ class DelimitedTable(InputTable):
         # Rows wider than the header keep their extra fields: the new columns go after the widest row.
         width = max(len(self.header), max((len(row) for row in self._data_rows()), default=0))
         header = self.header + [""] * (width - len(self.header))
-        with open(out_path, "w", encoding="utf-8-sig" if self.has_bom else "utf-8", newline="") as f:
+        with open(out_path, "w", encoding=self._output_encoding(), newline="") as f:
             writer = csv.writer(f, delimiter=self.delimiter)
             writer.writerow(header + added_columns)
             for chunk in _chunked(self._data_rows(), 1024):
@@ -198,11 +260,47 @@ class DelimitedTable(InputTable):
 
 
 def _csv_values(values: list) -> list:
-    return ["" if v is None else repr(v) if isinstance(v, float) else v for v in values]
+    return ["" if v is None else plain_decimal(v) if isinstance(v, float) else v for v in values]
+
+
+def plain_decimal(value: float) -> str:
+    """A score or probability as a plain decimal (0.000003, not 3e-06: spreadsheets in some locales
+    read an exponent as text), with enough digits to round-trip float32 precision."""
+    text = f"{value:.9f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 # -- JSON Lines -------------------------------------------------------------------------------------------
-_BAD_LINE = object()
+def read_json_record(line: str) -> dict | None:
+    """The JSON object on a line, or None when the line is not one (broken JSON, a list, a number)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def record_value(record: dict | None, column: str) -> object:
+    return _NOT_AN_OBJECT if record is None else record.get(column)
+
+
+def clashing_key(record: dict | None, added_columns: list[str]) -> str | None:
+    """A key of the record that the added columns would overwrite."""
+    taken = set(added_columns).intersection(record) if record is not None else ()
+    return min(taken) if taken else None
+
+
+def clashing_key_error(key: str, where: str) -> TableError:
+    return TableError(f"{where} already has a key named {key!r}; name the new keys differently with --prefix "
+                      "(e.g. --prefix finsent_)")
+
+
+def scored_record_line(record: dict | None, line: str, added_columns: list[str], result: RowResult) -> str:
+    """The output line of one input line: the record with the result's keys added; a line that is not
+    a JSON object is kept whole as {"input_line": ...}, so nothing is lost."""
+    scored = {"input_line": line} if record is None else dict(record)
+    scored.update(zip(added_columns, result.values(label_count(added_columns))))
+    return json_line(scored)
 
 
 class JsonLinesTable(InputTable):
@@ -213,21 +311,16 @@ class JsonLinesTable(InputTable):
 
     def __init__(self, path: Path, column: str):
         super().__init__(path, column)
-        first = next((obj for obj, _ in self._records() if isinstance(obj, dict)), None)
+        first = next((record for record, _ in self._records() if record is not None), None)
         if first is not None and column not in first:
             raise _no_column(column, f"the first record of {self.path.name}", list(first))
 
-    def _records(self) -> Iterator[tuple[object, str]]:
+    def _records(self) -> Iterator[tuple[dict | None, str]]:
         try:
             with open(self.path, encoding="utf-8-sig") as f:
                 for line in f:
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except ValueError:
-                        obj = _BAD_LINE
-                    yield (obj if isinstance(obj, dict) else _BAD_LINE), line.rstrip("\r\n")
+                    if line.strip():
+                        yield read_json_record(line), line.rstrip("\r\n")
         except UnicodeDecodeError:
             raise TableError(f"{self.path.name} is not UTF-8 text") from None
 
@@ -236,16 +329,32 @@ class JsonLinesTable(InputTable):
 
     def texts(self, chunk_rows: int) -> Iterator[list]:
         for chunk in _chunked(self._records(), chunk_rows):
-            yield [_NOT_AN_OBJECT if obj is _BAD_LINE else obj.get(self.column) for obj, _ in chunk]
+            yield [record_value(record, self.column) for record, _ in chunk]
+
+    def check_new_columns(self, added_columns: list[str]) -> None:
+        # Records may differ in their keys: every record is looked at (one pass, before any scoring).
+        for number, (record, _) in enumerate(self._records(), start=1):
+            key = clashing_key(record, added_columns)
+            if key is not None:
+                raise clashing_key_error(key, f"record {number:,} of {self.path.name}")
 
     def write_scored(self, out_path: Path, results: Iterator[RowResult], added_columns: list[str]) -> None:
-        n_labels = label_count(added_columns)
         with open(out_path, "w", encoding="utf-8") as f:
             for chunk in _chunked(self._records(), 1024):
-                for (obj, line), result in zip(chunk, _take(results, len(chunk))):
-                    record = {"input_line": line} if obj is _BAD_LINE else dict(obj)
-                    record.update(zip(added_columns, result.values(n_labels)))
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                for (record, line), result in zip(chunk, _take(results, len(chunk))):
+                    f.write(scored_record_line(record, line, added_columns, result) + "\n")
+
+
+def json_line(record: dict) -> str:
+    """A record as one JSON line, readable characters kept as they are. A string holding a lone surrogate
+    (an escaped "\\ud83d" in the input: scraped text cut inside an emoji) cannot be written as UTF-8;
+    that record is written with \\u escapes instead, which read back to the same value."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record)
+    return line
 
 
 class NotText:
@@ -306,17 +415,24 @@ class ParquetTable(InputTable):
 
 
 # -- XLSX -------------------------------------------------------------------------------------------------
+FORMULA_WITHOUT_VALUE = NotText("formula without a saved value (open the workbook in Excel and save it, so "
+                                "the formula's result is stored)")
+
+
 class XlsxTable(InputTable):
     """One sheet of a workbook (--sheet, default the first), its first row the header. --column is a
-    header or a column letter (B). Cells are read as values (a formula's last computed value); the output
-    workbook holds that sheet with the results appended. Written in openpyxl's streaming mode."""
+    header (exact, else the one header equal to it ignoring case) or a column letter (B); which column
+    was taken is said when it was not an exact header. Cells are read as values (a formula's last saved
+    value). The sheet's recorded size (<dimension>) is not trusted: files written by other tools
+    often have it wrong or missing, and openpyxl would stop reading at it. Rows shorter than the widest
+    are padded, as in CSV. The output workbook holds that sheet with the results appended (openpyxl's
+    streaming mode keeps memory flat but cannot copy the other sheets; said when there are others)."""
 
     format_name = "Excel"
 
-    def __init__(self, path: Path, column: str, sheet: str | None):
+    def __init__(self, path: Path, column: str | None, sheet: str | None):
         super().__init__(path, column)
         import openpyxl
-        from openpyxl.utils import column_index_from_string
 
         self._openpyxl = openpyxl
         try:
@@ -328,37 +444,72 @@ class XlsxTable(InputTable):
             if sheet is not None and sheet not in names:
                 raise TableError(f"no sheet {sheet!r} in {self.path.name}; its sheets: {_column_list(names)}")
             self.sheet = sheet if sheet is not None else names[0]
-            ws = book[self.sheet]
-            first = next(ws.iter_rows(max_row=1, values_only=True), ())
-            self.header = ["" if v is None else str(v) for v in first]
-            self.max_row = ws.max_row
+            rows = self._sheet_rows(book)
+            self.header = ["" if v is None else str(v) for v in next(rows, ())]
+            self.data_rows = 0
+            self.width = len(self.header)
+            for row in rows:  # one pass over the values: the row count and the widest row
+                self.data_rows += 1
+                self.width = max(self.width, len(row))
         finally:
             book.close()
+        self.header += [""] * (self.width - len(self.header))
+        self.index = self._column_index(column)
+        others = [name for name in names if name != self.sheet]
+        if others:
+            self.notes.append(f"note: the output workbook holds only the sheet {self.sheet!r}; the input's other "
+                              f"sheets ({_column_list(others)}) are not copied")
+
+    def _sheet_rows(self, book, **bounds) -> Iterator[tuple]:
+        ws = book[self.sheet]
+        ws.reset_dimensions()
+        return ws.iter_rows(values_only=True, **bounds)
+
+    def _column_index(self, column: str | None) -> int:
+        from openpyxl.utils import column_index_from_string, get_column_letter
+
+        where = f"sheet {self.sheet!r} of {self.path.name}"
         if column and column in self.header:
-            self.index = self.header.index(column)
-        else:
-            try:
-                self.index = column_index_from_string((column or "").upper()) - 1
-            except ValueError:
-                raise _no_column(column, f"sheet {self.sheet!r} of {self.path.name}", [h for h in self.header if h],
-                                 " (or a letter, e.g. B)") from None
+            return self.header.index(column)
+        folded = [i for i, name in enumerate(self.header) if column and name.casefold() == column.casefold()]
+        if len(folded) == 1:
+            self.notes.append(f"note: --column {column!r} is the column headed {self.header[folded[0]]!r}")
+            return folded[0]
+        try:
+            index = column_index_from_string((column or "").upper()) - 1
+        except ValueError:
+            index = None
+        if index is None or index >= self.width:
+            raise _no_column(column, where, [h for h in self.header if h], " (or a letter, e.g. B)")
+        heading = f"headed {self.header[index]!r}" if self.header[index] else "with no header"
+        self.notes.append(f"note: --column {column} is column {get_column_letter(index + 1)} of {where}, {heading}")
+        return index
 
     def column_names(self) -> list[str]:
         return self.header
 
-    def _rows(self) -> Iterator[tuple]:
-        book = self._openpyxl.load_workbook(self.path, read_only=True, data_only=True)
+    def _rows(self, values: bool = True, **bounds) -> Iterator[tuple]:
+        book = self._openpyxl.load_workbook(self.path, read_only=True, data_only=values)
         try:
-            yield from book[self.sheet].iter_rows(min_row=2, values_only=True)
+            yield from self._sheet_rows(book, min_row=2, **bounds)
         finally:
             book.close()
 
-    def count_rows(self) -> int | None:
-        return self.max_row - 1 if self.max_row else None
+    def count_rows(self) -> int:
+        return self.data_rows
+
+    def _column_values(self) -> Iterator[object]:
+        """The column's cells; an empty value whose cell holds a formula is a formula never computed
+        (a workbook written by a program, not saved by Excel): said as such, not as an empty text."""
+        column = {"min_col": self.index + 1, "max_col": self.index + 1}
+        for (value,), (formula,) in zip(self._rows(True, **column), self._rows(False, **column)):
+            if value is None and isinstance(formula, str) and formula.startswith("="):
+                yield FORMULA_WITHOUT_VALUE
+            else:
+                yield value
 
     def texts(self, chunk_rows: int) -> Iterator[list]:
-        for chunk in _chunked(self._rows(), chunk_rows):
-            yield [row[self.index] if self.index < len(row) else None for row in chunk]
+        yield from _chunked(self._column_values(), chunk_rows)
 
     def write_scored(self, out_path: Path, results: Iterator[RowResult], added_columns: list[str]) -> None:
         from openpyxl.cell import WriteOnlyCell
@@ -377,7 +528,8 @@ class XlsxTable(InputTable):
         ws.append([cell(v) for v in self.header] + added_columns)
         for chunk in _chunked(self._rows(), 1024):
             for row, result in zip(chunk, _take(results, len(chunk))):
-                ws.append([cell(v) for v in row] + result.values(n_labels))
+                padded = list(row) + [None] * (self.width - len(row))
+                ws.append([cell(v) for v in padded] + result.values(n_labels))
         book.save(out_path)
 
 
@@ -393,7 +545,9 @@ def file_format(path: Path) -> str:
     return FORMATS[suffix]
 
 
-def open_table(path: Path, column: str | None, sheet: str | None = None) -> InputTable:
+def open_table(path: Path, column: str | None, sheet: str | None = None, encoding: str | None = None,
+               delimiter: str | None = None) -> InputTable:
+    """The input as a table; `encoding` and `delimiter` are for CSV/TSV (None: detected)."""
     path = Path(path)
     kind = file_format(path)
     if path.is_dir():
@@ -402,9 +556,13 @@ def open_table(path: Path, column: str | None, sheet: str | None = None) -> Inpu
         raise TableError(f"input file not found: {path}")
     if sheet is not None and kind != "Excel":
         raise TableError("--sheet is for .xlsx workbooks")
+    if (encoding is not None or delimiter is not None) and kind not in ("CSV", "TSV"):
+        raise TableError(f"--{'encoding' if encoding is not None else 'delimiter'} is for .csv and .tsv files")
+    if delimiter is not None and len(delimiter) != 1:
+        raise TableError(f"--delimiter is one character (',' ';' or a tab), not {delimiter!r}")
     try:
         if kind in ("CSV", "TSV"):
-            return DelimitedTable(path, column, "\t" if kind == "TSV" else ",")
+            return DelimitedTable(path, column, kind, delimiter, encoding)
         if kind == "JSON Lines":
             return JsonLinesTable(path, column)
         if kind == "Parquet":

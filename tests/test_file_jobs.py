@@ -210,7 +210,8 @@ def test_file_errors_are_one_line(args, message, model, env, tmp_path):
 
 
 def test_unreadable_inputs_are_one_line(model, env, tmp_path):
-    (tmp_path / "latin1.csv").write_bytes("id,headline\n1,Soci\xe9t\xe9 G\xe9n\xe9rale profit rises\n".encode("latin-1"))
+    # neither UTF-8 nor Windows-1252 (0x81 is undefined there); Windows-1252 itself is read (test_file_inputs.py)
+    (tmp_path / "latin1.csv").write_bytes(b"id,headline\n1,Soci\x81t\x81 G\xe9n\xe9rale profit rises\n")
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
     (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
     for name, message in [("latin1.csv", "is not UTF-8 text"), ("broken.parquet", "is not a readable Parquet file"),
