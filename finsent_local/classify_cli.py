@@ -28,6 +28,9 @@ ECHO_CHARS = 200  # an error row shows at most this much of its text
               help="Where to write the scored file, in the input's format (with --ray: a folder).")
 @click.option("--column", help="The column that holds the texts (.xlsx: its header or letter, e.g. B).")
 @click.option("--sheet", help=".xlsx: the sheet to score (default: the first).")
+@click.option("--encoding", help=".csv/.tsv: the file's text encoding (default: UTF-8, else Windows-1252, said so).")
+@click.option("--delimiter", help=".csv: the field separator, e.g. ';' (default: ',', or ';' when the header has only "
+              "semicolons).")
 @click.option("--prefix", default="", help="Put before the added column names (label, score, p_<label>, error).")
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -38,11 +41,12 @@ ECHO_CHARS = 200  # an error row shows at most this much of its text
 @click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (default: all cores; with --ray: per actor).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the persistent result cache.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
-              help="Run on Ray Data: `--ray` alone uses $RAY_ADDRESS or starts a local cluster; `--ray auto` joins "
-              "the cluster running on this machine; or give a cluster address.")
+              help="Run on Ray Data: `--ray` alone uses $RAY_ADDRESS, else starts a local cluster on 127.0.0.1; "
+              "`--ray local` always starts one; `--ray auto` joins the cluster running on this machine; or give a "
+              "cluster address (HOST:PORT).")
 @click.option("--actors", type=int, default=None, help="With --ray: scoring actors (default: cluster CPUs / --threads).")
 @click.option("--gpus-per-actor", type=float, default=0.0, help="With --ray: GPUs per actor (llama.cpp built with CUDA).")
-def classify(texts, input_path, output_path, column, sheet, prefix, force, quiet, scheme, as_json, model,
+def classify(texts, input_path, output_path, column, sheet, encoding, delimiter, prefix, force, quiet, scheme, as_json, model,
              prompt_preset, threads, no_cache, ray_address, actors, gpus_per_actor):
     """Label TEXTS, lines from standard input, or a column of a file, with the local model (no server).
 
@@ -58,6 +62,7 @@ def classify(texts, input_path, output_path, column, sheet, prefix, force, quiet
     """
     if input_path is None:
         stray = [name for name, value in (("--output", output_path), ("--column", column), ("--sheet", sheet),
+                                          ("--encoding", encoding), ("--delimiter", delimiter),
                                           ("--ray", ray_address), ("--actors", actors)) if value is not None]
         if stray:
             raise UserError(f"{stray[0]} goes with --input FILE")
@@ -69,11 +74,13 @@ def classify(texts, input_path, output_path, column, sheet, prefix, force, quiet
         raise UserError("--output is needed with --input (a file in the input's format"
                         + (", or a folder with --ray)" if ray_address else ")"))
     if ray_address is not None:
+        if sheet is not None:
+            raise UserError("--sheet is for .xlsx workbooks, which --ray does not read")
         _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors,
-                         gpus_per_actor, force, model, quiet, ray_address)
+                         gpus_per_actor, force, model, quiet, ray_address, encoding, _delimiter_character(delimiter))
         return
     _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
-                   threads, no_cache)
+                   threads, no_cache, encoding, _delimiter_character(delimiter))
 
 
 def _open_service(model: str | None, prompt_preset: str, threads: int, no_cache: bool):
@@ -167,8 +174,17 @@ def _stdin_chunks() -> Iterator[list[str]]:
 
 
 # -- files ---------------------------------------------------------------------------------------------
+def _delimiter_character(delimiter: str | None) -> str | None:
+    """A tab is hard to type in a shell: --delimiter tab and '\\t' mean it too."""
+    return "\t" if delimiter in ("tab", "\\t") else delimiter
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
-                   threads, no_cache) -> None:
+                   threads, no_cache, encoding=None, delimiter=None) -> None:
     from .file_job import JobIdentity, WorkFolder
     from .files import file_fingerprint
     from .model_files import result_cache_path
@@ -176,10 +192,12 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
     from .tables import TableError, check_output_format, open_table, result_columns
 
     try:
-        table = open_table(input_path, column, sheet)
+        table = open_table(input_path, column, sheet, encoding, delimiter)
         check_output_format(table, output_path)
     except TableError as e:
         raise UserError(str(e)) from None
+    for note in table.notes:
+        click.echo(note, err=True)
     if output_path.exists() and not force:
         raise UserError(f"{output_path} exists; use --force to replace it")
     if output_path.exists() and output_path.resolve() == input_path.resolve():
@@ -240,18 +258,18 @@ def _write_file_output(table, work, output_path: Path, added: list[str]) -> None
     except (TableError, OSError) as e:
         raise UserError(f"cannot write {output_path}: {e} (the results so far are kept in {work.path})") from None
     errors = f"; {report.errors:,} with an error (see the error column)" if report.errors else ""
-    click.echo(f"Wrote {output_path}: {report.rows:,} rows{errors}", err=True)
+    click.echo(f"Wrote {output_path}: {plural(report.rows, 'row')}{errors}", err=True)
 
 
 # -- Ray -----------------------------------------------------------------------------------------------------
 def _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
-                     force, model, quiet, ray_address) -> None:
+                     force, model, quiet, ray_address, encoding, delimiter) -> None:
     from .first_run import ModelUnavailable
     from .ray_job import RayJob, run_ray_job
     from .tables import TableError
 
     job = RayJob(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
-                 force, model, quiet)
+                 force, model, quiet, encoding, delimiter)
     try:
         files = run_ray_job(job, ray_address, say=lambda line: click.echo(line, err=True))
     except (TableError, ModelUnavailable) as e:
@@ -259,4 +277,4 @@ def _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_pre
     except KeyboardInterrupt:
         click.echo(f"Interrupted: {output_path} is incomplete; run the command again with --force.", err=True)
         sys.exit(130)
-    click.echo(f"Wrote {len(files)} file(s) to {output_path}", err=True)
+    click.echo(f"Wrote {plural(len(files), 'file')} to {output_path}", err=True)
