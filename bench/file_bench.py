@@ -92,7 +92,7 @@ def bench_throughput(model: Path, folder: Path) -> None:
     import ray
     import ray.data
 
-    from finsent_local.ray_job import classify_dataset
+    from finsent_local.ray_job import classify_dataset, init_ray
 
     source = folder / "distinct.parquet"
     pq.write_table(pa.table({"id": list(range(RAY_TEXTS)), "headline": [headline(i) for i in range(RAY_TEXTS)]}),
@@ -104,7 +104,7 @@ def bench_throughput(model: Path, folder: Path) -> None:
     single_labels = pq.read_table(folder / "single.parquet").column("label").to_pylist()
     rows = [("single process, 2 threads", single_s, True)]
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_ray("local", num_cpus=2, log_to_driver=False)  # a cluster on 127.0.0.1, as the command starts one
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False

@@ -15,10 +15,10 @@ model path, each node downloads and converts the default model once into its own
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,23 +68,54 @@ class FinSentScorer:
         return batch
 
 
+class JsonLinesScorer(FinSentScorer):
+    """JSON Lines on Ray, read as lines (Ray's JSON reader would type every key by its first block and
+    abort the job at one broken line): each line is parsed, scored and written back as the single-
+    machine job does it, a line that is not a JSON object kept whole in an error row."""
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        from .scoring import classify_values
+        from .tables import clashing_key, clashing_key_error, read_json_record, record_value, scored_record_line
+
+        if self.failure is not None:
+            raise self.failure
+        lines = batch.column(LINE_COLUMN).to_pylist()
+        records = [read_json_record(line) for line in lines]
+        for record in records:
+            key = clashing_key(record, self.added_columns)
+            if key is not None:
+                raise clashing_key_error(key, "a record of the input")
+        results = classify_values(self.service, [record_value(r, self.column) for r in records], self.scheme)
+        scored = [scored_record_line(r, line, self.added_columns, result)
+                  for r, line, result in zip(records, lines, results)]
+        return pa.table({LINE_COLUMN: pa.array(scored, pa.string())})
+
+
+LINE_COLUMN = "text"  # the column ray.data.read_text gives each line in
+
+
 def classify_dataset(ds, column: str, *, model: str | os.PathLike | None = None, scheme: str = "7", prefix: str = "",
                      actors: int = 1, threads_per_actor: int = 1, gpus_per_actor: float = 0.0,
-                     prompt_preset: str = "card", batch_rows: int = BATCH_ROWS):
+                     prompt_preset: str = "card", batch_rows: int = BATCH_ROWS, json_lines: bool = False):
     """`ds` (a ray.data.Dataset with a text column) with label, score, p_<label> and error columns.
 
+    With `json_lines`, `ds` is ray.data.read_text's lines of a JSON Lines input and the result is one
+    column of output lines (each record with its result keys), for write_json_lines.
     actors x threads_per_actor CPUs are used; set DataContext's `execution_options.preserve_order`
     to keep the input's row order (the command does)."""
     from ray.data import ActorPoolStrategy
 
-    if column not in ds.columns():
-        raise TableError(f"no column {column!r} in the dataset; its columns: {', '.join(map(repr, ds.columns()))}")
+    needed = LINE_COLUMN if json_lines else column
+    if needed not in ds.columns():
+        raise TableError(f"no column {needed!r} in the dataset; its columns: {', '.join(map(repr, ds.columns()))}")
     # Blocks of one batch: a file read as one big block would go to one actor while the others wait;
     # small blocks spread over the pool as it grows (a block costs Ray a few milliseconds; a batch
     # costs the model seconds).
     ds = ds.repartition(target_num_rows_per_block=batch_rows)
     return ds.map_batches(
-        FinSentScorer,
+        JsonLinesScorer if json_lines else FinSentScorer,
         fn_constructor_kwargs={"column": column, "scheme": scheme, "model": None if model is None else str(model),
                                "prefix": prefix, "prompt_preset": prompt_preset, "threads": threads_per_actor},
         batch_size=batch_rows, batch_format="pyarrow", num_cpus=_actor_cpu_request(threads_per_actor, actors),
@@ -121,16 +152,27 @@ class RayJob:
     force: bool = False
     model: str | None = None
     quiet: bool = False
+    encoding: str | None = None  # CSV: None detects (UTF-8, else Windows-1252), as the single-machine job
+    delimiter: str | None = None  # CSV: None is ',' (';' when the header has only semicolons)
 
 
 READERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json"}
+
+
+def input_files(path: Path) -> list[Path]:
+    """The input's data files: the file itself, or those in the folder (and below) by extension."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in READERS
+                      and not f.name.startswith((".", "_")))
+    return [path]
 
 
 def input_kind(path: Path) -> str:
     """parquet, csv or json: by the file's extension, or, for a folder, by the files in it."""
     path = Path(path)
     if path.is_dir():
-        kinds = {READERS[f.suffix.lower()] for f in path.rglob("*") if f.is_file() and f.suffix.lower() in READERS}
+        kinds = {READERS[f.suffix.lower()] for f in input_files(path)}
         if len(kinds) != 1:
             raise TableError(f"{path} should hold files of one kind: .parquet, .csv or .jsonl"
                              + (f" (found {', '.join(sorted(kinds))})" if kinds else ""))
@@ -148,27 +190,168 @@ def input_kind(path: Path) -> str:
 IO_CPUS = 0
 
 
-def _read(ray_data, path: Path, kind: str):
+@dataclass(frozen=True)
+class CsvLayout:
+    """How the CSV files are read: every column as text (as the single-machine job: "007" stays "007",
+    dates stay as written), in the detected or given encoding and delimiter."""
+
+    columns: tuple[str, ...]
+    encoding: str
+    delimiter: str
+    notes: tuple[str, ...]
+
+
+def csv_layout(files: list[Path], column: str | None, encoding: str | None, delimiter: str | None) -> CsvLayout:
+    """Each file's header, encoding and delimiter, read on the driver as the single-machine job reads
+    them (one quick pass per file, no model): the union of the headers becomes the text columns."""
+    from .tables import DelimitedTable
+
+    names: dict[str, None] = {}
+    tables = [DelimitedTable(f, column, "CSV", delimiter, encoding) for f in files]
+    for table in tables:
+        names.update(dict.fromkeys(table.header))
+    first = tables[0]
+    if len({(t.encoding.replace("utf-8-sig", "utf-8"), t.delimiter) for t in tables}) > 1:
+        raise TableError("the CSV files differ in encoding or delimiter; give --encoding and --delimiter")
+    notes = tuple(dict.fromkeys(note.replace(t.path.name, "the input's CSV files") if len(tables) > 1 else note
+                                for t in tables for note in t.notes))
+    return CsvLayout(tuple(names), first.encoding, first.delimiter, notes)
+
+
+def _read(ray_data, path: Path, kind: str, layout: CsvLayout | None):
     if kind == "parquet":
         return ray_data.read_parquet(str(path), num_cpus=IO_CPUS)
     if kind == "csv":
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        # Every CSV column stays text, as in the single-machine job (no "007" turned into 7).
-        return ray_data.read_csv(str(path), num_cpus=IO_CPUS, convert_options=pacsv.ConvertOptions(strings_can_be_null=False),
-                                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                                 read_options=pacsv.ReadOptions(use_threads=False))
-    return ray_data.read_json(str(path), lines=True, num_cpus=IO_CPUS)
+        return ray_data.read_csv(
+            str(path), num_cpus=IO_CPUS, file_extensions=["csv"],
+            convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in layout.columns},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+            parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=True),
+            read_options=pacsv.ReadOptions(use_threads=False, encoding=layout.encoding.replace("-sig", "")))
+    # JSON Lines as lines: parsed by the scorer, so no type is inferred and a broken line is one error row
+    return ray_data.read_datasource(_json_lines_source(path), num_cpus=IO_CPUS)
 
 
-def _write(ds, path: Path, kind: str) -> None:
+READ_BYTES = 4 << 20  # a JSON Lines file is read this much at a time
+
+
+def _json_lines_source(path: Path):
+    """Each line of the JSON Lines files as text. Not ray.data.read_text: it splits with str.splitlines,
+    which also breaks at U+2028, U+2029 and U+0085, characters a JSON string may hold as they are."""
+    from ray.data.datasource import FileBasedDatasource
+
+    class JsonLinesAsText(FileBasedDatasource):
+        def _read_stream(self, f, file_path: str):
+            import pyarrow as pa
+
+            pending, first = b"", True
+            while True:
+                chunk = f.read(READ_BYTES)
+                data = pending + chunk
+                lines = data.split(b"\n")
+                pending = lines.pop() if chunk else b""
+                if first and lines and lines[0].startswith(codecs.BOM_UTF8):
+                    lines[0] = lines[0][len(codecs.BOM_UTF8):]
+                first = False
+                try:
+                    texts = [line.decode("utf-8").rstrip("\r") for line in lines if line.strip()]
+                except UnicodeDecodeError:
+                    raise TableError(f"{Path(file_path).name} is not UTF-8 text") from None
+                if texts:
+                    yield pa.table({LINE_COLUMN: pa.array(texts, pa.string())})
+                if not chunk:
+                    return
+
+    return JsonLinesAsText(str(path), file_extensions=["jsonl"])
+
+
+def _write(ds, path: Path, kind: str, layout: CsvLayout | None) -> None:
     io = {"ray_remote_args": {"num_cpus": IO_CPUS}}
     if kind == "parquet":
         ds.write_parquet(str(path), **io)
     elif kind == "csv":
-        ds.write_csv(str(path), **io)
+        import pyarrow.csv as pacsv
+
+        ds.write_csv(str(path), arrow_csv_args_fn=lambda: {"write_options": pacsv.WriteOptions(
+            delimiter=layout.delimiter)}, **io)
     else:
-        ds.write_json(str(path), **io)
+        ds.write_datasink(_json_lines_sink(path), **io)
+
+
+def _json_lines_sink(path: Path):
+    """Writes the scorer's output lines as they are (UTF-8, one record a line, files named .jsonl)."""
+    from ray.data.datasource import BlockBasedFileDatasink
+
+    class JsonLinesSink(BlockBasedFileDatasink):
+        def write_block_to_file(self, block, file) -> None:
+            for line in block.to_arrow().column(LINE_COLUMN).to_pylist():
+                file.write((line + "\n").encode("utf-8"))
+
+    return JsonLinesSink(str(path), file_format="jsonl")
+
+
+# -- the output folder --------------------------------------------------------------------------------------
+MANIFEST_NAME = ".finsent-ray-output.json"
+
+
+def check_output_place(input_path: Path, output: Path, force: bool) -> None:
+    """Refuse an output that would touch the input, or a folder finsent did not make. Nothing is
+    deleted here: only files an earlier --ray run recorded in the folder's manifest ever are."""
+    source, target = Path(input_path).resolve(), Path(output).resolve()
+    if target == source or target in source.parents or source in target.parents:
+        raise TableError(f"the output {output} is, holds or lies inside the input {input_path}; choose another "
+                         "--output folder")
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return
+    if not force:
+        raise TableError(f"{output} exists; use --force to replace it (the output of --ray is a folder)")
+    if not target.is_dir() or not (target / MANIFEST_NAME).is_file():
+        raise TableError(f"{output} was not written by `finsent classify --ray` (no {MANIFEST_NAME} in it), so "
+                         "--force will not delete it; choose a new or empty --output folder")
+    strangers = [p.name for p in target.iterdir() if p.name != MANIFEST_NAME and p.name not in _recorded(target)]
+    if strangers:
+        raise TableError(f"{output} also holds files that `finsent classify --ray` did not write "
+                         f"({', '.join(sorted(strangers)[:5])}), so --force will not touch it; choose another --output")
+
+
+def _recorded(folder: Path) -> set[str]:
+    import json
+
+    try:
+        files = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {name for name in files if isinstance(name, str) and "/" not in name and name not in ("", ".", "..")} \
+        if isinstance(files, list) else set()
+
+
+def claim_output_folder(output: Path) -> None:
+    """Empty the folder of an earlier run's files (only those its manifest names) or create it, and
+    mark it as ours before anything is written into it."""
+    output = Path(output)
+    if (output / MANIFEST_NAME).is_file():
+        for name in _recorded(output):
+            (output / name).unlink(missing_ok=True)
+    output.mkdir(parents=True, exist_ok=True)
+    _write_manifest(output, files=[], finished=False)
+
+
+def _write_manifest(output: Path, files: list[str], finished: bool) -> None:
+    from .files import write_json_atomically
+
+    write_json_atomically(output / MANIFEST_NAME, {"written_by": "finsent classify --ray", "finished": finished,
+                                                   "files": files})
+
+
+def record_output_files(output: Path) -> list[Path]:
+    """After the write: name every file in the folder in the manifest (a rerun with --force deletes
+    exactly these), and return them."""
+    files = sorted(p for p in Path(output).iterdir() if p.is_file() and p.name != MANIFEST_NAME)
+    _write_manifest(Path(output), [p.name for p in files], finished=True)
+    return files
 
 
 def plan_resources(cluster_cpus: int, threads: int, actors: int | None) -> tuple[int, int]:
@@ -184,16 +367,24 @@ def plan_resources(cluster_cpus: int, threads: int, actors: int | None) -> tuple
 
 def run_ray_job(job: RayJob, address: str, say: Callable[[str], None] = print) -> list[Path]:
     """Run the job; the files written. `address`: "" for $RAY_ADDRESS or a new local
-    cluster, "auto" for the running cluster on this machine, or a cluster address."""
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise TableError("--ray needs Ray Data: pip install 'finsent-local[cluster]' (or 'ray[data]')") from None
+    cluster on 127.0.0.1, "local" for a new local cluster, "auto" for the running cluster on this
+    machine, or a cluster address."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise TableError("--ray needs Ray Data: pip install 'finsent-local[cluster]' (or 'ray[data]')")
     kind = input_kind(job.input_path)
     output = Path(job.output_path)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not job.force:
-        raise TableError(f"{output} exists; use --force to replace it (the output of --ray is a folder)")
+    check_output_place(job.input_path, output, job.force)
+    layout = None
+    if kind == "csv":
+        layout = csv_layout(input_files(job.input_path), job.column, job.encoding, job.delimiter)
+        for note in layout.notes:
+            say(note)
+    elif job.encoding is not None or job.delimiter is not None:
+        raise TableError("--encoding and --delimiter are for .csv input")
+    elif kind == "json":
+        _check_json_lines_column(input_files(job.input_path), job.column)
     if job.model is None:  # resolve (download and convert) on the driver first, so a broken set-up fails here
         from .first_run import ensure_model
 
@@ -203,37 +394,111 @@ def run_ray_job(job: RayJob, address: str, say: Callable[[str], None] = print) -
 
     # The actors' own output (llama.cpp, tracebacks) and Ray's error reports stay in Ray's log files
     # (/tmp/ray/session_latest/logs): a failed job ends in one line from us.
-    ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.CRITICAL)
+    init_ray(address, log_to_driver=False, logging_level=logging.CRITICAL)
+    import ray
+    import ray.data
+
     for name in ("ray", "ray.data"):  # Ray Data sets its own level; its progress bars (a terminal) still show
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        return _run_on_cluster(ray, job, kind, output, say)
+        return _run_on_cluster(ray, job, kind, layout, output, say)
     finally:
         ray.shutdown()
 
 
-def _run_on_cluster(ray, job: RayJob, kind: str, output: Path, say: Callable[[str], None]) -> list[Path]:
+def _check_json_lines_column(files: list[Path], column: str | None) -> None:
+    """The column is looked for in the first record, as the single-machine job does."""
+    from .tables import JsonLinesTable
+
+    for f in files:
+        if f.stat().st_size:
+            JsonLinesTable(f, column)
+            return
+
+
+LOOPBACK = "127.0.0.1"
+# Ray (2.5x on Linux) turns a loopback node address into the machine's network address, and then its
+# servers listen on every interface, unless this variable, read when Ray is imported, is "0".
+RAY_LOCALHOST_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+class RayNotOnLoopback(TableError):
+    pass
+
+
+def init_ray(address: str | None, **options) -> None:
+    """Connect to the cluster at `address` (else $RAY_ADDRESS) as given, or start a local one that
+    listens on 127.0.0.1 only: an unauthenticated Ray head reachable from the network runs anyone's
+    code (CVE-2023-48022), and someone who only wanted to score a file on a laptop must not open that
+    door. `address`: None or "" ($RAY_ADDRESS, else local), "local", "auto" (the cluster `ray start`
+    runs on this machine), or "HOST:PORT" / "ray://...". Call it before importing ray, where possible."""
+    given = address or os.environ.get("RAY_ADDRESS") or "local"
+    local = given == "local"
+    if local or _is_loopback_address(given):
+        _keep_ray_on_loopback()
+    import ray
+
+    if not local:
+        ray.init(address=given, ignore_reinit_error=True, **options)
+        return
+    options.setdefault("include_dashboard", False)
+    ray.init(address="local", _node_ip_address=LOOPBACK, ignore_reinit_error=True, **options)
+    where = {node["NodeManagerAddress"] for node in ray.nodes()}
+    if where != {LOOPBACK}:  # a Ray release that binds otherwise: stop rather than serve the network
+        ray.shutdown()
+        raise RayNotOnLoopback(f"Ray started its local cluster on {', '.join(sorted(where))}, not {LOOPBACK}; "
+                               "start a cluster yourself (ray start --head --node-ip-address 127.0.0.1) and pass "
+                               "its address to --ray")
+
+
+def _keep_ray_on_loopback() -> None:
+    import sys
+
+    os.environ[RAY_LOCALHOST_ENV] = "0"  # for this process's Ray and every Ray process it starts
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:  # ray was imported before us (a notebook): its constant is already read
+        constants.ENABLE_RAY_CLUSTER = False
+
+
+def _is_loopback_address(address: str) -> bool:
+    import ipaddress
+
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _run_on_cluster(ray, job: RayJob, kind: str, layout: CsvLayout | None, output: Path,
+                    say: Callable[[str], None]) -> list[Path]:
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = not job.quiet
     cpus = int(ray.cluster_resources().get("CPU", 1))
     actors, threads = plan_resources(cpus, job.threads, job.actors)
     say(f"Ray: {actors} actor(s) x {threads} thread(s), {cpus} CPUs in the cluster")
-    ds = _read(ray.data, Path(job.input_path), kind)
+    ds = _read(ray.data, Path(job.input_path), kind, layout)
     if not job.column:
+        columns = layout.columns if layout else ds.columns()
         raise TableError(f"--column is needed: which column holds the texts? Its columns: "
-                         f"{', '.join(map(repr, ds.columns()))}")
+                         f"{', '.join(map(repr, columns))}")
+    if layout is not None and job.column not in layout.columns:
+        raise TableError(f"no column {job.column!r} in the dataset; its columns: {', '.join(map(repr, layout.columns))}")
     scored = classify_dataset(ds, job.column, model=job.model, scheme=job.scheme, prefix=job.prefix,
                               actors=actors, threads_per_actor=threads, gpus_per_actor=job.gpus_per_actor,
-                              prompt_preset=job.prompt_preset)
-    if output.exists() and job.force:
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
+                              prompt_preset=job.prompt_preset, json_lines=kind == "json")
+    claim_output_folder(output)
     try:
-        _write(scored, output, kind)
+        _write(scored, output, kind, layout)
     except Exception as e:
         raise RayJobFailed(f"{_root_cause(e)} (details in Ray's logs: /tmp/ray/session_latest/logs on each node)") \
             from None
-    return sorted(p for p in output.rglob("*") if p.is_file())
+    finally:
+        files = record_output_files(output)
+    return files
 
 
 class RayJobFailed(TableError):

@@ -1,25 +1,68 @@
-"""The file job on a real local Ray cluster (`ray.init(num_cpus=2)`, shared by these tests) with the
-trained fixture model: the labels equal the single-machine job's on the same file, through the
-Python entry point and through `finsent classify --ray ADDRESS`."""
+"""The file job on a real local Ray cluster (started as the command starts one: 127.0.0.1 only, 2 CPUs,
+shared by these tests) with the trained fixture model: the labels equal the single-machine job's on
+the same file, through the Python entry point and through `finsent classify --ray ADDRESS`; CSV and
+JSON Lines read as the single-machine job reads them; an output folder that is not ours is never
+deleted; no Ray port listens beyond loopback."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 from conftest import run_finsent
 from sentiment_data import held_out_examples
 
-ray = pytest.importorskip("ray", reason="Ray Data is installed by `bash setup.sh --dev` (the cluster extra)")
+# ray is imported only once init_ray has set up the environment for a loopback cluster (see init_ray)
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("Ray Data is installed by `bash setup.sh --dev` (the cluster extra)", allow_module_level=True)
 
 ROWS = 600
 
 
+def _headline(i: int) -> str:
+    texts = [text for text, _ in held_out_examples(per_label=4)]
+    return f"{texts[i % len(texts)]} ({i})" if i % 40 else ""
+
+
+def test_a_local_cluster_listens_on_loopback_only(trained_gguf, tmp_path):
+    """`--ray local` (and `--ray` with no RAY_ADDRESS) starts its own cluster: while the job runs, every
+    listening socket of the command and of the Ray processes under it is on 127.0.0.1. Runs before the
+    module's cluster starts, so the command's cluster is the only one."""
+    import csv
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from listening_sockets import is_loopback, listening_addresses, process_tree
+
+    with open(tmp_path / "news.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["id", "headline"], *([f"{i:03d}", _headline(i + 1)] for i in range(40))])
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-m", "finsent_local.cli", "classify", "--model", str(trained_gguf["q8_0"]),
+                             "--input", str(tmp_path / "news.csv"), "--column", "headline", "--output",
+                             str(tmp_path / "out"), "--ray", "--quiet"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen: set[str] = set()
+    deadline = time.time() + 240
+    while proc.poll() is None and time.time() < deadline:
+        seen |= listening_addresses(process_tree(proc.pid))
+        time.sleep(0.2)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert len(seen) >= 3, seen  # the GCS, the raylet and the workers were seen listening
+    assert [a for a in seen if not is_loopback(a)] == [], seen
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
+    from finsent_local.ray_job import init_ray
+
+    init_ray("local", num_cpus=2)
+    import ray
     import ray.data
 
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray.get_runtime_context().gcs_address
@@ -62,6 +105,7 @@ def _assert_same_labels(ray_table, single_table) -> None:
 
 def test_classify_dataset_matches_the_single_machine_job(ray_cluster, news, trained_gguf):
     import pyarrow as pa
+    import ray
     import ray.data
 
     from finsent_local.ray_job import classify_dataset
@@ -85,7 +129,7 @@ def test_command_on_the_cluster(ray_cluster, news, trained_gguf, tmp_path):
     assert code == 0, stderr[-3000:]
     assert "Ray: 2 actor(s) x 1 thread(s), 2 CPUs in the cluster" in stderr
     files = sorted(out.glob("*.parquet"))
-    assert files and stderr.strip().splitlines()[-1] == f"Wrote {len(files)} file(s) to {out}"
+    assert files and stderr.strip().splitlines()[-1] == f"Wrote {len(files)} file{'s' * (len(files) > 1)} to {out}"
     _assert_same_labels(pq.read_table(out), single)
 
     code, _, stderr = run_finsent("classify", "--model", str(trained_gguf["q8_0"]), "--input", str(source),
@@ -111,3 +155,137 @@ def test_missing_column_lists_the_columns(ray_cluster, news, trained_gguf, tmp_p
     assert code == 1 and stderr.strip().splitlines()[-1] == (
         "Error: no column 'title' in the dataset; its columns: 'id', 'headline'")
     assert not Path(tmp_path / "out").exists()
+
+
+def test_the_cluster_listens_on_loopback_only(ray_cluster):
+    import os
+
+    import ray
+
+    from listening_sockets import is_loopback, listening_addresses, process_tree
+
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    assert ray_cluster.startswith("127.0.0.1:")
+    seen = listening_addresses(process_tree(os.getpid()))
+    assert ray_cluster.split(":")[-1] in {a.rsplit(":", 1)[1] for a in seen}  # the GCS is among them
+    assert [a for a in seen if not is_loopback(a)] == [], seen
+
+
+# -- CSV and JSON Lines, read as the single-machine job reads them --------------------------------------------
+def _single_machine(source: Path, output: Path, model: Path, *args: str) -> None:
+    code, _, stderr = run_finsent("classify", "--model", str(model), "--input", str(source), "--column", "headline",
+                                  "--output", str(output), "--no-cache", *args,
+                                  env={"FINSENT_CACHE_DIR": str(output.parent / "cache")})
+    assert code == 0, stderr
+
+
+def test_csv_on_ray_keeps_every_value_as_text(ray_cluster, trained_gguf, tmp_path):
+    """"007" stays "007", a date stays as written, and a column of numbers that turns to text after the
+    first megabyte (pyarrow's first block) neither changes type nor fails the job."""
+    import csv
+
+    rows = [["id", "day", "code", "headline", "body"]]
+    for i in range(300):
+        rows.append([f"{i:03d}", f"2024-01-{1 + i % 28:02d}", "n/a" if i == 290 else str(i), _headline(i),
+                     "x" * 5000])
+    source = tmp_path / "in" / "news.csv"
+    source.parent.mkdir()
+    with open(source, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    _single_machine(source, tmp_path / "single.csv", trained_gguf["q8_0"])
+    out = tmp_path / "scored"
+    code, _, stderr = run_finsent("classify", "--model", str(trained_gguf["q8_0"]), "--input", str(source), "--column",
+                                  "headline", "--output", str(out), "--ray", ray_cluster)
+    assert code == 0, stderr[-3000:]
+    scored = []
+    for path in sorted(out.glob("*.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            part = list(csv.reader(f))
+        scored += part[1:]
+        header = part[0]
+    with open(tmp_path / "single.csv", newline="", encoding="utf-8") as f:
+        single = list(csv.reader(f))
+    assert header == single[0]
+    assert [row[:5] for row in scored] == rows[1:]  # every value as written, rows in order
+    for got, want in zip(scored, single[1:]):
+        assert got[-1] == want[-1]  # the same errors
+        assert got[5] == want[5] or abs(float(got[6]) - float(want[6])) < 5e-3  # near ties may swap labels
+
+
+def test_json_lines_on_ray_match_the_single_machine_job(ray_cluster, trained_gguf, tmp_path):
+    import json
+
+    lines = []
+    for i in range(200):
+        record = {"id": i, "headline": _headline(i) or None, "n": i if i < 150 else f"n{i}"}
+        lines.append(json.dumps(record))
+    lines[10] = "{not json at all"
+    lines[20] = '{"id": 20, "headline": "Hooli shares jump \\ud83d", "n": 20}'  # a lone surrogate
+    lines[30] = json.dumps({"id": 30, "headline": "Line\u2028separator inside a text", "n": 30}, ensure_ascii=False)
+    lines[40] = json.dumps({"id": 40, "headline": 42})
+    source = tmp_path / "news.jsonl"
+    source.write_text("\n".join(lines[:100]) + "\n\n" + "\n".join(lines[100:]) + "\n", encoding="utf-8")
+    _single_machine(source, tmp_path / "single.jsonl", trained_gguf["q8_0"])
+    out = tmp_path / "scored"
+    code, _, stderr = run_finsent("classify", "--model", str(trained_gguf["q8_0"]), "--input", str(source), "--column",
+                                  "headline", "--output", str(out), "--ray", ray_cluster)
+    assert code == 0, stderr[-3000:]
+    # split at "\n" only: str.splitlines would also split at the U+2028 inside record 30
+    got = [json.loads(line) for path in sorted(out.glob("*.jsonl")) for line in path.read_text("utf-8").split("\n")
+           if line]
+    want = [json.loads(line) for line in (tmp_path / "single.jsonl").read_text("utf-8").split("\n") if line]
+    assert len(got) == len(want) == 200
+    assert got[10] == {**got[10], "input_line": "{not json at all", "error": "the line is not a JSON object"}
+    assert got[20]["headline"] == "Hooli shares jump \ud83d" and got[40]["error"] == "text must be a string"
+    for a, b in zip(got, want):
+        assert {k: v for k, v in a.items() if k != "score" and not k.startswith("p_") and k != "label"} == \
+            {k: v for k, v in b.items() if k != "score" and not k.startswith("p_") and k != "label"}
+        assert a["label"] == b["label"] or abs(a["score"] - b["score"]) < 5e-3
+
+
+# -- --force never deletes what is not ours -----------------------------------------------------------------------
+def _force(source: Path, out: Path, model: Path) -> tuple[int, str]:
+    code, _, stderr = run_finsent("classify", "--model", str(model), "--input", str(source), "--column", "headline",
+                                  "--output", str(out), "--ray", "127.0.0.1:1", "--force")
+    return code, stderr.strip().splitlines()[-1]
+
+
+def test_force_refuses_outputs_that_touch_the_input(news, trained_gguf, tmp_path):
+    source, _ = news  # a file in its own folder
+    model = trained_gguf["q8_0"]
+    for out in (source.parent, source, source.parent.parent):
+        code, last = _force(source, out, model)
+        assert code == 1 and last == (f"Error: the output {out} is, holds or lies inside the input {source}; choose "
+                                      "another --output folder"), last
+        assert source.is_file()
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "a.parquet").write_bytes(source.read_bytes())
+    code, last = _force(folder, folder / "scored", model)
+    assert code == 1 and "lies inside the input" in last and (folder / "a.parquet").is_file()
+
+
+def test_force_deletes_only_what_an_earlier_run_wrote(ray_cluster, news, trained_gguf, tmp_path):
+    source, _ = news
+    model = trained_gguf["q8_0"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("months of work")
+    code, last = _force(source, mine, model)
+    assert code == 1 and last.startswith(f"Error: {mine} was not written by `finsent classify --ray`"), last
+    assert (mine / "thesis.docx").read_text() == "months of work"
+
+    out = tmp_path / "scored"
+    args = ("classify", "--model", str(model), "--input", str(source), "--column", "headline", "--output", str(out),
+            "--ray", ray_cluster, "--quiet")
+    code, _, stderr = run_finsent(*args)
+    assert code == 0, stderr[-3000:]
+    first = sorted(p.name for p in out.glob("*.parquet"))
+    code, _, stderr = run_finsent(*args, "--force")
+    assert code == 0, stderr[-3000:]
+    second = sorted(p.name for p in out.glob("*.parquet"))
+    assert second and not set(first) & set(second)  # the earlier run's files are gone, the new ones there
+    (out / "notes.txt").write_text("mine")
+    code, _, stderr = run_finsent(*args, "--force")
+    assert code == 1 and "also holds files that `finsent classify --ray` did not write (notes.txt)" in stderr
+    assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.glob("*.parquet")) == second
