@@ -5,6 +5,8 @@ once when no --model path is given)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .model_files import DEFAULT_OUTTYPE, DEFAULT_REPO, ModelNotFound, default_model_path, explicit_model
@@ -24,6 +26,38 @@ def ensure_model(explicit: str | None, say=lambda line: print(line, file=sys.std
     path = default_model_path()
     if path.is_file():
         return path
+    with _one_first_run_at_a_time(path.parent, say):
+        if path.is_file():
+            say(f"Using {path}, which another finsent process has just made")
+            return path
+        return _download_and_convert(path, say)
+
+
+@contextmanager
+def _one_first_run_at_a_time(models: Path, say) -> Iterator[None]:
+    """Several processes starting without a model (Ray actors on one node, two terminals) would each
+    download and convert it (2.6 GB at a time) over one another: the first takes an exclusive lock and
+    the others wait for it, then use its file. The lock file lies beside the models folder, so that a
+    failed first run can still remove the empty folder it created. (Windows: no advisory lock.)"""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    models.parent.mkdir(parents=True, exist_ok=True)
+    with open(models.parent / f".{models.name}.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"Another finsent process is downloading and converting {DEFAULT_REPO}; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _download_and_convert(path: Path, say) -> Path:
     # Imported here: the converter (and its hub download) is only needed on first run.
     from finsent_local.convert.errors import ConversionError
     from finsent_local.convert.pipeline import ConvertRequest, convert as run_conversion
