@@ -61,11 +61,17 @@ def build_runtime(options: ServeOptions) -> Runtime:
                    cache_path=options.result_cache)
 
 
-def banner(runtime: Runtime, url: str, https_url: str | None = None) -> str:
+KEY_PLACEHOLDER = "YOUR_KEY"
+
+
+def banner(runtime: Runtime, url: str, https_url: str | None = None, has_key: bool = False) -> str:
+    """What the server prints once the model is loaded. With an API key, the lines to try carry
+    `key=YOUR_KEY` (the key itself is never printed: logs are read by others)."""
     size_mb = runtime.model_path.stat().st_size / 1e6
     engine = runtime.service.engine
     threads = runtime.engine_options.n_threads or os.cpu_count()
-    formula_url = f"{url}/v1/label?scheme=7&text="
+    key = f"key={KEY_PLACEHOLDER}&" if has_key else ""
+    formula_url = f"{url}/v1/label?scheme=7&{key}text="
     return "\n".join([
         f"FinSent Local is ready at {url}",
         f"  web page: {url}/   (paste headlines or drop a CSV/XLSX file; see the labels and a chart)",
@@ -74,7 +80,8 @@ def banner(runtime: Runtime, url: str, https_url: str | None = None) -> str:
         f"  weights:  extra CPU buffer types {'on' if engine.cpu_buffers.use else 'off'}: {engine.cpu_buffers.reason}",
         f"  prompt:   {runtime.engine_options.prompt_preset}",
         f"  cache:    {_cache_state(runtime)}",
-        f"  try:      curl '{url}/v1/label?scheme=7&text={quote('Profit soared 40% to a record')}'",
+        f"  try:      curl '{url}/v1/label?scheme=7&{key}text={quote('Profit soared 40% to a record')}'"
+        + (f"   ({KEY_PLACEHOLDER}: the server's --api-key)" if has_key else ""),
         '  Excel:    =FINSENT(A2,"7")   (xlwings add-in; see: finsent excel --help)',
         f'  no add-in: =IF(A2="","",WEBSERVICE("{formula_url}"&ENCODEURL(A2)))',
         "  OpenAI:   base_url=" + url + "/v1, model=finsent-7 (or finsent-3)",
@@ -149,7 +156,7 @@ def serve(options: ServeOptions) -> None:
             server.close()
             return
         if runtime.ready:
-            print(banner(runtime, url, https_url), flush=True)
+            print(banner(runtime, url, https_url, has_key=bool(options.api_key)), flush=True)
 
     received = _stop_on_signals(runtime)
     loader = threading.Thread(target=load_then_announce, name="finsent-load", daemon=True)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import time
+import urllib.request
+
 import openai
 import pytest
 from load_mix import post_json
+
+from finsent_local.labels import LABELS_7
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +51,27 @@ def test_chat_streaming(oa):
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "strong positive"
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_streams_end_with_the_usage_when_asked(oa):
+    """stream_options.include_usage, as OpenAI sends it: every chunk has usage null, then one last chunk
+    with no choices and the usage, the same as the answer without streaming reports."""
+    messages = [{"role": "user", "content": "Vandelay shares soar 40% after record profit"}]
+    plain = oa.chat.completions.create(model="finsent-7", messages=messages)
+    chunks = list(oa.chat.completions.create(model="finsent-7", messages=messages, stream=True,
+                                             stream_options={"include_usage": True}))
+    assert all(c.usage is None for c in chunks[:-1]) and chunks[-1].choices == []
+    assert chunks[-1].usage.total_tokens == plain.usage.total_tokens > 0
+    assert "".join(c.choices[0].delta.content or "" for c in chunks[:-1]) == "strong positive"
+    prompts = ["Umbrella Group cuts full-year guidance", "Hooli raises full-year guidance"]
+    batch = list(oa.completions.create(model="finsent-3", prompt=prompts, stream=True,
+                                       stream_options={"include_usage": True}))
+    assert batch[-1].choices == [] and batch[-1].usage.completion_tokens == 2
+    generated = list(oa.completions.create(model="trained-sentiment-f16", prompt="Profit", max_tokens=3,
+                                           stream=True, stream_options={"include_usage": True}))
+    assert generated[-1].choices == [] and 1 <= generated[-1].usage.completion_tokens <= 3
+    without = list(oa.chat.completions.create(model="finsent-7", messages=messages, stream=True))
+    assert without[-1].choices and all(c.usage is None for c in without)  # not asked: no usage chunk
 
 
 def test_completions_classify_the_prompt(oa):
@@ -122,12 +149,20 @@ def test_errors_in_openai_shape(oa):
 def test_bad_key_is_401(trained_gguf, tmp_path):
     from conftest import RunningServer
 
-    running = RunningServer("--model", str(trained_gguf["q8_0"]), "--api-key", "k1",
+    running = RunningServer("--model", str(trained_gguf["q8_0"]), "--api-key", "s3cret-banner-key",
                             env={"FINSENT_CACHE_DIR": str(tmp_path)})
     try:
+        # the banner's lines to try work once YOUR_KEY is replaced, and never show the key itself
+        deadline = time.time() + 30
+        while not any("OpenAI:" in line for line in running.lines) and time.time() < deadline:
+            time.sleep(0.05)  # the banner's last lines are still being read
+        tries = [line for line in running.lines if "curl '" in line or "WEBSERVICE(" in line]
+        assert len(tries) == 2 and all("key=YOUR_KEY&" in line for line in tries) and "s3cret-banner-key" not in running.log()
+        curl_url = re.search(r"curl '([^']+)'", tries[0]).group(1).replace("YOUR_KEY", "s3cret-banner-key")
+        assert urllib.request.urlopen(curl_url, timeout=60).read().decode() in LABELS_7
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=running.url + "/v1", api_key="wrong", max_retries=0).models.list()
-        good = openai.OpenAI(base_url=running.url + "/v1", api_key="k1", max_retries=0)
+        good = openai.OpenAI(base_url=running.url + "/v1", api_key="s3cret-banner-key", max_retries=0)
         assert good.chat.completions.create(model="finsent-3", messages=[
             {"role": "user", "content": "Hooli raises full-year guidance"}]).choices[0].message.content == "positive"
     finally:

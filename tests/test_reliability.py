@@ -254,6 +254,26 @@ def test_foreign_hosts_are_refused_without_a_key(client, host):
     assert response.json["error"]["code"] == "host_not_allowed"
 
 
+def test_cross_site_requests_are_refused_unless_the_origin_is_allowed(client, loaded_runtime):
+    """A page on another site can make a browser send GET /v1/label (an <img>, a no-cors fetch): the Host
+    is ours, so only the browser's Sec-Fetch-Site tells it apart."""
+    attack = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Origin": "https://evil.example"}
+    response = client.get("/v1/label?text=Profit%20soars", headers=attack)
+    assert response.status_code == 403 and response.json["error"]["code"] == "cross_site_refused"
+    assert "--cors-origin" in response.json["error"]["message"]
+    img = client.get("/v1/label?text=Profit%20soars", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "image"})
+    assert img.status_code == 403  # no Origin at all (an <img>)
+    assert client.post("/v1/classify", json={"text": "x"}, headers=attack).status_code == 403
+    for fine in ({}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}):  # curl, WEBSERVICE, the page
+        assert client.get("/v1/label?text=Profit%20soars", headers=fine).status_code == 200, fine
+    assert client.get("/", headers=attack).status_code == 200  # the page itself holds no data
+    allowed = create_app(loaded_runtime, ServerConfig(cors_origins=("https://addin.xlwings.org",))).test_client()
+    from_addin = {"Sec-Fetch-Site": "cross-site", "Origin": "https://addin.xlwings.org"}
+    response = allowed.get("/v1/label?text=Profit%20soars", headers=from_addin)
+    assert response.status_code == 200 and response.headers["Access-Control-Allow-Origin"] == "https://addin.xlwings.org"
+    assert allowed.get("/v1/label?text=x", headers=attack).status_code == 403
+
+
 def test_allowed_host_and_api_key(loaded_runtime):
     allowed = create_app(loaded_runtime, ServerConfig(allowed_hosts=("finsent.lan",))).test_client()
     assert allowed.get("/health", headers={"Host": "finsent.lan:8000"}).status_code == 200

@@ -176,6 +176,8 @@ def test_api_key(loaded_runtime):
                      headers={"Authorization": "Bearer s3cret"})
     assert ok.status_code == 200 and ok.json["label"] == "positive"
     assert client.get("/v1/label?text=Initech%20raises%20full-year%20guidance&scheme=3&key=s3cret").data == b"positive"
+    refused = client.get("/v1/label?text=Initech%20raises&scheme=3")
+    assert refused.status_code == 401 and "?key=<key>" in refused.get_data(as_text=True)  # what WEBSERVICE can send
 
 
 def test_cors_only_for_listed_origins(loaded_runtime):

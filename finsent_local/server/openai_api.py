@@ -190,11 +190,27 @@ def _envelope(id_prefix: str, model: str) -> dict:
     return {"id": f"{id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
 
 
-def _sse(chunks: Iterator[dict], reply: _Reply) -> Response:
+def _include_usage(body: dict) -> bool:
+    """OpenAI's stream_options.include_usage: a last chunk with the usage and no choices."""
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise ApiError(400, "invalid_parameter", "stream_options must be an object", param="stream_options")
+    return bool_param(options, "include_usage") and bool_param(body, "stream")
+
+
+def _sse(chunks: Iterator[dict], reply: _Reply, usage_chunk: dict | None = None) -> Response:
+    """Server-sent events. With `usage_chunk` (the fields of the route's chunks), every chunk carries
+    "usage": null and a last one, with no choices, the usage (as OpenAI streams it)."""
     def stream():
         try:
             for chunk in chunks:
+                if usage_chunk is not None:
+                    chunk = {**chunk, "usage": None}
                 yield f"data: {json.dumps(chunk)}\n\n"
+            if usage_chunk is not None:
+                yield f"data: {json.dumps({**usage_chunk, 'choices': [], 'usage': reply.usage()})}\n\n"
         except Unavailable as e:  # the status line is sent already: report the error in the stream
             yield f"data: {json.dumps(error_body(503, e.code, str(e)))}\n\n"
         yield "data: [DONE]\n\n"
@@ -241,6 +257,7 @@ def chat_completions():
     base = _envelope("chatcmpl", model)
     top = number_param(body, "top_logprobs", None, 0, 20, int)
     want_logprobs, stream = bool_param(body, "logprobs"), bool_param(body, "stream")
+    include_usage = _include_usage(body)
     if model in CLASSIFIER_MODELS:
         users = [m["content"] for m in messages if m["role"] == "user"]
         if not users:
@@ -260,7 +277,7 @@ def chat_completions():
             for delta in reply.deltas:
                 yield chunk({"content": delta}, logprobs=reply.logprobs)
             yield chunk({}, reply.finish_reason())
-        return _sse(chunks(), reply)
+        return _sse(chunks(), reply, {**base, "object": "chat.completion.chunk"} if include_usage else None)
     with closing(reply):
         content = "".join(reply.deltas)
     return {**base, "object": "chat.completion", "choices": [{
@@ -277,8 +294,9 @@ def completions():
     base = _envelope("cmpl", model)
     top = number_param(body, "logprobs", None, 0, 20, int)
     stream = bool_param(body, "stream")
+    usage_chunk = {**base, "object": "text_completion"} if _include_usage(body) else None
     if isinstance(prompt, list):
-        return _batch_completion(prompt, model, base, top, stream)
+        return _batch_completion(prompt, model, base, top, stream, usage_chunk)
     if model in CLASSIFIER_MODELS:
         reply = _classification_reply(prompt, model,
                                       lambda result: _completion_logprobs(result, top) if top is not None else None)
@@ -293,14 +311,15 @@ def completions():
             for delta in reply.deltas:
                 yield {**base, "object": "text_completion", "choices": [choice(delta, None)]}
             yield {**base, "object": "text_completion", "choices": [choice("", reply.finish_reason())]}
-        return _sse(chunks(), reply)
+        return _sse(chunks(), reply, usage_chunk)
     with closing(reply):
         text = "".join(reply.deltas)
     return {**base, "object": "text_completion", "choices": [choice(text, reply.finish_reason())],
             "usage": reply.usage(), **reply.extra}
 
 
-def _batch_completion(prompts: list[str], model: str, base: dict, top: int | None, stream: bool):
+def _batch_completion(prompts: list[str], model: str, base: dict, top: int | None, stream: bool,
+                      usage_chunk: dict | None = None):
     """Several prompts for finsent-7/finsent-3: one batched classification (the limits of /v1/classify),
     one choice per prompt, `index` its position. A prompt that cannot be classified fails the request
     with its index (per-item errors: /v1/classify)."""
@@ -330,6 +349,6 @@ def _batch_completion(prompts: list[str], model: str, base: dict, top: int | Non
                 yield {**base, "object": "text_completion", "choices": [choice(i, result["label"], None)]}
             for i in range(len(results)):
                 yield {**base, "object": "text_completion", "choices": [choice(i, "", "stop")]}
-        return _sse(chunks(), _Reply([], lambda: "stop", lambda: usage))
+        return _sse(chunks(), _Reply([], lambda: "stop", lambda: usage), usage_chunk)
     return {**base, "object": "text_completion",
             "choices": [choice(i, r["label"], "stop") for i, r in enumerate(results)], "usage": usage}

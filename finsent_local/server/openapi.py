@@ -75,6 +75,8 @@ def _schemas(model_id: str, limits: Limits) -> dict:
         "stop": stop,
         "seed": {"type": ["integer", "null"]},
         "stream": {"type": ["boolean", "null"]},
+        "stream_options": {"type": ["object", "null"], "description": "read with stream: true",
+                           "properties": {"include_usage": {"type": ["boolean", "null"]}}},
     }
     model = {"enum": [*(f"finsent-{s}" for s in SCHEMES), model_id],
              "description": f"finsent-7, finsent-3 (classify) or {model_id} (generate); others: 404"}

@@ -9,6 +9,10 @@
   asks for the key and sends it on each of its calls. Spreadsheet formulas (WEBSERVICE) cannot send
   headers, so GET /v1/label also accepts `?key=<key>`.
 - CORS headers are sent only for the origins listed in the config (none by default).
+- Browsers say where a request comes from (`Sec-Fetch-Site`). A request that another web site makes
+  (an <img> or a no-cors fetch needs no CORS) is refused on the API routes unless its Origin is one
+  allowed with --cors-origin: otherwise any page could make a keyless server work for it. Requests
+  without that header (WEBSERVICE, curl, xlwings, the OpenAI clients) are not from a browser page.
 """
 
 from __future__ import annotations
@@ -72,13 +76,24 @@ def init_app(app: Flask, config) -> None:
         return None
 
     @app.before_request
+    def check_site():
+        if request.headers.get("Sec-Fetch-Site") == "cross-site" and not _is_open(request.path) \
+                and request.headers.get("Origin") not in origins:
+            raise ApiError(403, "cross_site_refused",
+                           "requests from other web sites are refused (start the server with --cors-origin ORIGIN "
+                           "to allow one)")
+        return None
+
+    @app.before_request
     def check_key():
         if request.method == "OPTIONS" and request.headers.get("Origin") in origins:
             return app.make_default_options_response()  # CORS preflight carries no credentials
         if config.api_key and not _is_open(request.path):
             key = _presented_key()
             if key is None or not hmac.compare_digest(key.encode(), config.api_key.encode()):
-                raise ApiError(401, "invalid_api_key", "missing or invalid API key (send Authorization: Bearer <key>)")
+                where = " or ?key=<key> in the address" if request.path == "/v1/label" else ""
+                raise ApiError(401, "invalid_api_key",
+                               f"missing or invalid API key (send Authorization: Bearer <key>{where})")
         return None
 
     @app.after_request
