@@ -8,7 +8,7 @@ everyday one can be sideloaded side by side.
 from __future__ import annotations
 
 import uuid
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from finsent_local import __version__
@@ -34,7 +34,9 @@ def manifest_xml(base_url: str, api_key: str | None = None) -> str:
                             "Excel loads add-ins over HTTPS only: start the server with --https-port")
     base = base_url.rstrip("/")
     addin = base + ADDIN_PATH
-    page = f"{addin}/functions.html" + (f"#key={api_key}" if api_key else "")
+    # URL-encoded: a key with "&" would be cut short and one with "%" would stop the functions loading
+    # (functions.js decodes it once).
+    page = f"{addin}/functions.html" + (f"#key={quote(api_key, safe='')}" if api_key else "")
     a = quoteattr  # every value goes into an attribute, quoted and escaped
     major = ".".join((__version__.split(".") + ["0", "0", "0"])[:4])
     return f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>

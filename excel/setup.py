@@ -198,7 +198,8 @@ def install_addin(https_url: str, api_key: str | None, out: Path, home: Path | N
         f"Excel on the web: Home > Add-ins > More Add-ins > Upload My Add-in > {out.name}; when the browser asks "
         "whether the page may reach devices on your local network, allow it",
         "Windows: put the manifest in a shared folder and add it under File > Options > Trust Center > Trusted Add-in "
-        "Catalogs, then Home > Add-ins > Shared Folder",
+        "Catalogs, then Home > Add-ins > Shared Folder" + (
+            " (the manifest holds the API key: share that folder with nobody else)" if api_key else ""),
         'Then type =LOCAL.FINSENT(A2,"7") in a cell (also LOCAL.FINSENT_SCORE, LOCAL.FINSENT_PROBS).',
     ]
     return AddinSetup(out, sideloaded, steps)

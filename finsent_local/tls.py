@@ -1,5 +1,5 @@
 """HTTPS on localhost for the Office add-in: a private certificate authority made on this machine and a
-server certificate for localhost, 127.0.0.1 and ::1 that it signs.
+server certificate for localhost and 127.0.0.1 that it signs.
 
 Excel on the web and on the Mac load add-ins over HTTPS only, so `finsent serve --https-port` needs a
 certificate the user's browser and Excel trust. The CA is the user's own: made here, its key never
@@ -31,7 +31,9 @@ CA_DAYS = 3650
 SERVER_DAYS = 397
 RENEW_BEFORE_DAYS = 30
 SERVER_NAMES = ("localhost",)
-SERVER_ADDRESSES = ("127.0.0.1", "::1")
+# The HTTPS listener is on 127.0.0.1 only (clients that try ::1 for "localhost" fall back to it), so
+# the certificate names no more than that.
+SERVER_ADDRESSES = ("127.0.0.1",)
 
 
 class CertificateError(Exception):
@@ -88,7 +90,7 @@ def _create_ca(certs: LocalCertificates) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
     who = f"{getpass.getuser()}@{socket.gethostname()}"[:40]
@@ -107,6 +109,8 @@ def _create_ca(certs: LocalCertificates) -> None:
                                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
             .add_extension(constraints, critical=True)
+            # what it may sign for: TLS servers, nothing else (no code signing, no e-mail, no clients)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256()))
     certs.folder.mkdir(parents=True, exist_ok=True)
@@ -139,6 +143,19 @@ def _issue_server_certificate(certs: LocalCertificates) -> None:
     _write_pem(certs.cert, cert.public_bytes(serialization.Encoding.PEM))
 
 
+def _signed_by_the_ca(certs: LocalCertificates) -> bool:
+    """Whether the server certificate was issued by the CA now in the folder (a CA made anew, after
+    the folder was partly deleted, cannot vouch for the old certificate: browsers would refuse it)."""
+    from cryptography import x509
+
+    try:
+        leaf = x509.load_pem_x509_certificate(certs.cert.read_bytes())
+        leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(certs.ca_cert.read_bytes()))
+    except Exception:  # InvalidSignature, ValueError, TypeError: another issuer, or a damaged file
+        return False
+    return True
+
+
 def expires(path: Path) -> dt.datetime:
     from cryptography import x509
 
@@ -153,7 +170,7 @@ def ensure_certificates(folder: Path | None = None, renew: bool = False) -> tupl
         if not (certs.ca_cert.exists() and certs.ca_key.exists()):
             _create_ca(certs)
             done.append(f"created a local certificate authority: {certs.ca_cert} (trust it once: finsent certs --trust)")
-        due = not (certs.cert.exists() and certs.key.exists()) or \
+        due = not (certs.cert.exists() and certs.key.exists()) or not _signed_by_the_ca(certs) or \
             expires(certs.cert) - _now() < dt.timedelta(days=RENEW_BEFORE_DAYS)
         if renew or due:
             _issue_server_certificate(certs)

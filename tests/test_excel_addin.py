@@ -72,7 +72,8 @@ def test_manifest_is_well_formed_and_points_at_the_https_server():
     urls = {u.get("id"): u.get("DefaultValue") for u in root.iter(f"{{{ns['bt']}}}Url")}
     assert urls["Functions.Metadata.Url"] == "https://localhost:8443/addin/functions.json"
     assert urls["Functions.Script.Url"] == "https://localhost:8443/addin/functions.js"
-    assert urls["Shared.Url"] == 'https://localhost:8443/addin/functions.html#key=k&"<'  # the key: fragment only
+    # the key: in the fragment only, URL-encoded (an "&" would cut it short)
+    assert urls["Shared.Url"] == "https://localhost:8443/addin/functions.html#key=k%26%22%3C"
     every_url = [e.get("DefaultValue") for e in root.iter() if (e.get("DefaultValue") or "").startswith("http")]
     assert every_url and all(u.startswith("https://localhost:8443/") for u in every_url)
     strings = {s.get("id"): s.get("DefaultValue") for s in root.iter(f"{{{ns['bt']}}}String")}
@@ -177,6 +178,29 @@ def test_addin_functions_give_the_xlwings_cells(server, monkeypatch):
 
 
 @pytest.mark.skipif(NODE is None, reason="Node.js is not installed (setup.sh --dev installs Debian's nodejs)")
+def test_a_key_with_url_characters_reaches_the_server_whole(trained_gguf, tmp_path):
+    """The manifest's page address (#key=..., URL-encoded) is the page's location in the functions'
+    runtime: a key with "&" and "%" must come out whole, and the cells get labels, not a 401."""
+    from urllib.parse import urlsplit
+
+    from finsent_local.excel.addin_manifest import manifest_xml
+
+    key = 'k&%zz"<#1'
+    keyed = RunningServer("--model", str(trained_gguf["f16"]), "--api-key", key,
+                          env={"FINSENT_CACHE_DIR": str(tmp_path / "cache")})
+    try:
+        page = re.search(r'id="Shared.Url" DefaultValue="([^"]+)"', manifest_xml("https://localhost:8443", key))
+        fragment = urlsplit(page.group(1).replace("&amp;", "&")).fragment
+        out = run_addin_functions(f"{keyed.url}/addin/functions.html#{fragment}",
+                                  [[{"fn": "FINSENT", "args": [[["Hooli raises full-year guidance"]], "3"]}]])
+    finally:
+        keyed.stop()
+    from finsent_local.labels import LABELS_3
+
+    assert out["phases"][0]["results"][0][0][0] in LABELS_3, out
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed (setup.sh --dev installs Debian's nodejs)")
 def test_addin_batches_one_recalculation_into_few_requests(server):
     column = [[f"Globex unit {i} reports revenue up {i % 17}%"] for i in range(300)]
     singles = [{"fn": "FINSENT", "args": [[[f"Initech branch {i} closes"]], "7"]} for i in range(20)]
@@ -221,7 +245,9 @@ def test_finsent_certs_makes_a_name_constrained_authority(tmp_path):
     assert constraints.critical and x509.DNSName("localhost") in constraints.value.permitted_subtrees
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["localhost"]
-    assert {str(a) for a in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
+    assert {str(a) for a in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1"}  # where it listens
+    usage = ca.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]  # the CA signs TLS servers, nothing else
     assert (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days <= 398  # within Apple's and browsers' limits
     leaf.verify_directly_issued_by(ca)
     for key in ("finsent-local-ca.key", "localhost.key"):
@@ -231,6 +257,13 @@ def test_finsent_certs_makes_a_name_constrained_authority(tmp_path):
     renewed = x509.load_pem_x509_certificate((folder / "localhost.pem").read_bytes())
     assert code == 0 and "created" not in stdout and renewed.serial_number != leaf.serial_number
     assert x509.load_pem_x509_certificate((folder / "finsent-local-ca.pem").read_bytes()) == ca  # same trust
+
+    # a new CA (its files deleted and made again): the old localhost certificate is issued anew
+    (folder / "finsent-local-ca.pem").unlink()
+    code, stdout, _ = run_finsent("certs", env=env)
+    new_ca = x509.load_pem_x509_certificate((folder / "finsent-local-ca.pem").read_bytes())
+    assert code == 0 and "created a local certificate authority" in stdout and "issued the localhost" in stdout
+    x509.load_pem_x509_certificate((folder / "localhost.pem").read_bytes()).verify_directly_issued_by(new_ca)
 
 
 def test_trust_steps_need_no_admin_rights(tmp_path):

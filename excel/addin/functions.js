@@ -34,7 +34,12 @@
     // fragment is never sent over the network or logged).
     apiKey: (() => {
       const match = /[#&]key=([^&]*)/.exec((root.location && root.location.hash) || "");
-      return match ? decodeURIComponent(match[1]) : null;
+      if (!match) return null;
+      try {
+        return decodeURIComponent(match[1]); // the manifest writes it URL-encoded
+      } catch (e) {
+        return match[1]; // a manifest from before keys were encoded: the key as written
+      }
     })(),
   };
 
