@@ -234,12 +234,12 @@ def _read_verdicts() -> dict:
 
 
 def _write_verdicts(verdicts: dict) -> None:
+    from .files import write_json_atomically
+
     path = _verdicts_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(verdicts, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json_atomically(path, verdicts)
     except OSError:
         pass  # a read-only cache only means the check runs again next time
 

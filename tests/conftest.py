@@ -17,6 +17,11 @@ from finsent_local.convert.pipeline import ConvertRequest, convert
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the real hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests never write the user's real cache folder (result cache, CPU buffer verdicts, model fingerprints):
+# whatever a test does not point elsewhere goes to a folder of this test session.
+_CACHE_DIR = Path(tempfile.mkdtemp(prefix="finsent-test-cache-"))
+atexit.register(shutil.rmtree, _CACHE_DIR, True)
+os.environ["FINSENT_CACHE_DIR"] = str(_CACHE_DIR)
 
 
 # GGUF files are made fresh in every test session (seconds each), so they always come from the

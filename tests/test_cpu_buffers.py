@@ -203,3 +203,10 @@ def test_extra_buffers_give_the_plain_paths_labels(trained_gguf, held_out, tmp_p
     finally:
         plain.close()
         fast.close()
+
+
+def test_verdicts_are_kept_out_of_the_users_cache():
+    """The suite writes verdicts (and every other cached file) into a folder of its own (conftest.py)."""
+    from platformdirs import user_cache_dir
+
+    assert not cpu_buffers._verdicts_path().is_relative_to(Path(user_cache_dir("finsent-local", appauthor=False)))
