@@ -24,8 +24,8 @@ from same_shape import WORK, same_shape_checkpoint
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
-from finsent_local.engine import ClassifierEngine  # noqa: E402
-from finsent_local.labels import default_schemes  # noqa: E402
+from finsent_local.engine.classifier import ClassifierEngine  # noqa: E402
+from finsent_local.engine.labels import default_schemes  # noqa: E402
 
 N_NAIVE = int(os.environ.get("BENCH_NAIVE_TEXTS", 6))
 N_TRANSFORMERS = int(os.environ.get("BENCH_TRANSFORMERS_TEXTS", 3))

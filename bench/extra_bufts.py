@@ -4,7 +4,7 @@ which buffer types took weights, what `auto` picks here, prompt processing (pp32
 decode of that many tokens), token generation (tg: one-token decodes), single-text and batched
 classification, and whether labels and probabilities agree.
 
-The "on" side first runs in the child-process check (finsent_local/cpu_buffers.py): a build whose AMX
+The "on" side first runs in the child-process check (finsent_local/engine/cpu_buffers.py): a build whose AMX
 path crashes (GCC < 13 without llama_build/gcc_amx_tile_config.h) is reported, not run in this process.
 
 Run after bench/convert_bench.py: .venv/bin/python bench/extra_bufts.py
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine_bench import model_file  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
-from finsent_local import cpu_buffers  # noqa: E402
-from finsent_local.engine import ClassifierEngine, EngineOptions  # noqa: E402
+from finsent_local.engine import cpu_buffers  # noqa: E402
+from finsent_local.engine.classifier import ClassifierEngine, EngineOptions  # noqa: E402
 
 ROUNDS = 3
 TG_STEPS = 16

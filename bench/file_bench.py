@@ -92,7 +92,7 @@ def bench_throughput(model: Path, folder: Path) -> None:
     import ray
     import ray.data
 
-    from finsent_local.ray_job import classify_dataset, init_ray
+    from finsent_local.jobs.ray_job import classify_dataset, init_ray
 
     source = folder / "distinct.parquet"
     pq.write_table(pa.table({"id": list(range(RAY_TEXTS)), "headline": [headline(i) for i in range(RAY_TEXTS)]}),

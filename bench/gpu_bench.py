@@ -24,8 +24,8 @@ from engine_bench import model_file  # noqa: E402  (puts tests/ on the path, thr
 from conftest import RunningServer  # noqa: E402
 from load_mix import post_json  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
-from finsent_local.engine import ClassifierEngine, EngineOptions  # noqa: E402
-from finsent_local.llama_runtime import gpu_offload_supported  # noqa: E402
+from finsent_local.engine.classifier import ClassifierEngine, EngineOptions  # noqa: E402
+from finsent_local.engine.llama_runtime import gpu_offload_supported  # noqa: E402
 
 MODE = os.environ.get("FINSENT_BENCH_GPU", "")
 TEXTS = list(LABEL_SENTENCES) + [f"{s[:-1]} in the third quarter." for s in LABEL_SENTENCES]  # 40

@@ -6,7 +6,7 @@ target `llama-server`, minutes on 2 cores; kept in bench/.work), and both server
 after the other in this run. llama-server is set up as a power user would for labelling: 8 parallel
 slots, prompt caching on (its instruction prefix is shared by every request), greedy, `n_predict` 3
 (enough tokens for the longest label), weight repacking (AMX) on or off as `finsent serve` picks it on
-this CPU (finsent_local/cpu_buffers.py), so both sides run the same kernels; on a CPU with AMX and GCC <
+this CPU (finsent_local/engine/cpu_buffers.py), so both sides run the same kernels; on a CPU with AMX and GCC <
 13 llama-server is built with llama_build/gcc_amx_tile_config.h, like llama-cpp-python. FinSent returns every label's
 probability as well; llama-server returns only the generated text.
 
@@ -36,8 +36,8 @@ from conftest import RunningServer  # noqa: E402  (tests/ is on the path through
 from load_mix import post_json  # noqa: E402
 from same_shape import WORK  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
-from finsent_local import cpu_buffers  # noqa: E402
-from finsent_local.labels import default_schemes  # noqa: E402
+from finsent_local.engine import cpu_buffers  # noqa: E402
+from finsent_local.engine.labels import default_schemes  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "llama_build"))
 import install as llama_install  # noqa: E402

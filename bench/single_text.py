@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine_bench import model_file  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
-from finsent_local.engine import ClassifierEngine  # noqa: E402
+from finsent_local.engine.classifier import ClassifierEngine  # noqa: E402
 
 ROUNDS = 4
 SCHEME = "7"

@@ -9,7 +9,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from finsent_local.labels import FINSENT_SPEC_KEY, finsent_spec
+from finsent_local.engine.labels import FINSENT_SPEC_KEY, finsent_spec
 
 from .checkpoint import Checkpoint
 from .errors import ConversionError

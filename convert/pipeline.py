@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from finsent_local.files import write_json_atomically
-from finsent_local.llama_runtime import LlamaRuntimeError, quantize_model
+from finsent_local.engine.llama_runtime import LlamaRuntimeError, quantize_model
 
 from . import verify
 from .checkpoint import Checkpoint

@@ -125,7 +125,7 @@ def _float32_while_running(module) -> None:
 def compare_logits(source_dir: Path, gguf_path: Path, prompts=LOGIT_PROMPTS) -> LogitReport:
     import gc
 
-    from finsent_local.llama_runtime import ContextOptions, LlamaContext, LlamaModel
+    from finsent_local.engine.llama_runtime import ContextOptions, LlamaContext, LlamaModel
 
     # The reference first, then freed: the two models are never in memory together.
     hf_ids_list, expected_list = reference_logits(source_dir, prompts)
@@ -173,7 +173,7 @@ def check_logits(report: LogitReport, outtype: str) -> None:
 
 def label_agreement(reference_gguf: Path, quantized_gguf: Path, sentences=LABEL_SENTENCES,
                     schemes=("7", "3")) -> float:
-    from finsent_local.engine import ClassifierEngine, EngineOptions
+    from finsent_local.engine.classifier import ClassifierEngine, EngineOptions
 
     labels = []
     for path in (reference_gguf, quantized_gguf):

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 
 from finsent_local.client import DEFAULT_URL, ClientError, FinSentClient, ServerNotRunning
-from finsent_local.labels import SCHEMES, default_schemes
+from finsent_local.engine.labels import SCHEMES, default_schemes
 from finsent_local.limits import DEFAULT_LIMITS
 
 PREFIX = "#FINSENT! "

@@ -1,6 +1,7 @@
 """Where things live: which GGUF file to serve (--model, then FINSENT_MODEL, then the converted
 default in the user's cache folder) and the result cache. The first-run download and conversion of
-the default model is the command layer's job (cli.py), so this package never imports the converter."""
+the default model is first_run's job (called by the commands), so this module never imports the
+converter."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from platformdirs import user_cache_dir
 def _fixture_code_hash() -> str:
     """What the fixtures depend on: this file, the training data, the prompts (labels.py)."""
     here = Path(__file__).parent
-    sources = [here / "fixture_models.py", here / "sentiment_data.py", here.parent / "finsent_local" / "labels.py"]
+    sources = [here / "fixture_models.py", here / "sentiment_data.py", here.parent / "finsent_local" / "engine" / "labels.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
 
 
@@ -204,7 +204,7 @@ class FixtureBuildError(RuntimeError):
 
 def _training_samples(tokenizer, schemes) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, label ids) for every training headline, in both schemes and both presets."""
-    from finsent_local.labels import LabelScheme
+    from finsent_local.engine.labels import LabelScheme
     from sentiment_data import coarse_label, training_examples
 
     samples = []
@@ -260,7 +260,7 @@ def label_accuracy(model, tokenizer, schemes, pairs, batch_rows: int = 256) -> d
     continuation of the prompt (the sum of its tokens' log-probabilities), as the engine does."""
     import torch
 
-    from finsent_local.labels import LabelScheme
+    from finsent_local.engine.labels import LabelScheme
     from sentiment_data import coarse_label
 
     accuracy = {}
@@ -312,7 +312,7 @@ def trained_checkpoint() -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from finsent_local.labels import default_schemes
+    from finsent_local.engine.labels import default_schemes
     from sentiment_data import validation_examples
 
     tokenizer = AutoTokenizer.from_pretrained(llama3_tokenizer_dir())

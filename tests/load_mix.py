@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from finsent_local.labels import LABELS_3, LABELS_7
+from finsent_local.engine.labels import LABELS_3, LABELS_7
 
 CLASSIFY_KINDS = ("classify_batch", "label", "chat_classify")
 KINDS = ("classify_batch", "label", "chat_classify", "stream", "hostile")

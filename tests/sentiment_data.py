@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from finsent_local.labels import LABELS_3, LABELS_7
+from finsent_local.engine.labels import LABELS_3, LABELS_7
 
 EVENTS_7 = {
     "strong negative": [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from finsent_local.cache import ResultCache
+from finsent_local.engine.cache import ResultCache
 
 
 def test_results_persist_and_are_keyed_by_namespace_and_scheme(tmp_path):
@@ -52,7 +52,7 @@ def test_a_locked_cache_is_not_treated_as_corrupt(tmp_path):
 
     import pytest
 
-    from finsent_local.cache import CacheUnavailable
+    from finsent_local.engine.cache import CacheUnavailable
 
     path = tmp_path / "r.sqlite3"
     # Another program (a database browser, say) holds an exclusive lock on a rollback-journal database.
@@ -92,7 +92,7 @@ def test_read_only_cache_means_no_cache_with_a_warning(tmp_path, caplog):
 
     import pytest
 
-    from finsent_local.service import result_cache_for
+    from finsent_local.engine.service import result_cache_for
 
     writable, read_only = tmp_path / "rw", tmp_path / "ro"
     writable.mkdir()
@@ -163,8 +163,8 @@ def test_a_different_model_copied_over_the_file_does_not_reuse_results(tmp_path,
     import shutil
 
     from finsent_local.convert.manifest import manifest_path
-    from finsent_local.engine import EngineOptions
-    from finsent_local.service import open_service
+    from finsent_local.engine.classifier import EngineOptions
+    from finsent_local.engine.service import open_service
 
     model = tmp_path / "model.gguf"
     shutil.copy(trained_gguf["f16"], model)

@@ -19,8 +19,8 @@ from finsent_local.files import sha256_of
 from finsent_local.convert.outtypes import OUT_TYPES
 from finsent_local.convert.verify import compare_logits
 from finsent_local.convert.vocab import read_vocab
-from finsent_local.labels import FINSENT_SPEC_KEY, schemes_from_spec
-from finsent_local.llama_runtime import ContextOptions, LlamaContext, LlamaModel
+from finsent_local.engine.labels import FINSENT_SPEC_KEY, schemes_from_spec
+from finsent_local.engine.llama_runtime import ContextOptions, LlamaContext, LlamaModel
 
 
 @pytest.mark.parametrize("outtype", ["f32", "f16"])
@@ -188,7 +188,7 @@ def test_padding_makes_every_ffn_down_block_quantized(trained_gguf, trained_chec
 
 
 def test_quantized_files_classify_like_unquantized(trained_gguf):
-    from finsent_local.engine import ClassifierEngine
+    from finsent_local.engine.classifier import ClassifierEngine
     from sentiment_data import held_out_examples
 
     texts = [text for text, _ in held_out_examples(per_label=6)]
@@ -217,7 +217,7 @@ def test_manifest_records_the_file(trained_gguf):
 
 @pytest.mark.parametrize("outtype", ["bf16", "q6_k", "q5_k_m", "q4_0"])
 def test_other_output_types_classify_like_f16(trained_checkpoint, trained_gguf, outtype):
-    from finsent_local.engine import ClassifierEngine
+    from finsent_local.engine.classifier import ClassifierEngine
     from sentiment_data import held_out_examples
 
     path = convert_cached(trained_checkpoint, outtype)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from finsent_local import cpu_buffers
-from finsent_local.engine import ClassifierEngine, EngineOptions
-from finsent_local.llama_runtime import LlamaModel
+from finsent_local.engine import cpu_buffers
+from finsent_local.engine.classifier import ClassifierEngine, EngineOptions
+from finsent_local.engine.llama_runtime import LlamaModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "llama_build"))
 import install as llama_install  # noqa: E402  (llama_build/install.py: a script, not a package)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from finsent_local.engine import ClassifierEngine, EngineOptions, TextError
-from finsent_local.label_trie import LabelTrie
+from finsent_local.engine.classifier import ClassifierEngine, EngineOptions, TextError
+from finsent_local.engine.label_trie import LabelTrie
 from sentiment_data import coarse_label
 
 

@@ -225,7 +225,7 @@ def test_finsent_excel_keeps_every_line_and_says_what_it_did(tmp_path):
 
 
 def test_finsent_excel_interpreter_key_by_platform(tmp_path):
-    from finsent_local.excel.setup import install
+    from finsent_local.excel.configure import install
 
     windows = install("http://127.0.0.1:8000", None, home=tmp_path / "w", platform="win32")
     assert "INTERPRETER_WIN" in windows.settings and not windows.notes

@@ -166,7 +166,7 @@ def test_addin_functions_give_the_xlwings_cells(server, monkeypatch):
     for (function, args), js in zip(cases, out["phases"][0]["results"]):
         assert js == python_cells(function, args, server.url, monkeypatch), (function, args)
     results = out["phases"][0]["results"]
-    from finsent_local.labels import LABELS_3, LABELS_7
+    from finsent_local.engine.labels import LABELS_3, LABELS_7
 
     assert results[0][0][0] in LABELS_7 and results[2][0][0] in LABELS_3 and results[4][0][0] in LABELS_7
     assert results[5] == [['#FINSENT! scheme must be "3" or "7"']]
@@ -195,7 +195,7 @@ def test_a_key_with_url_characters_reaches_the_server_whole(trained_gguf, tmp_pa
                                   [[{"fn": "FINSENT", "args": [[["Hooli raises full-year guidance"]], "3"]}]])
     finally:
         keyed.stop()
-    from finsent_local.labels import LABELS_3
+    from finsent_local.engine.labels import LABELS_3
 
     assert out["phases"][0]["results"][0][0][0] in LABELS_3, out
 
@@ -267,7 +267,7 @@ def test_finsent_certs_makes_a_name_constrained_authority(tmp_path):
 
 
 def test_trust_steps_need_no_admin_rights(tmp_path):
-    from finsent_local.tls import trust_steps
+    from finsent_local.server.tls import trust_steps
 
     ca = tmp_path / "ca.pem"
     windows = trust_steps(ca, "Windows")[0].argv
@@ -356,7 +356,7 @@ def test_addin_page_over_https_in_chromium(https_server, tmp_path, held_out):
 
 
 def test_finsent_excel_addin_writes_the_manifest_and_the_steps(tmp_path):
-    from finsent_local.excel.setup import MAC_WEF_FOLDER, install_addin
+    from finsent_local.excel.configure import MAC_WEF_FOLDER, install_addin
 
     out = tmp_path / "manifest.xml"
     code, stdout, stderr = run_finsent("excel", "--addin", "--https-url", "https://localhost:9443", "--manifest", str(out),

@@ -15,7 +15,7 @@ import pytest
 from conftest import run_finsent
 from sentiment_data import held_out_examples
 
-from finsent_local.labels import LABELS_7
+from finsent_local.engine.labels import LABELS_7
 
 HEADLINES = [text for text, _ in held_out_examples(per_label=1)]
 ADDED_7 = ["label", "score", *(f"p_{label.replace(' ', '_')}" for label in LABELS_7), "error"]
@@ -237,9 +237,9 @@ def test_output_is_on_disk_before_the_saved_results_go(tmp_path, monkeypatch):
     import os
     import shutil
 
-    from finsent_local import file_job
-    from finsent_local.file_job import JobIdentity, WorkFolder, write_output
-    from finsent_local.tables import RowResult, open_table, result_columns
+    from finsent_local.jobs import file_job
+    from finsent_local.jobs.file_job import JobIdentity, WorkFolder, write_output
+    from finsent_local.jobs.tables import RowResult, open_table, result_columns
 
     (tmp_path / "in.csv").write_text("id,headline\n1,Profit rises\n", encoding="utf-8")
     out = tmp_path / "out.csv"

@@ -18,7 +18,7 @@ import pytest
 from conftest import run_finsent
 from sentiment_data import held_out_examples
 
-from finsent_local.labels import LABELS_3, LABELS_7
+from finsent_local.engine.labels import LABELS_3, LABELS_7
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ NEAR_TIE = 5e-3
 def engine_labels(model):
     """The labels a text may get: the engine's own (one text at a time), plus any label within
     NEAR_TIE of it. Every path (file, lines, Ray) must give one of them."""
-    from finsent_local.engine import ClassifierEngine
+    from finsent_local.engine.classifier import ClassifierEngine
 
     engine = ClassifierEngine(model)
     memo: dict[tuple[str, str], set[str]] = {}

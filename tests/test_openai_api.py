@@ -10,7 +10,7 @@ import openai
 import pytest
 from load_mix import post_json
 
-from finsent_local.labels import LABELS_7
+from finsent_local.engine.labels import LABELS_7
 
 
 @pytest.fixture(scope="module")

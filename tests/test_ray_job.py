@@ -57,7 +57,7 @@ def test_a_local_cluster_listens_on_loopback_only(trained_gguf, tmp_path):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    from finsent_local.ray_job import init_ray
+    from finsent_local.jobs.ray_job import init_ray
 
     init_ray("local", num_cpus=2)
     import ray
@@ -108,7 +108,7 @@ def test_classify_dataset_matches_the_single_machine_job(ray_cluster, news, trai
     import ray
     import ray.data
 
-    from finsent_local.ray_job import classify_dataset
+    from finsent_local.jobs.ray_job import classify_dataset
 
     source, single = news
     scored = classify_dataset(ray.data.read_parquet(str(source)), "headline", model=trained_gguf["q8_0"], scheme="3",

@@ -14,12 +14,12 @@ import time
 
 import pytest
 
-from finsent_local.engine import ClassifierEngine, TextError
+from finsent_local.engine.classifier import ClassifierEngine, TextError
 from finsent_local.limits import Limits
 from finsent_local.server import ServerConfig, create_app
 from finsent_local.server.runtime import Runtime
-from finsent_local.service import ClassificationService, Counters
-from finsent_local.worker import EngineWorker, ShuttingDown, TimedOut
+from finsent_local.engine.service import ClassificationService, Counters
+from finsent_local.engine.worker import EngineWorker, ShuttingDown, TimedOut
 
 
 class FaultInjectingEngine:
@@ -311,7 +311,7 @@ def chat_model(tmp_path_factory, tied_f16_checkpoint):
     import shutil
 
     from finsent_local.convert.pipeline import ConvertRequest, convert
-    from finsent_local.llama_runtime import LlamaModel
+    from finsent_local.engine.llama_runtime import LlamaModel
 
     folder = tmp_path_factory.mktemp("chat")
     checkpoint = folder / "ckpt"

@@ -137,8 +137,8 @@ def test_unknown_route_is_json(client):
 def test_full_queue_is_503_with_retry_after(loaded_runtime):
     from finsent_local.server import create_app
     from finsent_local.server.runtime import Runtime
-    from finsent_local.service import ClassificationService
-    from finsent_local.worker import EngineWorker
+    from finsent_local.engine.service import ClassificationService
+    from finsent_local.engine.worker import EngineWorker
 
     # A second worker on the same engine, allowed only 2 queued texts; it is never started on work
     # that would race the first, because the request is refused before it reaches the engine.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from ..service import ClassificationService
+from ..engine.service import ClassificationService
 from .runtime import Runtime
 
 

@@ -16,9 +16,9 @@ from contextlib import closing
 
 from flask import Blueprint, Response
 
-from ..engine import is_valid_unicode
-from ..labels import SCHEMES
-from ..worker import Unavailable
+from ..engine.classifier import is_valid_unicode
+from ..engine.labels import SCHEMES
+from ..engine.worker import Unavailable
 from .context import runtime, service
 from .errors import ApiError, error_body
 from .requests import bool_param, json_body, number_param

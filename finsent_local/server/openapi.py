@@ -9,7 +9,7 @@ errors: the request succeeds and that item carries an `error`, so `texts` items 
 from __future__ import annotations
 
 from .. import __version__
-from ..labels import SCHEMES
+from ..engine.labels import SCHEMES
 from ..limits import Limits
 
 _REF = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731

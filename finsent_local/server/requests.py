@@ -6,7 +6,7 @@ import math
 
 from flask import request
 
-from ..labels import SCHEMES
+from ..engine.labels import SCHEMES
 from .errors import ApiError
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine import EngineOptions
+from ..engine.classifier import EngineOptions
 from ..limits import Limits
-from ..service import ClassificationService, Counters, open_service
+from ..engine.service import ClassificationService, Counters, open_service
 from .errors import ApiError
 
 

@@ -23,7 +23,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import write_text_atomically
+from ..files import write_text_atomically
 
 CA_DAYS = 3650
 # Apple refuses TLS server certificates valid for more than 825 days even under a user's own root;

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from .cli_common import UserError, model_path
-from .labels import SCHEMES
+from .common import UserError, model_path
+from ..engine.labels import SCHEMES
 
 LINE_CHUNK = 64  # texts per classifier call when reading lines: output follows input closely
 ECHO_CHARS = 200  # an error row shows at most this much of its text
@@ -84,10 +84,10 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
 
 
 def _open_service(model: str | None, prompt_preset: str, threads: int, no_cache: bool):
-    from .engine import EngineOptions
-    from .limits import Limits
-    from .model_files import result_cache_path
-    from .service import open_service
+    from ..engine.classifier import EngineOptions
+    from ..limits import Limits
+    from ..model_files import result_cache_path
+    from ..engine.service import open_service
 
     path = model_path(model)
     try:
@@ -185,11 +185,11 @@ def plural(count: int, noun: str) -> str:
 
 def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
                    threads, no_cache, encoding=None, delimiter=None) -> None:
-    from .file_job import JobIdentity, WorkFolder
-    from .files import file_fingerprint
-    from .model_files import result_cache_path
-    from .scoring import classify_values
-    from .tables import TableError, check_output_format, open_table, result_columns
+    from ..jobs.file_job import JobIdentity, WorkFolder
+    from ..files import file_fingerprint
+    from ..model_files import result_cache_path
+    from ..jobs.scoring import classify_values
+    from ..jobs.tables import TableError, check_output_format, open_table, result_columns
 
     try:
         table = open_table(input_path, column, sheet, encoding, delimiter)
@@ -241,7 +241,7 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
 def _score_with_progress(table, work, done: int, total: int | None, classify_chunk, quiet: bool) -> None:
     from tqdm import tqdm
 
-    from .file_job import score_rows
+    from ..jobs.file_job import score_rows
 
     show = not quiet and sys.stderr.isatty()
     with tqdm(total=total, initial=done, unit="row", disable=not show, file=sys.stderr, dynamic_ncols=True,
@@ -250,8 +250,8 @@ def _score_with_progress(table, work, done: int, total: int | None, classify_chu
 
 
 def _write_file_output(table, work, output_path: Path, added: list[str]) -> None:
-    from .file_job import write_output
-    from .tables import TableError
+    from ..jobs.file_job import write_output
+    from ..jobs.tables import TableError
 
     try:
         report = write_output(table, work, output_path, added)
@@ -264,9 +264,9 @@ def _write_file_output(table, work, output_path: Path, added: list[str]) -> None
 # -- Ray -----------------------------------------------------------------------------------------------------
 def _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
                      force, model, quiet, ray_address, encoding, delimiter) -> None:
-    from .first_run import ModelUnavailable
-    from .ray_job import RayJob, run_ray_job
-    from .tables import TableError
+    from ..first_run import ModelUnavailable
+    from ..jobs.ray_job import RayJob, run_ray_job
+    from ..jobs.tables import TableError
 
     job = RayJob(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
                  force, model, quiet, encoding, delimiter)

@@ -3,7 +3,7 @@ the single-machine file job and the Ray Data scorer, so the two cannot label a r
 
 from __future__ import annotations
 
-from .service import ClassificationService
+from ..engine.service import ClassificationService
 from .tables import NotText, RowResult
 
 

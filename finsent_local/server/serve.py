@@ -11,12 +11,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
 
-from .engine import EngineOptions
-from .limits import Limits
-from .llama_runtime import gpu_offload_supported
-from .server import ServerConfig, create_app
-from .server.runtime import Runtime
-from .server.security import is_loopback_name
+from ..engine.classifier import EngineOptions
+from ..limits import Limits
+from ..engine.llama_runtime import gpu_offload_supported
+from . import ServerConfig, create_app
+from .runtime import Runtime
+from .security import is_loopback_name
 
 
 class ServeError(Exception):

@@ -9,10 +9,10 @@ from pathlib import Path
 from dataclasses import asdict
 
 from .cache import CacheUnavailable, ResultCache
-from .engine import Classification, ClassifierEngine, EngineOptions, TextError
-from .files import file_fingerprint
-from .limits import Limits
-from .stats import Histogram
+from .classifier import Classification, ClassifierEngine, EngineOptions, TextError
+from ..files import file_fingerprint
+from ..limits import Limits
+from ..stats import Histogram
 from .worker import EngineWorker
 
 log = logging.getLogger("finsent.service")

@@ -11,7 +11,7 @@ buffers on only where
     the check fails and the server keeps the plain path instead of crashing on the first request.
 Verdicts are kept in <cache>/extra-bufts.json per llama.cpp build, CPU and model file type.
 
-`python -m finsent_local.cpu_buffers MODEL` runs the check's child side.
+`python -m finsent_local.engine.cpu_buffers MODEL` runs the check's child side.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def probe(model_path: str | Path, timeout: float = PROBE_TIMEOUT_S) -> ProbeResu
     """Run the child side on `model_path` and read what happened to it."""
     env = dict(os.environ, FINSENT_LLAMA_VERBOSE="1")  # the load log says which buffer types took weights
     try:
-        done = subprocess.run([sys.executable, "-m", "finsent_local.cpu_buffers", str(model_path)],
+        done = subprocess.run([sys.executable, "-m", "finsent_local.engine.cpu_buffers", str(model_path)],
                               capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return ProbeResult(False, f"no answer within {timeout:.0f} s", {})
@@ -210,7 +210,7 @@ def _skip_value(data, pos: int, value_type: int) -> int:
 
 # -- verdicts ------------------------------------------------------------------------------------
 def _verdicts_path() -> Path:
-    from .model_files import cache_dir
+    from ..model_files import cache_dir
 
     return cache_dir() / "extra-bufts.json"
 
@@ -234,7 +234,7 @@ def _read_verdicts() -> dict:
 
 
 def _write_verdicts(verdicts: dict) -> None:
-    from .files import write_json_atomically
+    from ..files import write_json_atomically
 
     path = _verdicts_path()
     try:
@@ -246,6 +246,6 @@ def _write_verdicts(verdicts: dict) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        print("usage: python -m finsent_local.cpu_buffers MODEL.gguf", file=sys.stderr)
+        print("usage: python -m finsent_local.engine.cpu_buffers MODEL.gguf", file=sys.stderr)
         sys.exit(2)
     sys.exit(_child(sys.argv[1]))

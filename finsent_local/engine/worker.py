@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
-from .engine import ClassifierEngine, TextError
+from .classifier import ClassifierEngine, TextError
 
 log = logging.getLogger("finsent.worker")
 

@@ -35,10 +35,10 @@ class FinSentScorer:
                  prompt_preset: str = "card", threads: int = 1):
         import ray
 
-        from .engine import EngineOptions
-        from .first_run import ModelUnavailable, ensure_model
-        from .limits import Limits
-        from .service import open_service
+        from ..engine.classifier import EngineOptions
+        from ..first_run import ModelUnavailable, ensure_model
+        from ..limits import Limits
+        from ..engine.service import open_service
 
         on_gpu = ray.is_initialized() and bool(ray.get_gpu_ids())
         self.failure: ModelUnavailable | None = None
@@ -340,7 +340,7 @@ def claim_output_folder(output: Path) -> None:
 
 
 def _write_manifest(output: Path, files: list[str], finished: bool) -> None:
-    from .files import write_json_atomically
+    from ..files import write_json_atomically
 
     write_json_atomically(output / MANIFEST_NAME, {"written_by": "finsent classify --ray", "finished": finished,
                                                    "files": files})
@@ -386,7 +386,7 @@ def run_ray_job(job: RayJob, address: str, say: Callable[[str], None] = print) -
     elif kind == "json":
         _check_json_lines_column(input_files(job.input_path), job.column)
     if job.model is None:  # resolve (download and convert) on the driver first, so a broken set-up fails here
-        from .first_run import ensure_model
+        from ..first_run import ensure_model
 
         ensure_model(None, say=say)
     elif "://" not in job.model and not Path(job.model).expanduser().is_file():
@@ -508,7 +508,7 @@ class RayJobFailed(TableError):
 def _root_cause(error: BaseException) -> str:
     """One line from a Ray failure: the message of the first error raised by our own code (a model
     file missing on a node...), else the innermost error's first line."""
-    from .first_run import ModelUnavailable
+    from ..first_run import ModelUnavailable
 
     chain: list[BaseException] = []
     seen: BaseException | None = error

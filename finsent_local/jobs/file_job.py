@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .files import replace_durably, write_json_atomically
+from ..files import replace_durably, write_json_atomically
 from .tables import InputTable, RowResult, TableError
 
 CHUNK_ROWS = 128  # rows per classifier call and per flush to disk: at most this much work is redone

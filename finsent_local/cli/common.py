@@ -14,7 +14,7 @@ class UserError(click.ClickException):
 def model_path(model: str | None) -> Path:
     """The GGUF file to load: --model, FINSENT_MODEL, or the default model, downloaded and converted
     on first use."""
-    from .first_run import ModelUnavailable, ensure_model
+    from ..first_run import ModelUnavailable, ensure_model
 
     try:
         return ensure_model(model, say=lambda line: click.echo(line, err=True))

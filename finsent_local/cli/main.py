@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .classify_cli import classify
-from .cli_common import UserError, model_path as _model_path
+from .. import __version__
+from .classify import classify
+from .common import UserError, model_path as _model_path
 
 
 def _convert_output_types(value: tuple[str, ...]) -> list[str]:
@@ -90,8 +90,8 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
 def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_preset, threads, no_cache, extra_bufts,
           https_port, log_level):
     """Start the local server (FinSent API, OpenAI API, /v1/label for spreadsheets)."""
-    from .model_files import result_cache_path
-    from .serve import ServeError, ServeOptions, check_exposure, configure_logging, serve as run_server
+    from ..model_files import result_cache_path
+    from ..server.serve import ServeError, ServeOptions, check_exposure, configure_logging, serve as run_server
 
     configure_logging(log_level)
     try:
@@ -134,9 +134,9 @@ def excel(url, api_key, sample, force, addin, https_url, manifest_path):
       3. In Excel, xlwings tab: Import Functions.
     Type =FINSENT(A2,"7") and fill down. The server must be running: finsent serve
     """
-    from finsent_local.excel.setup import install, install_addin, write_sample_workbook
+    from finsent_local.excel.configure import install, install_addin, write_sample_workbook
 
-    from .client import ClientError, FinSentClient
+    from ..client import ClientError, FinSentClient
 
     if addin:
         from finsent_local.excel.addin_manifest import ManifestError
@@ -188,7 +188,7 @@ def certs(do_trust, renew):
     The certificate authority is made on this machine, for this user, and can only vouch for localhost,
     127.0.0.1 and ::1 (X.509 name constraints). Files: $FINSENT_TLS_DIR or your user config folder.
     """
-    from .tls import CertificateError, ensure_certificates, expires, trust, trust_steps
+    from ..server.tls import CertificateError, ensure_certificates, expires, trust, trust_steps
 
     try:
         made, done = ensure_certificates(renew=renew)
