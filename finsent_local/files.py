@@ -36,7 +36,7 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def fsync_file(path: Path) -> None:
-    """Flush a file written by another library (pyarrow, openpyxl) to the disk."""
+    """Flush a file written by another library (pyarrow, openpyxl), or a folder's entries, to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -47,13 +47,8 @@ def fsync_file(path: Path) -> None:
 def fsync_folder(path: Path) -> None:
     """Flush a folder's entries (a rename into it, a file created) to the disk. Windows cannot open a
     folder for this; there the rename itself is what NTFS journals."""
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if os.name != "nt":
+        fsync_file(path)
 
 
 def replace_durably(source: Path, target: Path) -> None:
