@@ -19,7 +19,7 @@ from finsent_local.limits import Limits
 from finsent_local.server import ServerConfig, create_app
 from finsent_local.server.runtime import Runtime
 from finsent_local.engine.service import ClassificationService, Counters
-from finsent_local.engine.worker import EngineWorker, ShuttingDown, TimedOut
+from finsent_local.engine.worker import TURN_TEXTS, EngineWorker, ShuttingDown, TimedOut
 
 
 class FaultInjectingEngine:
@@ -150,6 +150,76 @@ def test_classification_runs_between_generation_steps(engine):
         assert first is not None
         print(f"classification during a generation: {waited * 1000:.0f} ms; generation: {len(rest) + 1} tokens")
     finally:
+        worker.close()
+
+
+class StepRecordingEngine:
+    """The real engine; it records, in order, each classify_batch (its size) and each generation step."""
+
+    def __init__(self, engine: ClassifierEngine):
+        self.engine = engine
+        self.events: list = []
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def classify_batch(self, texts, scheme, on_batch=None):
+        self.events.append(len(texts))
+        return self.engine.classify_batch(texts, scheme, on_batch)
+
+    def generation_steps(self, *args):
+        for piece in self.engine.generation_steps(*args):
+            self.events.append("step")
+            yield piece
+
+
+def test_a_big_request_is_split_at_turn_boundaries_between_generation_steps(engine):
+    """A 200-text request runs as slices of TURN_TEXTS with generation steps in between (it used to
+    take one turn: a stream stalled for the whole request), and its answer is whole and in order."""
+    recording = StepRecordingEngine(engine)
+    worker = EngineWorker(recording)
+    texts = [f"Company {i} {'raises' if i % 2 else 'cuts'} full-year guidance" for i in range(200)]
+    try:
+        stream = worker.generate(engine.model.tokenize("Acme Corp"), max_tokens=1024, temperature=2.0, seed=3)
+        next(stream)
+        results = worker.classify(texts, "3")
+        stream.close()
+    finally:
+        worker.close()
+    slices = [e for e in recording.events if e != "step"]
+    assert slices == [TURN_TEXTS, TURN_TEXTS, TURN_TEXTS, 200 - 3 * TURN_TEXTS], recording.events
+    first = recording.events.index(TURN_TEXTS)
+    between = recording.events[first:]
+    for i, size in enumerate(between[:-1]):
+        if size != "step":  # every slice but the last is followed by a generation step
+            assert between[i + 1] == "step", recording.events
+    assert [r.label for r in results] == [r.label for r in engine.classify_batch(texts, "3")]
+
+
+def test_a_caller_that_gives_up_stops_its_remaining_slices(engine):
+    faulty = FaultInjectingEngine(engine)
+    worker = EngineWorker(faulty, max_wait_s=0.5)
+    try:
+        faulty.gate.clear()
+        outcome = []
+
+        def big_request():
+            try:
+                worker.classify([f"Company {i} raises guidance" for i in range(300)], "3")
+            except TimedOut as e:
+                outcome.append(e)
+
+        caller = threading.Thread(target=big_request)
+        caller.start()
+        assert faulty.entered.wait(10)  # the first slice is running, held at the gate
+        caller.join(10)
+        assert outcome and isinstance(outcome[0], TimedOut)  # gave up after max_wait_s
+        faulty.gate.set()
+        assert worker.classify(["Initech raises full-year guidance"], "3")[0].label == "positive"
+        assert [len(b) for b in faulty.batches] == [TURN_TEXTS, 1], "slices of an abandoned request still ran"
+        assert worker.queued_texts == 0
+    finally:
+        faulty.gate.set()
         worker.close()
 
 

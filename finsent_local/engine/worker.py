@@ -6,7 +6,10 @@
   (instead of running one text, then the other seven behind it).
 - Runs one generation at a time, one token per turn, and the waiting classification requests (up to
   TURN_TEXTS texts a turn) between two tokens: a 1,024-token generation never holds classification
-  (Excel) back for more than one step, and a long classification queue does not stall a stream.
+  (Excel) back for more than one step, and a long classification queue does not stall a stream. A
+  request of more than TURN_TEXTS texts is worked through in slices of TURN_TEXTS, one per turn,
+  keeping its place at the head of the queue: a 2,048-text request delays a stream by one slice's
+  decodes per token, not by the whole request.
 - Isolates failures: when a batched decode fails, the jobs are retried separately, then the texts of
   the failing job one by one, so only the guilty text gets an error.
 - Bounds every wait: a full queue is refused at once (Busy), a request the engine does not get to in
@@ -58,6 +61,27 @@ class _ClassifyJob:
     scheme: str
     future: Future = field(default_factory=Future)
     started: threading.Event = field(default_factory=threading.Event)
+    taken: int = 0  # texts handed to a turn so far (the engine thread's, under the lock)
+    results: list = field(default_factory=list)  # results of the slices run so far, in order
+    abandoned: threading.Event = field(default_factory=threading.Event)  # its caller stopped waiting
+
+
+@dataclass
+class _Slice:
+    """Texts [start, end) of one job, run in one turn."""
+
+    job: _ClassifyJob
+    start: int
+    end: int
+
+    @property
+    def texts(self) -> list[str]:
+        return self.job.texts[self.start : self.end]
+
+    def finish(self, results: list) -> None:
+        self.job.results.extend(results)
+        if len(self.job.results) == len(self.job.texts):
+            self.job.future.set_result(self.job.results)
 
 
 @dataclass
@@ -161,6 +185,7 @@ class EngineWorker:
         try:
             return job.future.result(timeout=self.max_wait_s)
         except FutureTimeout:
+            job.abandoned.set()  # its slices not yet run are dropped: nobody waits for them
             raise TimedOut(f"the model did not finish this request within {self.max_wait_s:.0f} s") from None
 
     def generate(self, tokens: list[int], max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
@@ -200,15 +225,13 @@ class EngineWorker:
                     break
                 if generation is None:
                     self._gather_burst()
-                batch = self._take_classification_turn()
+                turn = self._take_classification_turn()
                 next_generation = self._generate_jobs.popleft() if generation is None and self._generate_jobs else None
-            batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
-            for job in batch:
-                job.started.set()
-            if batch:
-                self._run_classification(batch)
+            turn = [part for part in turn if self._still_wanted(part)]
+            if turn:
+                self._run_classification(turn)
                 with self._cond:
-                    self._burst_jobs, self._last_turn_end = len(batch) + len(self._classify_jobs), time.monotonic()
+                    self._burst_jobs, self._last_turn_end = len(turn) + len(self._classify_jobs), time.monotonic()
             if next_generation is not None:
                 generation = self._start_generation(next_generation)
             if generation is not None and not self._step_generation(*generation):
@@ -229,18 +252,44 @@ class EngineWorker:
                 return
             self._cond.wait(remaining)
 
-    def _take_classification_turn(self) -> list[_ClassifyJob]:
-        """The waiting jobs for one turn, oldest first, up to TURN_TEXTS texts (at least one job):
-        a long queue is worked through in turns, with generation steps in between, and the jobs not
-        yet taken keep their place (and their wait limit) in the queue."""
-        batch: list[_ClassifyJob] = []
+    def _take_classification_turn(self) -> list[_Slice]:
+        """(Holding the lock.) The waiting texts for one turn, oldest first, up to TURN_TEXTS: whole
+        jobs while they fit, and at least one slice. A job bigger than a turn gives its next TURN_TEXTS
+        texts and stays at the head of the queue for the next turn; the jobs behind it keep their place
+        (and their wait limit)."""
+        turn: list[_Slice] = []
         texts = 0
-        while self._classify_jobs and (not batch or texts + len(self._classify_jobs[0].texts) <= TURN_TEXTS):
-            job = self._classify_jobs.popleft()
-            batch.append(job)
-            texts += len(job.texts)
+        while self._classify_jobs:
+            job = self._classify_jobs[0]
+            remaining = len(job.texts) - job.taken
+            if turn and texts + remaining > TURN_TEXTS:
+                break
+            part = _Slice(job, job.taken, job.taken + min(remaining, TURN_TEXTS))
+            job.taken = part.end
+            turn.append(part)
+            texts += part.end - part.start
+            if job.taken < len(job.texts):
+                break  # the rest of this job is the next turn's
+            self._classify_jobs.popleft()
         self._queued_texts -= texts
-        return batch
+        return turn
+
+    def _still_wanted(self, part: _Slice) -> bool:
+        """Whether to run this slice: a job's first slice starts it (unless its caller cancelled it),
+        and a job whose caller gave up or that already failed runs no further slices."""
+        job = part.job
+        if part.start == 0:
+            if not job.future.set_running_or_notify_cancel():
+                return False
+            job.started.set()
+            return True
+        if job.abandoned.is_set() or job.future.done():
+            with self._cond:
+                if self._classify_jobs and self._classify_jobs[0] is job:
+                    self._classify_jobs.popleft()
+                    self._queued_texts -= len(job.texts) - job.taken
+            return False
+        return True
 
     def _fail_pending(self, generation) -> None:
         with self._cond:
@@ -248,7 +297,10 @@ class EngineWorker:
             waiting, self._generate_jobs = list(self._generate_jobs), deque()
             self._queued_texts = 0
         for job in jobs:
-            if job.future.set_running_or_notify_cancel():
+            # a job with slices already run is running; the others are started here only to fail
+            if job.future.done():  # failed on an earlier slice (unknown scheme): already answered
+                pass
+            elif job.taken or job.future.set_running_or_notify_cancel():
                 job.future.set_exception(ShuttingDown("the server is shutting down"))
             job.started.set()  # wakes its caller, who finds the exception
         for job in waiting:
@@ -260,33 +312,34 @@ class EngineWorker:
             job.pieces.put(ShuttingDown("the server shut down during the generation"))
 
     # -- classification ----------------------------------------------------------------------------
-    def _run_classification(self, jobs: list[_ClassifyJob]) -> None:
-        by_scheme: dict[str, list[_ClassifyJob]] = {}
-        for job in jobs:
-            by_scheme.setdefault(job.scheme, []).append(job)
-        for scheme, scheme_jobs in by_scheme.items():
+    def _run_classification(self, turn: list[_Slice]) -> None:
+        by_scheme: dict[str, list[_Slice]] = {}
+        for part in turn:
+            by_scheme.setdefault(part.job.scheme, []).append(part)
+        for scheme, parts in by_scheme.items():
             try:
-                texts = [t for job in scheme_jobs for t in job.texts]
+                texts = [t for part in parts for t in part.texts]
                 results = self.engine.classify_batch(texts, scheme, on_batch=self.on_batch)
             except Exception:
-                log.warning("a batch of %d requests failed; retrying them one by one", len(scheme_jobs), exc_info=True)
-                for job in scheme_jobs:
-                    self._run_one_job(job)
+                log.warning("a batch of %d requests failed; retrying them one by one", len(parts), exc_info=True)
+                for part in parts:
+                    self._run_one_slice(part)
                 continue
             start = 0
-            for job in scheme_jobs:
-                job.future.set_result(results[start : start + len(job.texts)])
-                start += len(job.texts)
+            for part in parts:
+                part.finish(results[start : start + len(part.texts)])
+                start += len(part.texts)
 
-    def _run_one_job(self, job: _ClassifyJob) -> None:
+    def _run_one_slice(self, part: _Slice) -> None:
+        job = part.job
         if job.scheme not in self.engine.schemes:  # the request itself is wrong: it fails alone
             job.future.set_exception(ValueError(f"unknown scheme {job.scheme!r}"))
             return
         try:
-            results = self.engine.classify_batch(job.texts, job.scheme, on_batch=self.on_batch)
+            results = self.engine.classify_batch(part.texts, job.scheme, on_batch=self.on_batch)
         except Exception:
-            results = [self._classify_alone(text, job.scheme) for text in job.texts]
-        job.future.set_result(results)
+            results = [self._classify_alone(text, job.scheme) for text in part.texts]
+        part.finish(results)
 
     def _classify_alone(self, text: str, scheme: str):
         try:
