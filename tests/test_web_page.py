@@ -155,6 +155,8 @@ def test_pasted_headlines_get_the_apis_labels(page, server, held_out, tmp_path_f
     assert page.text("formula-webservice") == \
         f'=IF(A2="","",WEBSERVICE("{server.url}/v1/label?scheme=7&text="&ENCODEURL(A2)))'
     assert page.text("formula-addin") == '=FINSENT(A2,"7")'
+    assert page.text("formula-office") == '=LOCAL.FINSENT(A2,"7")'  # the add-in's (Mac, web) needs HTTPS:
+    assert "finsent serve --https-port 8443" in page.text("office-hint")  # the HTTP page says how
 
     shot = tmp_path_factory.mktemp("web-page-screenshot") / "page.png"
     browser.full_page_screenshot(page.driver, shot)
@@ -231,7 +233,7 @@ def test_csv_upload_and_download(page, server, held_out, downloads, tmp_path):
 
     page.element("file").send_keys(str(source))
     page.wait_for(lambda: page.element("file-options").is_displayed(), "the file's column chooser")
-    assert page.text("file-summary").startswith("news.csv: 5 rows")
+    assert page.text("file-summary") == "news.csv: 5 rows; 1 blank row left out."
     assert page.element("column").get_attribute("value") == "1"  # "headline" was recognised
     assert not page.element("texts").is_displayed()
     page.classify()
@@ -245,8 +247,11 @@ def test_csv_upload_and_download(page, server, held_out, downloads, tmp_path):
     with saved.open(newline="", encoding="utf-8-sig") as f:
         table = list(csv.DictReader(f))
     labels = list(expected[0]["probs"])
-    assert list(table[0]) == ["text", "label", "score", *(f"p_{label.replace(' ', '_')}" for label in labels), "error"]
-    assert [row["text"] for row in table] == texts[:-1] + ["'" + texts[-1]]  # formula text kept as text
+    # The file's own columns and rows, then the results (as finsent classify --input writes them).
+    assert list(table[0]) == ["id", "headline", "source", "label", "score",
+                              *(f"p_{label.replace(' ', '_')}" for label in labels), "error"]
+    assert [row["headline"] for row in table] == texts[:-1] + ["'" + texts[-1]]  # formula text kept as text
+    assert [(row["id"], row["source"]) for row in table] == [(str(i), "wire") for i in range(len(texts))]
     for row, answer in zip(table, expected):
         assert row["label"] == answer["label"] and row["error"] == ""
         assert float(row["score"]) == pytest.approx(answer["score"], abs=1e-6)
@@ -439,6 +444,7 @@ def test_page_modules_parse_files_and_plan_requests(page):
             commaInQuotes: t.sniffDelimiter('"a;b;c",x\\n', 'x.csv'),
             tsv: t.sniffDelimiter('a,b', 'x.tsv'),
             table: t.tableFromRows([['', ''], ['id', ''], ['1', 'Profit rose'], ['', '  ']]),
+            lines: t.tableFromLines('Profit rose\\r\\n  \\nSales fell\\n'),
             guess: t.guessTextColumn({columns: ['id', 'Headline'], rows: [['1', 'x']]}),
             guessLongest: t.guessTextColumn({columns: ['a', 'b'], rows: [['1', 'long text here']]}),
             utf8: t.decodeText(new TextEncoder().encode('\\ufeffcaf\\u00e9')),
@@ -453,7 +459,8 @@ def test_page_modules_parse_files_and_plan_requests(page):
     assert out["crlf"] == [["a", "b"], ['x, "y"\r\nz', "2"], ["", ""]]
     assert out["noFinalNewline"] == [["h"], ["last"]]
     assert (out["semicolon"], out["commaInQuotes"], out["tsv"]) == (";", ",", "\t")
-    assert out["table"] == {"columns": ["id", "Column B"], "rows": [["1", "Profit rose"]]}
+    assert out["table"] == {"columns": ["id", "Column B"], "rows": [["1", "Profit rose"]], "blankRows": 2}
+    assert out["lines"] == {"columns": ["text"], "rows": [["Profit rose"], ["Sales fell"]], "blankRows": 1}
     assert (out["guess"], out["guessLongest"]) == (1, 1)
     assert out["utf8"] == {"text": "café", "encoding": "UTF-8"}
     assert out["cp1252"] == {"text": "café €", "encoding": "Windows-1252"}

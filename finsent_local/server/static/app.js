@@ -5,7 +5,8 @@
 import { ApiError, apiKey, classify, getHealth, getStatus, planChunks, setApiKey } from "./api.js";
 import { drawDistribution, polarityClass } from "./chart.js";
 import {
-  columnLetters, decodeText, guessTextColumn, linesOf, parseDelimited, sniffDelimiter, tableFromRows, toCsv,
+  columnLetters, decodeText, guessTextColumn, linesOf, parseDelimited, sniffDelimiter, tableFromLines, tableFromRows,
+  toCsv,
 } from "./tables.js";
 import { openWorkbook } from "./xlsx.js";
 
@@ -39,6 +40,22 @@ function showWebserviceFormula(keyed) {
   const key = keyed ? "&key=YOUR_KEY" : "";
   $("formula-webservice").textContent =
     `=IF(A2="","",WEBSERVICE("${window.location.origin}/v1/label?scheme=7${key}&text="&ENCODEURL(A2)))`;
+}
+
+function showOfficeFormula() {
+  // The Office add-in (Excel on Mac and the web, where neither xlwings nor WEBSERVICE exists) loads only
+  // over HTTPS: on the HTTPS page it comes first, with its manifest; on the HTTP page, how to get there.
+  const hint = $("office-hint");
+  if (window.location.protocol === "https:") {
+    const list = $("office-term").parentElement;
+    list.prepend($("office-term"), $("office-use"));
+    const link = document.createElement("a");
+    link.href = "/addin/manifest.xml";
+    link.textContent = "add-in manifest";
+    hint.replaceChildren("(", link, "; steps: finsent excel --addin)");
+  } else {
+    hint.textContent = "(needs HTTPS: finsent serve --https-port 8443, then open this page at its https:// address)";
+  }
 }
 
 function showKeyPanel(message) {
@@ -89,7 +106,7 @@ async function loadFile(file) {
   } else {
     const { text, encoding } = decodeText(buffer);
     table = /\.txt$/i.test(file.name)
-      ? { columns: ["Line"], rows: linesOf(text).map((line) => [line]), encoding }
+      ? { ...tableFromLines(text), encoding }
       : { ...tableFromRows(parseDelimited(text, sniffDelimiter(text, file.name))), encoding };
   }
   state.file = { name: file.name, workbook, table };
@@ -107,10 +124,13 @@ function showFileOptions() {
   column.replaceChildren(...table.columns.map((c, i) => new Option(`${columnLetters(i)}: ${c}`, String(i))));
   column.value = String(guessTextColumn(table));
   const encoding = table.encoding && table.encoding !== "UTF-8" ? `, read as ${table.encoding}` : "";
-  $("file-summary").textContent = `${name}: ${table.rows.length.toLocaleString()} rows${encoding}. Empty rows are skipped.`;
+  const blank = table.blankRows ? `; ${plural(table.blankRows, "blank row")} left out` : "";
+  $("file-summary").textContent = `${name}: ${plural(table.rows.length, "row")}${blank}${encoding}.`;
   $("file-options").hidden = false;
   $("text-input").hidden = true;
 }
+
+const plural = (count, noun) => `${count.toLocaleString()} ${noun}${count === 1 ? "" : "s"}`;
 
 function clearFile() {
   state.file = null;
@@ -169,7 +189,7 @@ async function runClassification() {
   const limits = state.status?.limits ?? DEFAULT_LIMITS;
   const controller = new AbortController();
   const run = { scheme, labels: null, values: null, items: texts.map((text, i) => ({ n: i + 1, text })),
-                finished: 0, controller, source: state.file?.name ?? "text box" };
+                finished: 0, controller, source: state.file?.name ?? "text box", table: state.file?.table ?? null };
   state.run = run;
   state.sort = "none";
   setBusy(true);
@@ -343,9 +363,15 @@ function cycleSort() {
 function downloadCsv() {
   const run = state.run;
   if (!run?.labels) return;
-  const header = ["text", "label", "score", ...run.labels.map((l) => `p_${l.replaceAll(" ", "_")}`), "error"];
-  const rows = run.items.map((item) => [
-    item.text,
+  // A file's download is the file (every column, rows in order) with the results after them, as
+  // `finsent classify --input` writes it; the text box's is the texts with their results.
+  const file = run.table;
+  const columns = file ? file.columns : ["text"];
+  const added = ["label", "score", ...run.labels.map((l) => `p_${l.replaceAll(" ", "_")}`), "error"];
+  const prefix = added.some((name) => columns.includes(name)) ? "finsent_" : ""; // never two columns of one name
+  const header = [...columns, ...added.map((name) => prefix + name)];
+  const rows = run.items.map((item, i) => [
+    ...(file ? Array.from({ length: columns.length }, (_, k) => file.rows[i][k] ?? "") : [item.text]),
     item.label ?? "",
     typeof item.score === "number" ? item.score.toFixed(6) : "",
     ...run.labels.map((l) => (item.probs ? item.probs[l].toFixed(6) : "")),
@@ -379,6 +405,7 @@ async function copyFrom(id, button) {
 function init() {
   const origin = window.location.origin;
   showWebserviceFormula(false);
+  showOfficeFormula();
   $("openai-base").textContent = `base_url=${origin}/v1`;
 
   $("classify").addEventListener("click", runClassification);

@@ -57,16 +57,27 @@ export function parseDelimited(text, delimiter) {
 
 const isBlankRow = (row) => row.every((cell) => String(cell ?? "").trim() === "");
 
-// A table from rows: the first non-blank row is the header; blank rows are dropped.
+// A table from rows: the first non-blank row is the header; blank rows are left out, and counted
+// (the page says how many). A row with cells but an empty text cell stays: it gets "text is empty".
 export function tableFromRows(rows) {
   const kept = rows.filter((row) => !isBlankRow(row));
+  const blankRows = rows.length - kept.length;
   const header = kept.shift() ?? [];
   const width = Math.max(header.length, ...kept.slice(0, 1000).map((r) => r.length), 0);
   const columns = Array.from({ length: width }, (_, i) => {
     const name = String(header[i] ?? "").trim();
     return name || `Column ${columnLetters(i)}`;
   });
-  return { columns, rows: kept };
+  return { columns, rows: kept, blankRows };
+}
+
+// A .txt file: one text per line, in a column named "text" (as `finsent classify` writes it); blank
+// lines are left out and counted (the newline that ends the last line makes no line).
+export function tableFromLines(text) {
+  const lines = text.split(/\r\n|\n|\r/);
+  if (lines.at(-1) === "") lines.pop();
+  const rows = lines.filter((line) => line.trim() !== "").map((line) => [line]);
+  return { columns: ["text"], rows, blankRows: lines.length - rows.length };
 }
 
 export function columnLetters(index) {
