@@ -173,28 +173,36 @@ class AddinSetup:
     steps: list[str]
 
 
+# A shared-folder catalog (Windows) is read by Excel as the user, often from another account's share:
+# the manifest is written readable like any new file, not owner-only.
+MANIFEST_MODE = 0o644
+MAC_ADDIN_MENU = "Home > Add-ins > My Add-ins > Developer Add-ins > FinSent Local"
+
+
 def install_addin(https_url: str, api_key: str | None, out: Path, home: Path | None = None,
-                  platform: str = sys.platform) -> AddinSetup:
+                  platform: str = sys.platform, force: bool = False) -> AddinSetup:
     """Write the add-in's manifest for the server at https_url; on a Mac, also into Excel's wef folder
-    (which is how Excel for Mac sideloads an add-in)."""
-    from finsent_local.excel.addin_manifest import manifest_xml
+    (which is how Excel for Mac sideloads an add-in). The steps follow the README's order."""
+    from finsent_local.excel.addin_manifest import ManifestError, manifest_xml
 
     xml = manifest_xml(https_url, api_key)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(out, xml)
+    if not out.parent.is_dir():
+        raise ManifestError(f"folder {out.parent} does not exist (create it first, or choose another --manifest)")
+    if out.exists() and not force:
+        raise ManifestError(f"{out} exists; use --force to overwrite it")
+    write_text_atomically(out, xml, mode=MANIFEST_MODE)
     sideloaded = None
-    if platform == "darwin":
+    if platform == "darwin":  # Excel's own add-in folder: made and refreshed as Excel expects
         wef = (home or Path.home()) / MAC_WEF_FOLDER
         wef.mkdir(parents=True, exist_ok=True)
         sideloaded = wef / MANIFEST_NAME
-        write_text_atomically(sideloaded, xml)
+        write_text_atomically(sideloaded, xml, mode=MANIFEST_MODE)
     steps = [
+        "Trust the local certificate once: finsent certs --trust",
         f"Start the server with HTTPS: finsent serve --https-port {https_url.rsplit(':', 1)[-1].strip('/')}",
-        "Trust its certificate once: finsent certs --trust",
-        "Excel for Mac: " + ("the manifest is in Excel's add-in folder; restart Excel, then Home > Add-ins > "
-                             "My Add-ins (Developer Add-ins) > FinSent Local" if sideloaded else
-                             f"copy {out.name} into ~/{MAC_WEF_FOLDER}/ and restart Excel, then Home > Add-ins > "
-                             "My Add-ins > FinSent Local"),
+        "Excel for Mac: " + (f"the manifest is in Excel's add-in folder; restart Excel, then {MAC_ADDIN_MENU}"
+                             if sideloaded else
+                             f"copy {out.name} into ~/{MAC_WEF_FOLDER}/ and restart Excel, then {MAC_ADDIN_MENU}"),
         f"Excel on the web: Home > Add-ins > More Add-ins > Upload My Add-in > {out.name}; when the browser asks "
         "whether the page may reach devices on your local network, allow it",
         "Windows: put the manifest in a shared folder and add it under File > Options > Trust Center > Trusted Add-in "

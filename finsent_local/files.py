@@ -18,12 +18,18 @@ def sha256_of(path: Path, chunk_bytes: int = 8 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_text_atomically(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str, mode: int | None = None) -> None:
     """Write to a temporary file in the same folder, flush it to disk, then rename it over `path`:
-    readers see the old file or the new one, never a half-written one."""
+    readers see the old file or the new one, never a half-written one. The file is readable by its
+    owner only (keys, settings with an API key) unless `mode` is given (a file to share), which the
+    user's umask then narrows as for any new file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
+        if mode is not None and os.name != "nt":
+            umask = os.umask(0o022)
+            os.umask(umask)
+            os.fchmod(fd, mode & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()

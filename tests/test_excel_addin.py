@@ -278,6 +278,16 @@ def test_trust_steps_need_no_admin_rights(tmp_path):
     assert "nssdb" in linux[0].howto and "update-ca-certificates" in linux[-1].howto
 
 
+def test_certs_trust_fails_when_nothing_was_trusted(tmp_path):
+    """Without certutil (Linux), --trust can only print the steps: exit 1, so a script does not go on as
+    if Excel could now load the add-in."""
+    code, stdout, stderr = run_finsent("certs", "--trust", env={
+        "HOME": str(tmp_path / "home"), "FINSENT_TLS_DIR": str(tmp_path / "tls"), "PATH": "/nonexistent"})
+    assert code == 1, stdout + stderr
+    assert "to do yourself:" in stdout and "nothing was trusted" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
 @pytest.fixture(scope="module")
 def https_server(trained_gguf, tmp_path_factory):
     tls = tmp_path_factory.mktemp("tls")
@@ -349,6 +359,13 @@ def test_addin_page_over_https_in_chromium(https_server, tmp_path, held_out):
             Promise.all([f.FINSENT(arguments[0].map(t => [t]), "7"), f.FINSENT_SCORE([[arguments[0][0]]], "7"),
                          f.FINSENT([[""]], "3")])
               .then(done, e => done({error: String(e)}));""", texts)
+        # The web page on the HTTPS port (what Mac users open) offers the add-in's formula first.
+        driver.get(https_server.https_url + "/")
+        first_use = driver.execute_script("return document.querySelector('.uses dt').textContent")
+        assert first_use == "Excel on Mac or the web (Office add-in)"
+        assert driver.find_element("id", "formula-office").text == '=LOCAL.FINSENT(A2,"7")'
+        manifest_link = driver.find_element("css selector", "#office-hint a")
+        assert manifest_link.get_attribute("href") == https_server.https_url + "/addin/manifest.xml"
     finally:
         driver.quit()
     assert [row[0] for row in out[0]] == expected
@@ -367,7 +384,22 @@ def test_finsent_excel_addin_writes_the_manifest_and_the_steps(tmp_path):
     for step in ("finsent serve --https-port 9443", "finsent certs --trust", "Excel for Mac", "Upload My Add-in",
                  "local network", "=LOCAL.FINSENT(A2"):
         assert step in stdout, step
-    code, _, stderr = run_finsent("excel", "--addin", "--https-url", "http://127.0.0.1:8000", "--manifest", str(out))
+    # The steps in the README's order, with its menu path; a manifest anyone may read (a shared catalog).
+    assert stdout.index("1. Trust") < stdout.index("2. Start the server")
+    assert "My Add-ins > Developer Add-ins > FinSent Local" in stdout
+    assert "My Add-ins > Developer Add-ins > FinSent Local" in (Path(__file__).parents[1] / "README.md").read_text()
+    assert out.stat().st_mode & 0o044 == 0o044
+    # An existing manifest is kept without --force; a missing folder is not made silently.
+    before = out.read_text()
+    code, _, stderr = run_finsent("excel", "--addin", "--https-url", "https://localhost:8443", "--manifest", str(out))
+    assert code == 1 and "--force" in stderr and out.read_text() == before
+    code, _, stderr = run_finsent("excel", "--addin", "--https-url", "https://localhost:8443", "--manifest", str(out),
+                                  "--force")
+    assert code == 0 and "https://localhost:8443/addin/functions.json" in out.read_text()
+    code, _, stderr = run_finsent("excel", "--addin", "--manifest", str(tmp_path / "typo" / "m.xml"))
+    assert code == 1 and "does not exist" in stderr and not (tmp_path / "typo").exists()
+    code, _, stderr = run_finsent("excel", "--addin", "--https-url", "http://127.0.0.1:8000", "--manifest", str(out),
+                                  "--force")
     assert code == 1 and "HTTPS only" in stderr and len(stderr.strip().splitlines()) == 1
 
     mac = install_addin("https://localhost:8443", "key", tmp_path / "m.xml", home=tmp_path / "mac-home",

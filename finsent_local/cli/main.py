@@ -9,7 +9,7 @@ import click
 
 from .. import __version__
 from .classify import classify
-from .common import UserError, model_path as _model_path
+from .common import LOG_LEVEL_HELP, PROMPT_HELP, UserError, model_path as _model_path
 
 
 def _convert_output_types(value: tuple[str, ...]) -> list[str]:
@@ -77,7 +77,7 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
 @click.option("--gpu", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Offload all layers to the GPU when llama.cpp was built with CUDA.")
 @click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True,
-              help="Prompt layout: the model card's, or the one the fine-tuning notebook used.")
+              help=PROMPT_HELP)
 @click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (default: all cores).")
 @click.option("--no-cache", is_flag=True, help="Do not keep results in the persistent cache.")
 @click.option("--extra-bufts/--no-extra-bufts", default=None,
@@ -86,7 +86,8 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
 @click.option("--https-port", type=int, default=None,
               help="Also serve HTTPS on this port (e.g. 8443; 0: any free port) with a local certificate for "
               "localhost, for the Excel add-in on Mac and the web (see: finsent certs --help).")
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]),
+              help=LOG_LEVEL_HELP)
 def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_preset, threads, no_cache, extra_bufts,
           https_port, log_level):
     """Start the local server (FinSent API, OpenAI API, /v1/label for spreadsheets)."""
@@ -115,7 +116,7 @@ def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_p
 @click.option("--api-key", envvar="FINSENT_API_KEY", help="API key, when the server requires one.")
 @click.option("--sample", type=click.Path(dir_okay=False, writable=True),
               help="Also write a sample workbook of headlines with the formulas (.xlsx).")
-@click.option("--force", is_flag=True, help="Overwrite an existing --sample workbook.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --sample workbook or --manifest.")
 @click.option("--addin", is_flag=True, help="Set up the Office add-in instead (Excel for Mac, Excel on the web, "
               "Windows): write its manifest for the server's HTTPS address and print the sideload steps.")
 @click.option("--https-url", default="https://localhost:8443", show_default=True,
@@ -142,7 +143,7 @@ def excel(url, api_key, sample, force, addin, https_url, manifest_path):
         from finsent_local.excel.addin_manifest import ManifestError
 
         try:
-            done_addin = install_addin(https_url, api_key, Path(manifest_path))
+            done_addin = install_addin(https_url, api_key, Path(manifest_path), force=force)
         except ManifestError as e:
             raise UserError(str(e)) from None
         except OSError as e:
@@ -200,8 +201,11 @@ def certs(do_trust, renew):
     click.echo(f"localhost certificate: {made.cert} (valid until {expires(made.cert):%Y-%m-%d}; renewed by "
                "finsent serve when 30 days are left)")
     if do_trust:
-        for line in trust(made.ca_cert):
+        outcome = trust(made.ca_cert)
+        for line in outcome.lines:
             click.echo(line)
+        if not outcome.trusted:  # a script (or the user) must not go on as if Excel could now load the add-in
+            raise UserError("nothing was trusted: do the steps above yourself, then run finsent certs --trust again")
     else:
         click.echo("To trust it (once), run: finsent certs --trust   which does:")
         for step in trust_steps(made.ca_cert):

@@ -219,9 +219,15 @@ def _ensure_nss_database(folder: Path) -> None:
     subprocess.run(["certutil", "-N", "-d", f"sql:{folder}", "--empty-password"], capture_output=True, timeout=60)
 
 
-def trust(ca_cert: Path) -> list[str]:
-    """Run the steps this system allows; lines saying what happened and what is left to the user."""
-    lines = []
+@dataclass(frozen=True)
+class TrustOutcome:
+    lines: list[str]  # what happened and what is left to the user
+    trusted: int  # trust stores that now hold the authority
+
+
+def trust(ca_cert: Path) -> TrustOutcome:
+    """Run the steps this system allows."""
+    lines, trusted = [], 0
     for step in trust_steps(ca_cert):
         if step.argv is None:
             lines.append(f"to do yourself: {step.howto}")
@@ -234,8 +240,9 @@ def trust(ca_cert: Path) -> list[str]:
             lines.append(f"could not run {step.argv[0]} ({e}); do it yourself: {step.howto}")
             continue
         if proc.returncode == 0:
+            trusted += 1
             lines.append(f"trusted: {step.howto.split('  (')[0]}")
         else:
             why = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
             lines.append(f"{step.argv[0]} failed ({why[0]}); do it yourself: {step.howto}")
-    return lines
+    return TrustOutcome(lines, trusted)
