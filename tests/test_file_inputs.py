@@ -154,6 +154,33 @@ def test_semicolon_separated_csv_is_sniffed(classify, tmp_path):
     assert code == 1 and err[0].endswith("(it looks ';'-separated: try --delimiter ';')"), err
 
 
+# -- plain text: one text per line ------------------------------------------------------------------------
+def test_txt_lines_are_scored_into_a_csv(classify, tmp_path):
+    """A .txt is read as the page reads it: one text per line (\r\n too; a U+2028 stays inside its
+    line); written as CSV with a `text` column, row N = line N. Windows-1252 is detected as for CSV."""
+    lines = [HEADLINES[0], "", HEADLINES[1] + "\u2028continued", HEADLINES[2]]
+    (tmp_path / "news.txt").write_bytes("\r\n".join(lines).encode() + b"\r\n")
+    code, err = classify(tmp_path / "news.txt", tmp_path / "news.txt", "--force")
+    assert code == 1 and err[-1].endswith("news.txt is written as CSV: give the output the extension .csv"), err
+    code, err = classify(tmp_path / "news.txt", tmp_path / "news.csv")
+    assert code == 0, err
+    assert err == [f"Wrote {tmp_path / 'news.csv'}: 4 rows; 1 with an error (see the error column)"]
+    assert (tmp_path / "news.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM, as the page's download
+    with open(tmp_path / "news.csv", newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["text", *ADDED_7]
+    assert [r[0] for r in rows[1:]] == lines
+    assert rows[2][-1] == "text is empty" and {rows[1][1], rows[3][1], rows[4][1]} <= set(LABELS_7)
+
+    (tmp_path / "desk.txt").write_bytes("Société Générale raises its dividend\n".encode("cp1252"))
+    code, err = classify(tmp_path / "desk.txt", tmp_path / "desk.csv")
+    assert code == 0 and err[0] == "note: desk.txt is not UTF-8 (line 1); read as Windows-1252 (--encoding to choose)"
+    with open(tmp_path / "desk.csv", newline="", encoding="utf-8-sig") as f:
+        assert list(csv.reader(f))[1][0] == "Société Générale raises its dividend"
+    code, err = classify(tmp_path / "news.txt", tmp_path / "other.csv", "--column", "headline")
+    assert code == 1 and err == ["Error: news.txt is lines of text, not a table: leave out --column"]
+
+
 # -- workbooks written by other tools ------------------------------------------------------------------------------
 def _rewrite_sheet_xml(path: Path, change) -> None:
     """Edit the first sheet's XML inside the .xlsx (as other tools write it)."""

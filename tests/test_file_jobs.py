@@ -350,7 +350,8 @@ def test_long_and_broken_lines(model, env):
     assert run.returncode == 1 and len(rows) == 4
     assert rows[0].startswith("#FINSENT! text too long") and len(rows[0]) < 400 and "(40,300 characters)" in rows[0]
     assert rows[1].split("\t")[2].startswith("[truncated] Hooli raises")
-    assert rows[2].startswith("#FINSENT! text is not valid Unicode")  # bytes that are not UTF-8: that row only
+    # Bytes that are not UTF-8: that row only, said as such (not as "lone surrogates").
+    assert rows[2].startswith("#FINSENT! text is not UTF-8 (byte 0xE9 at character 5)")
     assert rows[3].split("\t")[2] == HEADLINES[0]
     records = [json.loads(r) for r in _pipe(model, stdin, "--json", env=env).stdout.decode().splitlines()]
     assert records[0]["error"]["code"] == "text_too_long" and len(records[0]["text"]) < 300
@@ -384,22 +385,25 @@ def test_progress_bar_on_a_terminal_only(model, env, tmp_path):
     blank = sum(1 for row in data[1:] if not row[1].strip())
     command = [sys.executable, "-m", "finsent_local.cli", "classify", "--model", str(model), "--input",
                str(tmp_path / "news.csv"), "--column", "headline"]
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
-    proc = subprocess.Popen([*command, "--output", str(tmp_path / "a.csv")], stderr=follower, stdout=subprocess.DEVNULL,
-                            env={**os.environ, **env})
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            block = os.read(leader, 4096)
-        except OSError:  # the terminal closed: the process has ended
-            break
-        if not block:
-            break
-        seen += block
-    assert proc.wait(timeout=60) == 0
-    assert b"300/300" in seen and b"row/s" in seen, seen[-500:]
+    # A terminal 100 columns wide, and one that reports 0 columns (a serial console, some containers):
+    # tqdm alone would draw nothing there.
+    for columns in (100, 0):
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+        proc = subprocess.Popen([*command, "--output", str(tmp_path / f"a{columns}.csv")], stderr=follower,
+                                stdout=subprocess.DEVNULL, env={**os.environ, **env})
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                block = os.read(leader, 4096)
+            except OSError:  # the terminal closed: the process has ended
+                break
+            if not block:
+                break
+            seen += block
+        assert proc.wait(timeout=60) == 0
+        assert b"300/300" in seen and b"row/s" in seen, (columns, seen[-500:])
     for extra in ([], ["--quiet"]):
         out = tmp_path / f"b{len(extra)}.csv"
         code, _, stderr = run_finsent(*command[3:], "--output", str(out), *extra, env=env)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import queue
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .common import UserError, model_path
+from .common import PROMPT_HELP, SCHEME_HELP, UserError, model_path
 from ..engine.labels import SCHEMES
 
 LINE_CHUNK = 64  # texts per classifier call when reading lines: output follows input closely
@@ -23,21 +25,23 @@ ECHO_CHARS = 200  # an error row shows at most this much of its text
 @click.command()
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
-              help="A file to score: .csv .tsv .jsonl .parquet .xlsx (with --ray also a folder of Parquet files).")
+              help="A file to score: .csv .tsv .jsonl .parquet .xlsx, or .txt (one text per line); with --ray "
+              ".parquet .csv .jsonl or a folder of them.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
-              help="Where to write the scored file, in the input's format (with --ray: a folder).")
+              help="Where to write the scored file, in the input's format (.txt: as .csv; with --ray: a folder).")
 @click.option("--column", help="The column that holds the texts (.xlsx: its header or letter, e.g. B).")
 @click.option("--sheet", help=".xlsx: the sheet to score (default: the first).")
-@click.option("--encoding", help=".csv/.tsv: the file's text encoding (default: UTF-8, else Windows-1252, said so).")
+@click.option("--encoding", help=".csv/.tsv/.txt: the file's text encoding (default: UTF-8, else Windows-1252, said so).")
 @click.option("--delimiter", help=".csv: the field separator, e.g. ';' (default: ',', or ';' when the header has only "
               "semicolons).")
 @click.option("--prefix", default="", help="Put before the added column names (label, score, p_<label>, error).")
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.option("--scheme", type=click.Choice(list(SCHEMES)), default=SCHEMES[0], show_default=True)
+@click.option("--scheme", type=click.Choice(list(SCHEMES)), default=SCHEMES[0], show_default=True, help=SCHEME_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Texts and lines: one JSON object per text (label, score, probs).")
 @click.option("--model", help="GGUF file (default as for `finsent serve`).")
-@click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True)
+@click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True,
+              help=PROMPT_HELP)
 @click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (default: all cores; with --ray: per actor).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the persistent result cache.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
@@ -111,7 +115,7 @@ def _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_ca
     rows = failed = 0
     try:
         for chunk in (_chunked_args(texts) if texts else _stdin_chunks()):
-            for text, result in zip(chunk, service.classify(chunk, scheme)):
+            for text, result in zip(chunk, _classify_decoded(service, chunk, scheme)):
                 rows += 1
                 failed += "error" in result
                 out.write(_line_row(text, result, as_json) + "\n")
@@ -121,6 +125,28 @@ def _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_ca
     if failed:
         click.echo(f"{failed} of {rows} texts could not be classified", err=True)
         sys.exit(1)
+
+
+# Bytes that are not UTF-8 reach us as U+DC80..U+DCFF (Python's surrogateescape, for standard input
+# and for arguments alike): one per byte.
+_UNDECODED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _not_utf8(text: str) -> dict | None:
+    found = _UNDECODED_BYTE.search(text)
+    if found is None:
+        return None
+    byte = ord(found.group()) - 0xDC00
+    return {"error": {"code": "invalid_text", "message": f"text is not UTF-8 (byte 0x{byte:02X} at character "
+                      f"{found.start() + 1}); convert the input first, e.g. iconv -f WINDOWS-1252 -t UTF-8"}}
+
+
+def _classify_decoded(service, chunk: list[str], scheme: str) -> list[dict]:
+    """The service's results for the chunk; texts that were not UTF-8 get their own error instead of
+    the engine's (which would call the escaped bytes lone surrogates)."""
+    refused = [_not_utf8(text) for text in chunk]
+    answered = iter(service.classify([t for t, bad in zip(chunk, refused) if bad is None], scheme))
+    return [bad if bad is not None else next(answered) for bad in refused]
 
 
 def _short(text: str) -> str:
@@ -188,6 +214,7 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
     from ..jobs.file_job import JobIdentity, WorkFolder
     from ..files import file_fingerprint
     from ..model_files import result_cache_path
+    from ..jobs.errors import JobError
     from ..jobs.scoring import classify_values
     from ..jobs.tables import TableError, check_output_format, open_table, result_columns
 
@@ -225,7 +252,7 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
         finally:
             service.close()
         _write_file_output(table, work, output_path, added)
-    except TableError as e:
+    except JobError as e:
         work.discard_if_empty()
         raise UserError(str(e)) from None
     except OSError as e:
@@ -244,9 +271,20 @@ def _score_with_progress(table, work, done: int, total: int | None, classify_chu
     from ..jobs.file_job import score_rows
 
     show = not quiet and sys.stderr.isatty()
-    with tqdm(total=total, initial=done, unit="row", disable=not show, file=sys.stderr, dynamic_ncols=True,
-              smoothing=0.1) as bar:
+    width = _fixed_progress_width() if show else None
+    with tqdm(total=total, initial=done, unit="row", disable=not show, file=sys.stderr, dynamic_ncols=width is None,
+              ncols=width, smoothing=0.1) as bar:
         score_rows(table, work, done, classify_chunk, on_rows=bar.update)
+
+
+def _fixed_progress_width() -> int | None:
+    """None: the bar follows the terminal's width. A terminal that reports 0 columns (a serial console,
+    some containers) gets 80, as tqdm would otherwise draw nothing at all."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 80
+    return None if columns > 0 else 80
 
 
 def _write_file_output(table, work, output_path: Path, added: list[str]) -> None:
@@ -265,14 +303,14 @@ def _write_file_output(table, work, output_path: Path, added: list[str]) -> None
 def _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
                      force, model, quiet, ray_address, encoding, delimiter) -> None:
     from ..first_run import ModelUnavailable
+    from ..jobs.errors import JobError
     from ..jobs.ray_job import RayJob, run_ray_job
-    from ..jobs.tables import TableError
 
     job = RayJob(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
                  force, model, quiet, encoding, delimiter)
     try:
         files = run_ray_job(job, ray_address, say=lambda line: click.echo(line, err=True))
-    except (TableError, ModelUnavailable) as e:
+    except (JobError, ModelUnavailable) as e:
         raise UserError(str(e)) from None
     except KeyboardInterrupt:
         click.echo(f"Interrupted: {output_path} is incomplete; run the command again with --force.", err=True)

@@ -1,10 +1,18 @@
-"""What every `finsent` command shares: the one-line user error and the model file choice."""
+"""What every `finsent` command shares: option help, the one-line user error and the model file choice."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+
+
+# Option help shared by the commands that take these options.
+SCHEME_HELP = ("7: strong/moderately/mildly negative, neutral, mildly/moderately/strong positive; "
+               "3: negative, neutral, positive.")
+PROMPT_HELP = "Prompt layout: the model card's, or the one the fine-tuning notebook used."
+LOG_LEVEL_HELP = ("What the server logs: info, a line per request; warning or error, only problems; debug, also "
+                  "the libraries' own details.")
 
 
 class UserError(click.ClickException):

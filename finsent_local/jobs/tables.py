@@ -1,4 +1,5 @@
-"""Tables by file format, read and written in bounded chunks: CSV/TSV, JSON Lines, Parquet, XLSX.
+"""Tables by file format, read and written in bounded chunks: CSV/TSV, JSON Lines, Parquet, XLSX, and
+lines of text (.txt, written as CSV).
 
 A file job reads its input twice: once for the values of one column (the texts to classify), once
 for whole rows (written out with each row's result appended). Neither pass holds more than one chunk
@@ -16,12 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import JobError
+
 # A field may be as long as a text the server accepts and more (it then gets a `text_too_long` row
 # error); the csv module's default limit (128 KB) would abort the whole file instead.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
-class TableError(Exception):
+class TableError(JobError):
     """The file cannot be read or written as asked: one line for the user."""
 
 
@@ -76,6 +79,11 @@ class InputTable(ABC):
     """An input file: the chosen column's values, then whole rows for the output."""
 
     format_name = ""
+
+    @property
+    def output_format(self) -> str:
+        """The format its scored copy is written in: the input's own (lines of text: CSV)."""
+        return self.format_name
 
     def __init__(self, path: Path, column: str):
         self.path = Path(path)
@@ -149,6 +157,29 @@ FALLBACK_ENCODING = "cp1252"
 SNIFFED_DELIMITER = ";"
 
 
+def choose_encoding(path: Path, asked: str | None, notes: list[str]) -> str:
+    """The text encoding to read `path` with: `asked` (checked against the whole file), else UTF-8
+    (with or without a byte-order mark), else Windows-1252 with a note saying so."""
+    if asked is not None:
+        try:
+            name = codecs.lookup(asked).name
+        except LookupError:
+            raise TableError(f"unknown encoding {asked!r} (e.g. utf-8, cp1252, latin-1)") from None
+        bad_line = _first_undecodable_line(path, name)
+        if bad_line is not None:
+            raise TableError(f"{path.name} line {bad_line} is not {asked} text; give the file's encoding "
+                             "with --encoding")
+        return "utf-8-sig" if name == "utf-8" else name
+    bad_line = _first_undecodable_line(path, "utf-8")
+    if bad_line is None:
+        return "utf-8-sig"
+    if _first_undecodable_line(path, FALLBACK_ENCODING) is not None:
+        raise TableError(f"{path.name} line {bad_line} is not UTF-8 text (nor Windows-1252); give the "
+                         "file's encoding with --encoding, or save it as UTF-8 (Excel: CSV UTF-8)")
+    notes.append(f"note: {path.name} is not UTF-8 (line {bad_line}); read as Windows-1252 (--encoding to choose)")
+    return FALLBACK_ENCODING
+
+
 class DelimitedTable(InputTable):
     """CSV (comma) or TSV (tab): any quoting, delimiters and newlines inside quoted fields. UTF-8 with
     or without a byte-order mark (kept in the output); a file that is not UTF-8 is read as Windows-1252
@@ -164,7 +195,7 @@ class DelimitedTable(InputTable):
         self.delimiter = delimiter if delimiter_given else "\t" if format_name == "TSV" else ","
         with open(self.path, "rb") as f:
             self.has_bom = f.read(3) == codecs.BOM_UTF8
-        self.encoding = self._choose_encoding(encoding)
+        self.encoding = choose_encoding(self.path, encoding, self.notes)
         self.header = self._read_header()
         if self.header is None:
             raise TableError(f"{self.path.name} is empty (a header row naming the columns is needed)")
@@ -179,27 +210,6 @@ class DelimitedTable(InputTable):
                 hint = " (it looks ';'-separated: try --delimiter ';')"
             raise _no_column(column, self.path.name, self.header, hint)
         self.index = self.header.index(column)
-
-    def _choose_encoding(self, asked: str | None) -> str:
-        if asked is not None:
-            try:
-                name = codecs.lookup(asked).name
-            except LookupError:
-                raise TableError(f"unknown encoding {asked!r} (e.g. utf-8, cp1252, latin-1)") from None
-            bad_line = _first_undecodable_line(self.path, name)
-            if bad_line is not None:
-                raise TableError(f"{self.path.name} line {bad_line} is not {asked} text; give the file's encoding "
-                                 "with --encoding")
-            return "utf-8-sig" if name == "utf-8" else name
-        bad_line = _first_undecodable_line(self.path, "utf-8")
-        if bad_line is None:
-            return "utf-8-sig"
-        if _first_undecodable_line(self.path, FALLBACK_ENCODING) is not None:
-            raise TableError(f"{self.path.name} line {bad_line} is not UTF-8 text (nor Windows-1252); give the "
-                             "file's encoding with --encoding, or save it as UTF-8 (Excel: CSV UTF-8)")
-        self.notes.append(f"note: {self.path.name} is not UTF-8 (line {bad_line}); read as Windows-1252 "
-                          "(--encoding to choose)")
-        return FALLBACK_ENCODING
 
     def _output_encoding(self) -> str:
         if self.encoding == "utf-8-sig":  # read either way; the byte-order mark is written back only if there was one
@@ -271,6 +281,48 @@ def plain_decimal(value: float) -> str:
 
 
 # -- JSON Lines -------------------------------------------------------------------------------------------
+# -- plain text: one text per line ---------------------------------------------------------------------------
+class TextLinesTable(InputTable):
+    """A .txt file, one text per line, as the web page reads it. Every line is a row, blank ones too
+    (an error row each, so row N of the output is line N of the file). Encoding as for CSV. Written as
+    CSV (UTF-8 with a byte-order mark, as the page's download, so Excel reads it): text, then the
+    result columns."""
+
+    format_name = "text lines"
+    output_format = "CSV"
+    COLUMN = "text"
+
+    def __init__(self, path: Path, column: str | None, encoding: str | None = None):
+        if column not in (None, self.COLUMN):
+            raise TableError(f"{path.name} is lines of text, not a table: leave out --column")
+        super().__init__(path, self.COLUMN)
+        self.encoding = choose_encoding(self.path, encoding, self.notes)
+
+    def column_names(self) -> list[str]:
+        return [self.COLUMN]
+
+    def _lines(self) -> Iterator[str]:
+        # Text-mode iteration ends lines at \n, \r\n and \r only: a U+2028 inside a headline stays in it.
+        with open(self.path, encoding=self.encoding) as f:
+            for line in f:
+                yield line.rstrip("\n")
+
+    def count_rows(self) -> int:
+        return sum(1 for _ in self._lines())
+
+    def texts(self, chunk_rows: int) -> Iterator[list]:
+        yield from _chunked(self._lines(), chunk_rows)
+
+    def write_scored(self, out_path: Path, results: Iterator[RowResult], added_columns: list[str]) -> None:
+        n_labels = label_count(added_columns)
+        with open(out_path, "w", encoding="utf-8-sig", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([self.COLUMN] + added_columns)
+            for chunk in _chunked(self._lines(), 1024):
+                for line, result in zip(chunk, _take(results, len(chunk))):
+                    writer.writerow([line] + _csv_values(result.values(n_labels)))
+
+
 def read_json_record(line: str) -> dict | None:
     """The JSON object on a line, or None when the line is not one (broken JSON, a list, a number)."""
     try:
@@ -534,7 +586,8 @@ class XlsxTable(InputTable):
 
 
 # -- by extension -----------------------------------------------------------------------------------------
-FORMATS = {".csv": "CSV", ".tsv": "TSV", ".jsonl": "JSON Lines", ".parquet": "Parquet", ".xlsx": "Excel"}
+FORMATS = {".csv": "CSV", ".tsv": "TSV", ".jsonl": "JSON Lines", ".parquet": "Parquet", ".xlsx": "Excel",
+           ".txt": "text lines"}
 
 
 def file_format(path: Path) -> str:
@@ -556,13 +609,17 @@ def open_table(path: Path, column: str | None, sheet: str | None = None, encodin
         raise TableError(f"input file not found: {path}")
     if sheet is not None and kind != "Excel":
         raise TableError("--sheet is for .xlsx workbooks")
-    if (encoding is not None or delimiter is not None) and kind not in ("CSV", "TSV"):
-        raise TableError(f"--{'encoding' if encoding is not None else 'delimiter'} is for .csv and .tsv files")
+    if encoding is not None and kind not in ("CSV", "TSV", "text lines"):
+        raise TableError("--encoding is for .csv, .tsv and .txt files")
+    if delimiter is not None and kind not in ("CSV", "TSV"):
+        raise TableError("--delimiter is for .csv and .tsv files")
     if delimiter is not None and len(delimiter) != 1:
         raise TableError(f"--delimiter is one character (',' ';' or a tab), not {delimiter!r}")
     try:
         if kind in ("CSV", "TSV"):
             return DelimitedTable(path, column, kind, delimiter, encoding)
+        if kind == "text lines":
+            return TextLinesTable(path, column, encoding)
         if kind == "JSON Lines":
             return JsonLinesTable(path, column)
         if kind == "Parquet":
@@ -573,7 +630,11 @@ def open_table(path: Path, column: str | None, sheet: str | None = None, encodin
 
 
 def check_output_format(input_table: InputTable, output: Path) -> None:
-    """The output is written in the input's format: every column keeps its type and layout."""
-    if file_format(output) != input_table.format_name:
-        suffix = next(s for s, k in FORMATS.items() if k == input_table.format_name)
+    """The output is written in the input's format (every column keeps its type and layout), lines of
+    text as CSV."""
+    wanted = input_table.output_format
+    if file_format(output) != wanted:
+        suffix = next(s for s, k in FORMATS.items() if k == wanted)
+        if wanted != input_table.format_name:
+            raise TableError(f"{input_table.path.name} is written as {wanted}: give the output the extension {suffix}")
         raise TableError(f"the output is written in the input's format: give it the extension {suffix}")
