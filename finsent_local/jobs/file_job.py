@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..files import replace_durably, write_json_atomically
+from .errors import JobError
 from .tables import InputTable, RowResult, TableError
 
 CHUNK_ROWS = 128  # rows per classifier call and per flush to disk: at most this much work is redone
@@ -52,8 +53,8 @@ class JobIdentity:
                    model_sha256, prompt_preset)
 
 
-class JobLocked(TableError):
-    pass
+class JobLocked(JobError):
+    """Another process is working on the same output."""
 
 
 class WorkFolder:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import JobError
 from .tables import TableError, result_arrays, result_columns
 
 BATCH_ROWS = 128  # rows per actor call: big enough for batched decodes, small enough to spread the work
@@ -422,8 +423,8 @@ LOOPBACK = "127.0.0.1"
 RAY_LOCALHOST_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
-class RayNotOnLoopback(TableError):
-    pass
+class RayNotOnLoopback(JobError):
+    """A cluster started for this machine only is reachable from the network."""
 
 
 def init_ray(address: str | None, **options) -> None:
@@ -501,8 +502,8 @@ def _run_on_cluster(ray, job: RayJob, kind: str, layout: CsvLayout | None, outpu
     return files
 
 
-class RayJobFailed(TableError):
-    pass
+class RayJobFailed(JobError):
+    """The job failed on the cluster (its root cause in one line)."""
 
 
 def _root_cause(error: BaseException) -> str:
