@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from platformdirs import user_cache_dir
+from . import cache_folder
 
 DEFAULT_REPO = "oopere/Llama-FinSent-S"
 DEFAULT_OUTTYPE = "q4_k_m"
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("FINSENT_CACHE_DIR") or user_cache_dir("finsent-local", appauthor=False))
+    return cache_folder.cache_dir(os.environ)
 
 
 def default_model_path() -> Path:

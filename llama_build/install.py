@@ -13,13 +13,15 @@ Why not a plain `pip install`:
   the virtual environment, so a rebuild happens exactly when one of those changes.
 
 Environment: CMAKE_ARGS (passed to llama.cpp's CMake; setup.sh defaults it to -DLLAVA_BUILD=OFF),
-CXX (the C++ compiler, default c++), FINSENT_CACHE_DIR (default ~/.cache/finsent-local),
+CXX (the C++ compiler, default c++), FINSENT_CACHE_DIR (default: the project's cache folder, e.g.
+~/.cache/finsent-local),
 LLAMA_CPP_SOURCE (build from this sdist file instead of downloading the pinned version: offline machines).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -107,9 +109,16 @@ def build_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cache_dir() -> Path:
-    # finsent_local.model_files.cache_dir's folder on Linux (that one needs platformdirs, not installed yet)
-    return Path(os.environ.get("FINSENT_CACHE_DIR") or Path.home() / ".cache" / "finsent-local")
+def _load_cache_folder_rule():
+    """finsent_local/cache_folder.py, by its path: the package is not installed yet (and importing it
+    would need its dependencies), but the wheels go into the folder the package uses."""
+    spec = importlib.util.spec_from_file_location("finsent_cache_folder", PROJECT / "finsent_local" / "cache_folder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cache_dir = _load_cache_folder_rule().cache_dir
 
 
 def marker_path() -> Path:
@@ -161,8 +170,17 @@ def main() -> int:
         print("llama-cpp-python could not be built: pip's messages above say why (a C/C++ compiler and "
               "CMake are needed)", file=sys.stderr)
         return 1
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-                    "--force-reinstall", str(wheel)], check=True)
+    except OSError as e:
+        print(f"llama-cpp-python: cannot keep the built wheel in {folder}: {e.strerror or e} "
+              "(set FINSENT_CACHE_DIR to a writable folder)", file=sys.stderr)
+        return 1
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                        "--force-reinstall", str(wheel)], check=True)
+    except subprocess.CalledProcessError:
+        print(f"llama-cpp-python: installing {wheel} failed: pip's messages above say why (to build it "
+              f"again, delete {folder})", file=sys.stderr)
+        return 1
     marker.write_text(json.dumps({"key": key, "wheel": str(wheel), **settings}, indent=2) + "\n")
     return 0
 

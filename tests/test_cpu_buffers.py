@@ -94,6 +94,38 @@ def test_build_key_changes_with_what_changes_the_build():
     assert settings["requirement"] == "llama-cpp-python==0.3.36" and settings["tile_config_fix"]
 
 
+@pytest.mark.parametrize("environ,system,expected", [
+    ({}, "linux", "~/.cache/finsent-local"),
+    ({"XDG_CACHE_HOME": "/xdg/cache"}, "linux", "/xdg/cache/finsent-local"),
+    ({"XDG_CACHE_HOME": "/xdg/cache"}, "darwin", "~/Library/Caches/finsent-local"),
+    ({"LOCALAPPDATA": "/users/a/AppData/Local"}, "win32", "/users/a/AppData/Local/finsent-local/Cache"),
+    ({"FINSENT_CACHE_DIR": "/elsewhere", "XDG_CACHE_HOME": "/xdg/cache"}, "linux", "/elsewhere"),
+])
+def test_the_build_keeps_its_wheels_in_the_projects_cache_folder(environ, system, expected):
+    """install.py runs before the package's dependencies are installed: it reads the package's own rule
+    (finsent_local/cache_folder.py, standard library only) by path, so its wheels land where the
+    package keeps models and results, on every system."""
+    from finsent_local import cache_folder
+
+    assert Path(llama_install.cache_dir.__code__.co_filename).resolve() == Path(cache_folder.__file__).resolve()
+    assert llama_install.cache_dir(environ, system) == Path(expected).expanduser()
+
+
+@pytest.mark.parametrize("environ", [{}, {"XDG_CACHE_HOME": "/xdg/cache"}])
+def test_the_cache_folder_on_linux_is_where_platformdirs_put_it(environ, monkeypatch):
+    """The rule replaced platformdirs' user cache folder: on Linux it is the same folder, so a model
+    converted before stays found."""
+    import platformdirs.unix
+
+    from finsent_local import cache_folder
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert cache_folder.cache_dir({**environ}, "linux") == \
+        Path(platformdirs.unix.Unix("finsent-local", appauthor=False).user_cache_dir)
+
+
 def test_setup_installs_the_build_it_describes():
     """setup.sh went through llama_build/install.py: the virtual environment records the build, and
     its key is what this machine's compiler and CPU give for the same CMAKE_ARGS now (else the
