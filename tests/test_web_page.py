@@ -328,6 +328,18 @@ def test_phone_width_has_no_sideways_scrolling(chromium, server, held_out):
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"the page is {overflow}px wider than a phone's screen"
         assert page.element("chart").is_displayed() and len(page.rows()) == 3
+        # The chart is drawn for this width, not scaled down: its labels keep their 12 px.
+        scale = chromium.execute_script("""
+            const svg = document.querySelector('#chart svg');
+            return svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;""")
+        assert scale >= 0.99, f"the chart is scaled to {scale:.2f}: its labels are {12 * scale:.1f} px"
+        # The probabilities column is reachable: the table scrolls sideways within its own box.
+        seen = chromium.execute_script("""
+            const cell = document.querySelector('#results tbody tr td:last-child');
+            cell.scrollIntoView({block: 'center', inline: 'end'});
+            const box = cell.getBoundingClientRect();
+            return [box.left, box.right, window.innerWidth];""")
+        assert seen[0] >= -1 and seen[1] <= seen[2] + 1, seen
     finally:
         chromium.set_window_size(1280, 1000)
 

@@ -420,6 +420,7 @@ function init() {
     }
   });
   $("file").addEventListener("change", () => { if ($("file").files[0]) useFile($("file").files[0]); });
+  window.addEventListener("resize", scheduleRender); // the chart is drawn for the width it is shown at
   $("sheet").addEventListener("change", async () => {
     const { workbook, name } = state.file;
     try {

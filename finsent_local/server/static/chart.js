@@ -16,16 +16,21 @@ function svgElement(name, attributes, text) {
   return element;
 }
 
+// The chart is drawn at the width it is shown at (up to 460 px), not scaled: on a phone a scaled-down
+// chart would shrink its 12 px labels to 8 px. Narrow screens get a narrower label column and bars.
+const MAX_WIDTH = 460;
+const MIN_WIDTH = 260;
+
 // counts: one number per label, in scale order.
 export function drawDistribution(figure, labels, values, counts) {
   const total = counts.reduce((a, b) => a + b, 0);
   const rowHeight = 24;
-  const labelWidth = 150;
-  const barWidth = 220;
-  const width = labelWidth + barWidth + 90;
+  const width = Math.round(Math.min(MAX_WIDTH, Math.max(MIN_WIDTH, figure.clientWidth || MAX_WIDTH)));
+  const labelWidth = width < 400 ? 118 : 150;
+  const barWidth = width - labelWidth - 90;
   const height = labels.length * rowHeight + 4;
   const max = Math.max(1, ...counts);
-  const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "distribution" });
+  const svg = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", class: "distribution" });
   const summary = labels.map((label, i) => `${label}: ${counts[i]}`).join(", ");
   svg.append(svgElement("title", {}, `Label distribution of ${total} texts. ${summary}`));
   labels.forEach((label, i) => {
