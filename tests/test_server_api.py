@@ -196,6 +196,28 @@ def test_cors_only_for_listed_origins(loaded_runtime):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
+def test_settings_are_read_from_app_config_on_each_request(loaded_runtime):
+    """One source of settings: `app.config["FINSENT"]`, read by every check when a request comes (the
+    HTTPS port is known only after start, and each check sees the change at once)."""
+    from dataclasses import replace
+
+    from finsent_local.server import ServerConfig, create_app
+
+    app = create_app(loaded_runtime)
+    client = app.test_client()
+    assert client.get("/addin/manifest.xml").status_code == 404  # no HTTPS listener yet
+    assert client.post("/v1/classify", json={"text": "x"}, headers={"Host": "finsent.lan"}).status_code == 403
+    app.config["FINSENT"] = replace(app.config["FINSENT"], https_port=9443, allowed_hosts=("finsent.lan",),
+                                    cors_origins=("https://addin.xlwings.org",))
+    assert client.get("/addin/manifest.xml").headers["Location"] == "https://localhost:9443/addin/manifest.xml"
+    assert client.post("/v1/classify", json={"text": "Initech raises full-year guidance"},
+                       headers={"Host": "finsent.lan"}).status_code == 200
+    origin = {"Origin": "https://addin.xlwings.org"}
+    assert client.get("/health", headers=origin).headers["Access-Control-Allow-Origin"] == origin["Origin"]
+    app.config["FINSENT"] = ServerConfig(api_key="k")
+    assert client.post("/v1/classify", json={"text": "x"}).status_code == 401
+
+
 def test_refuses_public_bind_without_key(trained_gguf):
     code, _, stderr = run_finsent("serve", "--model", str(trained_gguf["f16"]), "--host", "0.0.0.0", "--port", "0",
                                   env={"FINSENT_API_KEY": ""})

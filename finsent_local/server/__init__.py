@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import Flask
 
+from .config import CONFIG_KEY, ServerConfig
 from .errors import register_error_handlers
 from .runtime import Runtime
 
-
-@dataclass(frozen=True)
-class ServerConfig:
-    api_key: str | None = None
-    # Origins allowed to call from a browser (e.g. https://addin.xlwings.org for xlwings Lite); none by default.
-    cors_origins: tuple[str, ...] = ()
-    # Host names accepted besides loopback ones when no API key is set (DNS-rebinding protection).
-    allowed_hosts: tuple[str, ...] = ()
-    # The HTTPS listener's port, when there is one (the add-in's manifest over HTTP redirects there).
-    https_port: int | None = None
+__all__ = ["ServerConfig", "create_app"]
 
 
 def create_app(runtime: Runtime, config: ServerConfig = ServerConfig()) -> Flask:
@@ -28,9 +18,9 @@ def create_app(runtime: Runtime, config: ServerConfig = ServerConfig()) -> Flask
     app.config["MAX_CONTENT_LENGTH"] = runtime.limits.max_body_bytes
     app.json.sort_keys = False  # keep labels in scale order
     app.extensions["finsent_runtime"] = runtime
-    app.extensions["finsent_config"] = config
+    app.config[CONFIG_KEY] = config  # read at request time (context.config()), never captured
     register_error_handlers(app)
-    security.init_app(app, config)
+    security.init_app(app)
     ops.init_app(app)
     app.register_blueprint(finsent_api.blueprint)
     app.register_blueprint(openai_api.blueprint)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from importlib import resources
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from flask import Blueprint, Response, jsonify, redirect, request
 
 from ..excel.addin_manifest import ManifestError, manifest_xml
 from ..excel.functions import custom_functions_metadata
+from . import context
 from .errors import ApiError
 
 blueprint = Blueprint("addin", __name__, url_prefix="/addin")
@@ -67,7 +68,7 @@ def manifest():
     """The manifest for the HTTPS address this request came to. Asked over plain HTTP: a redirect to the
     HTTPS listener when there is one, else 404 saying how to start one."""
     if request.scheme != "https":
-        https_port = current_app.extensions["finsent_config"].https_port
+        https_port = context.config().https_port
         if https_port:
             return redirect(f"https://localhost:{https_port}/addin/manifest.xml", code=307)
         raise ApiError(404, "https_required", "the add-in is served over HTTPS only (Excel loads add-ins over "

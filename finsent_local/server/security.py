@@ -22,6 +22,7 @@ import ipaddress
 
 from flask import Flask, request
 
+from . import context
 from .addin import is_addin_path
 from .errors import ApiError
 from .web import is_page_path
@@ -60,16 +61,16 @@ def is_loopback_name(name: str) -> bool:
         return False
 
 
-def init_app(app: Flask, config) -> None:
-    origins = set(config.cors_origins)
-    allowed_hosts = {h.lower() for h in config.allowed_hosts}
+def init_app(app: Flask) -> None:
+    """The checks, reading the server's settings on each request (context.config())."""
 
     @app.before_request
     def check_host():
+        config = context.config()
         if config.api_key:
             return None  # the key is the protection; a server off loopback always has one
         name = host_name(request.host)
-        if not (is_loopback_name(name) or name in allowed_hosts):
+        if not (is_loopback_name(name) or name in {h.lower() for h in config.allowed_hosts}):
             raise ApiError(403, "host_not_allowed",
                            f"requests for host {name[:100]!r} are refused: this server answers to localhost, "
                            "127.0.0.1 and [::1] (start it with --allowed-host NAME to add a name, or set an API key)")
@@ -78,7 +79,7 @@ def init_app(app: Flask, config) -> None:
     @app.before_request
     def check_site():
         if request.headers.get("Sec-Fetch-Site") == "cross-site" and not _is_open(request.path) \
-                and request.headers.get("Origin") not in origins:
+                and request.headers.get("Origin") not in context.config().cors_origins:
             raise ApiError(403, "cross_site_refused",
                            "requests from other web sites are refused (start the server with --cors-origin ORIGIN "
                            "to allow one)")
@@ -86,7 +87,8 @@ def init_app(app: Flask, config) -> None:
 
     @app.before_request
     def check_key():
-        if request.method == "OPTIONS" and request.headers.get("Origin") in origins:
+        config = context.config()
+        if request.method == "OPTIONS" and request.headers.get("Origin") in config.cors_origins:
             return app.make_default_options_response()  # CORS preflight carries no credentials
         if config.api_key and not _is_open(request.path):
             key = _presented_key()
@@ -99,7 +101,7 @@ def init_app(app: Flask, config) -> None:
     @app.after_request
     def cors(response):
         origin = request.headers.get("Origin")
-        if origin and origin in origins:
+        if origin and origin in context.config().cors_origins:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
             response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"

@@ -15,6 +15,7 @@ from ..engine.classifier import EngineOptions
 from ..limits import Limits
 from ..engine.llama_runtime import gpu_offload_supported
 from . import ServerConfig, create_app
+from .config import CONFIG_KEY
 from .runtime import Runtime
 from .security import is_loopback_name
 
@@ -145,7 +146,7 @@ def serve(options: ServeOptions) -> None:
     if https is not None:
         https_url = f"https://localhost:{https.bind_addr[1]}"
         # Known only now (--https-port 0 picks one): the add-in's manifest over HTTP redirects there.
-        app.extensions["finsent_config"] = replace(app.extensions["finsent_config"], https_port=https.bind_addr[1])
+        app.config[CONFIG_KEY] = replace(app.config[CONFIG_KEY], https_port=https.bind_addr[1])
     print(f"Loading {options.model_path} ... (serving /health at {url} meanwhile)", flush=True)
 
     def load_then_announce():
