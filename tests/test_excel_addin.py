@@ -54,6 +54,10 @@ def test_functions_json_comes_from_the_xlwings_definitions(client):
     from finsent_local.excel.cells import EXCEL_ERRORS, PREFIX
     from finsent_local.limits import DEFAULT_LIMITS
 
+    from finsent_local.engine.labels import LABELS_7
+
+    # The labels come from the server (GET /v1/status, see the PROBS case of blanks), not a copy.
+    assert not [label for label in LABELS_7 if f'"{label}"' in source]
     assert f"const MAX_TEXT_CHARS = {DEFAULT_LIMITS.max_text_chars};" in source
     assert f"const MAX_TEXTS_PER_REQUEST = {DEFAULT_LIMITS.max_texts_per_request};" in source
     assert f'const PREFIX = "{PREFIX}";' in source

@@ -20,11 +20,6 @@
   const TIMEOUT_MS = 60000;
   const CACHE_ENTRIES = 50000;
   const SCHEMES = ["3", "7"];
-  const LABELS = {
-    "7": ["strong negative", "moderately negative", "mildly negative", "neutral", "mildly positive",
-          "moderately positive", "strong positive"],
-    "3": ["negative", "neutral", "positive"],
-  };
   const EXCEL_ERRORS = new Set(["#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!",
                                 "#CALC!", "#GETTING_DATA"]);
 
@@ -136,15 +131,35 @@
     return out;
   }
 
-  async function post(path, payload) {
-    const headers = { "Content-Type": "application/json", Accept: "application/json" };
+  // The labels of each scheme, in scale order, as the server says (GET /v1/status, asked once): the
+  // header of FINSENT_PROBS when no cell got an answer to take them from. Not a copy kept here.
+  let schemeLabels = null;
+  function labelsOf(schemeName) {
+    if (schemeLabels === null) {
+      schemeLabels = call("GET", "/v1/status").then((status) => {
+        const labels = {};
+        for (const [name, scheme] of Object.entries(status.schemes || {})) labels[name] = scheme.labels;
+        if (!Object.keys(labels).length) throw new Error("the model is still loading; try again shortly");
+        return labels;
+      });
+      schemeLabels.catch(() => { schemeLabels = null; }); // asked again next time
+    }
+    return schemeLabels.then((labels) => labels[schemeName]);
+  }
+
+  const post = (path, payload) => call("POST", path, payload);
+
+  async function call(method, path, payload) {
+    const headers = { Accept: "application/json" };
+    if (payload !== undefined) headers["Content-Type"] = "application/json";
     if (config.apiKey) headers.Authorization = `Bearer ${config.apiKey}`;
     const controller = new AbortController();
     const timeout = setTimeout(() => controller.abort(), TIMEOUT_MS);
     let response;
     try {
       response = await root.fetch(config.url + path, {
-        method: "POST", headers, body: JSON.stringify(payload), signal: controller.signal, cache: "no-store",
+        method, headers, body: payload === undefined ? undefined : JSON.stringify(payload),
+        signal: controller.signal, cache: "no-store",
       });
     } catch (error) {
       if (controller.signal.aborted) throw new Error(`server at ${config.url} did not answer in time`);
@@ -217,7 +232,12 @@
     const grid = await classifyGrid(cells.map((c) => [c]), scheme, (r) => r.probs);
     if (typeof grid === "string") return [[grid]];
     const first = grid.find(([value]) => value !== null && typeof value === "object");
-    const labels = first ? Object.keys(first[0]) : LABELS[schemeName];
+    let labels;
+    try {
+      labels = first ? Object.keys(first[0]) : await labelsOf(schemeName);
+    } catch (error) {
+      return [[PREFIX + error.message]];
+    }
     return [labels, ...grid.map(([value]) => (value !== null && typeof value === "object"
       ? labels.map((label) => value[label])
       : [value, ...Array(labels.length - 1).fill("")]))];
