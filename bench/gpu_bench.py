@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine_bench import model_file  # noqa: E402  (puts tests/ on the path, through same_shape)
-from conftest import RunningServer  # noqa: E402
+from running_server import RunningServer  # noqa: E402  (tests/running_server.py: no test set-up)
 from load_mix import post_json  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
 from finsent_local.engine.classifier import ClassifierEngine, EngineOptions  # noqa: E402

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import fixture_models  # noqa: E402
-from conftest import RunningServer  # noqa: E402
+from running_server import RunningServer  # noqa: E402  (tests/running_server.py: no test set-up)
 from finsent_local.convert.pipeline import ConvertRequest, convert  # noqa: E402
 from load_mix import get_json, post_json, rss_mb, run_load, sigkill_under_load  # noqa: E402
 from sentiment_data import held_out_examples  # noqa: E402

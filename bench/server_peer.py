@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from convert_bench import PYTHON  # noqa: E402
 from engine_bench import model_file  # noqa: E402
-from conftest import RunningServer  # noqa: E402  (tests/ is on the path through same_shape)
+from running_server import RunningServer  # noqa: E402  (tests/running_server.py: no test set-up)
 from load_mix import post_json  # noqa: E402
 from same_shape import WORK  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402

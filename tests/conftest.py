@@ -81,46 +81,7 @@ def run_finsent(*args: str, cwd: Path | None = None, env: dict | None = None, ti
 
 
 # -- the server -----------------------------------------------------------------------------------
-import re  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
-
-class RunningServer:
-    """`finsent serve` in a subprocess on a free port, with its output collected."""
-
-    def __init__(self, *args: str, env: dict | None = None):
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "finsent_local.cli", "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
-        )
-        self.url = None
-        threading.Thread(target=self._collect, daemon=True).start()
-        deadline = time.time() + 120
-        while time.time() < deadline and self.proc.poll() is None:
-            ready = [line for line in self.lines if "is ready at" in line]
-            if ready:
-                self.url = re.search(r"(http://\S+)", ready[0]).group(1)
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not start:\n" + "".join(self.lines))
-
-    def _collect(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+from running_server import RunningServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

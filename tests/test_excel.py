@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RunningServer, run_finsent
+from conftest import run_finsent
+from running_server import RunningServer
 from finsent_local.excel import cells
 from finsent_local.excel.finsent_udf import FINSENT, FINSENT_PROBS, FINSENT_SCORE
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 import browser
-from conftest import RunningServer, run_finsent
+from conftest import run_finsent
+from running_server import RunningServer
 from load_mix import post_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,7 +28,7 @@ def test_mixed_load_keeps_every_promise(server, held_out):
 
 
 def test_sigkill_under_load_then_restart_serves_from_the_cache(trained_gguf, tmp_path, held_out):
-    from conftest import RunningServer
+    from running_server import RunningServer
 
     env = {"FINSENT_CACHE_DIR": str(tmp_path / "cache")}
     texts = [t for t, _ in held_out]

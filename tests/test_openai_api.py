@@ -147,7 +147,7 @@ def test_errors_in_openai_shape(oa):
 
 
 def test_bad_key_is_401(trained_gguf, tmp_path):
-    from conftest import RunningServer
+    from running_server import RunningServer
 
     running = RunningServer("--model", str(trained_gguf["q8_0"]), "--api-key", "s3cret-banner-key",
                             env={"FINSENT_CACHE_DIR": str(tmp_path)})

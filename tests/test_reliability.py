@@ -503,7 +503,7 @@ def test_ctrl_c_during_a_stream_exits_promptly(trained_gguf, tmp_path):
     import signal
     from urllib.parse import urlsplit
 
-    from conftest import RunningServer
+    from running_server import RunningServer
 
     server = RunningServer("--model", str(trained_gguf["f16"]), env={"FINSENT_CACHE_DIR": str(tmp_path)})
     try:

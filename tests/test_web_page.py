@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import browser
-from conftest import RunningServer
+from running_server import RunningServer
 from load_mix import post_json
 
 pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
