@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv and installs FinSent Local into it.
-#   bash setup.sh          the app (server, converter, CLI)
+#   bash setup.sh          the app (server, converter, CLI, finsent eval)
 #   bash setup.sh --dev    plus everything the tests need (torch CPU, transformers, the Llama 3 tokenizer, ...)
 # llama-cpp-python is compiled from source on first install (about 12 minutes on 2 cores; the wheel is
 # kept for the next time). For NVIDIA GPUs: CMAKE_ARGS="-DGGML_CUDA=on -DLLAVA_BUILD=OFF" bash setup.sh
@@ -46,6 +46,6 @@ if [ "${1:-}" = "--dev" ]; then
     fi
   fi
 else
-  "${PIP[@]}" install -q -e .
+  "${PIP[@]}" install -q -e ".[eval]"
 fi
 echo "FinSent Local is installed in .venv (run: .venv/bin/finsent --help)"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import queue
 import re
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .common import PROMPT_HELP, SCHEME_HELP, UserError, model_path
+from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, model_path, plural, progress_bar
 from ..engine.labels import SCHEMES
 
 LINE_CHUNK = 64  # texts per classifier call when reading lines: output follows input closely
@@ -81,10 +80,10 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
         if sheet is not None:
             raise UserError("--sheet is for .xlsx workbooks, which --ray does not read")
         _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors,
-                         gpus_per_actor, force, model, quiet, ray_address, encoding, _delimiter_character(delimiter))
+                         gpus_per_actor, force, model, quiet, ray_address, encoding, delimiter_character(delimiter))
         return
     _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
-                   threads, no_cache, encoding, _delimiter_character(delimiter))
+                   threads, no_cache, encoding, delimiter_character(delimiter))
 
 
 def _open_service(model: str | None, prompt_preset: str, threads: int, no_cache: bool):
@@ -200,15 +199,6 @@ def _stdin_chunks() -> Iterator[list[str]]:
 
 
 # -- files ---------------------------------------------------------------------------------------------
-def _delimiter_character(delimiter: str | None) -> str | None:
-    """A tab is hard to type in a shell: --delimiter tab and '\\t' mean it too."""
-    return "\t" if delimiter in ("tab", "\\t") else delimiter
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" + ("" if count == 1 else "s")
-
-
 def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
                    threads, no_cache, encoding=None, delimiter=None) -> None:
     from ..jobs.file_job import JobIdentity, WorkFolder
@@ -266,25 +256,10 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
 
 
 def _score_with_progress(table, work, done: int, total: int | None, classify_chunk, quiet: bool) -> None:
-    from tqdm import tqdm
-
     from ..jobs.file_job import score_rows
 
-    show = not quiet and sys.stderr.isatty()
-    width = _fixed_progress_width() if show else None
-    with tqdm(total=total, initial=done, unit="row", disable=not show, file=sys.stderr, dynamic_ncols=width is None,
-              ncols=width, smoothing=0.1) as bar:
+    with progress_bar(total, "row", quiet, initial=done) as bar:
         score_rows(table, work, done, classify_chunk, on_rows=bar.update)
-
-
-def _fixed_progress_width() -> int | None:
-    """None: the bar follows the terminal's width. A terminal that reports 0 columns (a serial console,
-    some containers) gets 80, as tqdm would otherwise draw nothing at all."""
-    try:
-        columns = os.get_terminal_size(sys.stderr.fileno()).columns
-    except (OSError, ValueError):
-        return 80
-    return None if columns > 0 else 80
 
 
 def _write_file_output(table, work, output_path: Path, added: list[str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -28,3 +30,32 @@ def model_path(model: str | None) -> Path:
         return ensure_model(model, say=lambda line: click.echo(line, err=True))
     except ModelUnavailable as e:
         raise UserError(str(e)) from None
+
+
+def _fixed_progress_width() -> int | None:
+    """None: the bar follows the terminal's width. A terminal that reports 0 columns (a serial console,
+    some containers) gets 80, as tqdm would otherwise draw nothing at all."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 80
+    return None if columns > 0 else 80
+
+
+def progress_bar(total: int | None, unit: str, quiet: bool, initial: int = 0, desc: str | None = None):
+    """A tqdm bar on stderr when it is a terminal (and not --quiet); a bar that draws nothing otherwise."""
+    from tqdm import tqdm
+
+    show = not quiet and sys.stderr.isatty()
+    width = _fixed_progress_width() if show else None
+    return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not show, file=sys.stderr,
+                dynamic_ncols=width is None, ncols=width, smoothing=0.1)
+
+
+def delimiter_character(delimiter: str | None) -> str | None:
+    """A tab is hard to type in a shell: --delimiter tab and '\\t' mean it too."""
+    return "\t" if delimiter in ("tab", "\\t") else delimiter
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")

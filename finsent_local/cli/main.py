@@ -9,6 +9,7 @@ import click
 
 from .. import __version__
 from .classify import classify
+from .evaluate import evaluate_command
 from .common import LOG_LEVEL_HELP, PROMPT_HELP, UserError, model_path as _model_path
 
 
@@ -25,6 +26,7 @@ def cli() -> None:
     \b
     finsent serve                          start the local server (converts the model on first run)
     finsent classify "Profit soared 40%"   label text from the terminal
+    finsent eval --input gold.csv ...      how right the labels are on a labelled file
     finsent convert SOURCE --outtype q8_0  make a GGUF file from a Hugging Face checkpoint
     finsent excel                          set up the =FINSENT() Excel function
     finsent certs --trust                  HTTPS on localhost, for the Excel add-in on Mac and the web
@@ -213,6 +215,7 @@ def certs(do_trust, renew):
 
 
 cli.add_command(classify)
+cli.add_command(evaluate_command)
 
 
 def main() -> None:

@@ -425,7 +425,7 @@ class ParquetTable(InputTable):
 
     format_name = "Parquet"
 
-    def __init__(self, path: Path, column: str):
+    def __init__(self, path: Path, column: str, text_only: bool = True):
         super().__init__(path, column)
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -440,7 +440,7 @@ class ParquetTable(InputTable):
         kind = self.schema.field(column).type
         if pa.types.is_dictionary(kind):
             kind = kind.value_type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+        if text_only and not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
             raise TableError(f"column {column!r} of {self.path.name} holds {kind}, not text")
 
     def column_names(self) -> list[str]:
@@ -599,8 +599,9 @@ def file_format(path: Path) -> str:
 
 
 def open_table(path: Path, column: str | None, sheet: str | None = None, encoding: str | None = None,
-               delimiter: str | None = None) -> InputTable:
-    """The input as a table; `encoding` and `delimiter` are for CSV/TSV (None: detected)."""
+               delimiter: str | None = None, text_only: bool = True) -> InputTable:
+    """The input as a table; `encoding` and `delimiter` are for CSV/TSV (None: detected). With
+    text_only=False a Parquet column of any type is read (a column of gold labels: integers, scores)."""
     path = Path(path)
     kind = file_format(path)
     if path.is_dir():
@@ -623,7 +624,7 @@ def open_table(path: Path, column: str | None, sheet: str | None = None, encodin
         if kind == "JSON Lines":
             return JsonLinesTable(path, column)
         if kind == "Parquet":
-            return ParquetTable(path, column)
+            return ParquetTable(path, column, text_only)
         return XlsxTable(path, column, sheet)
     except PermissionError:
         raise TableError(f"cannot read {path}: permission denied") from None

@@ -1,0 +1,201 @@
+"""`finsent eval`'s run: read a labelled file, label its texts with each model, measure.
+
+The file is read by the same readers as `finsent classify` (jobs/tables: every format, encodings,
+sheets), texts go through the same classification service (batched, result cache), and each model is
+loaded once and answers each distinct text once. Rows are skipped only for an empty text or an empty
+gold label (counted). A row that a model cannot classify (a text over the limit...) is left out of
+every model's figures, so all models are measured on the same rows, and counted too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.labels import LABELS_3, LABELS_7
+from ..jobs.file_job import CHUNK_ROWS
+from ..jobs.scoring import classify_values
+from ..jobs.tables import NotText, open_table
+from .gold_labels import COLLAPSE_7_TO_3, NEUTRAL_BAND, GoldLabelError, GoldReading, read_gold_labels
+from .metrics import DEFAULT_SEED, Predictions, compare, label_metrics, most_confident_errors
+
+LABEL_SETS = {"7": LABELS_7, "3": LABELS_3}
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    input_path: Path
+    text_column: str
+    label_column: str
+    models: list[Path]
+    prompts: list[str] = field(default_factory=lambda: ["card"])
+    scheme: str = "7"  # the labels the models are asked for
+    sheet: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    label_map: dict | None = None
+    neutral_band: float = NEUTRAL_BAND
+    threads: int = 0
+    result_cache: Path | None = None
+    seed: int = DEFAULT_SEED
+
+
+@dataclass
+class ModelRun:
+    name: str
+    model_path: Path
+    prompt: str
+    predictions: Predictions | None = None  # in the gold labels' set (collapsed when needed)
+    model_labels: list[str] = field(default_factory=list)  # per evaluated row, in the model's own set
+    texts_per_s: float = 0.0
+
+
+@dataclass
+class Evaluation:
+    request: EvalRequest
+    gold: GoldReading
+    label_names: tuple[str, ...]  # the gold labels' set: what every figure is in
+    collapsed: bool  # 7-label predictions read as 3 labels
+    texts: list[str]  # evaluated rows
+    row_numbers: list[int]  # their 1-based data row in the file
+    gold_index: np.ndarray
+    skipped: dict[str, int]  # reason -> rows
+    runs: list[ModelRun]
+    metrics: list[dict] = field(default_factory=list)  # per run
+    comparisons: list[dict] = field(default_factory=list)  # per run after the first, against the first
+    confident_errors: list[list[int]] = field(default_factory=list)  # per run: evaluated-row indices
+    notes: list[str] = field(default_factory=list)  # how the file was read
+
+
+class EvalError(ValueError):
+    """The evaluation cannot run as asked: one line for the user."""
+
+
+def _empty(value) -> bool:
+    return value is None or isinstance(value, NotText) or (isinstance(value, str) and not value.strip())
+
+
+def read_labelled_rows(request: EvalRequest):
+    """(texts, gold values, row numbers, skipped counts, notes) of the rows to evaluate."""
+    common = {"sheet": request.sheet, "encoding": request.encoding, "delimiter": request.delimiter}
+    text_table = open_table(request.input_path, request.text_column, **common)
+    if text_table.format_name == "text lines":
+        raise EvalError("a .txt file holds texts only: evaluate a table with a text column and a label column")
+    gold_table = open_table(request.input_path, request.label_column, **common, text_only=False)
+    texts, golds, numbers = [], [], []
+    skipped = Counter()
+    row = 0
+    for text_chunk, gold_chunk in zip(text_table.texts(CHUNK_ROWS), gold_table.texts(CHUNK_ROWS)):
+        for text, gold in zip(text_chunk, gold_chunk):
+            row += 1
+            if _empty(text):
+                skipped["empty text"] += 1
+            elif _empty(gold) or (isinstance(gold, float) and gold != gold):
+                skipped["empty gold label"] += 1
+            else:
+                texts.append(text)
+                golds.append(gold)
+                numbers.append(row)
+    notes = list(dict.fromkeys(text_table.notes + gold_table.notes))
+    return texts, golds, numbers, dict(skipped), notes
+
+
+def _gold_key(value):
+    return value if isinstance(value, (str, int, float)) else str(value)
+
+
+def evaluate(request: EvalRequest, open_service: Callable, on_model: Callable[[str, int], Callable[[int], None]]
+             = lambda name, total: (lambda n: None)) -> Evaluation:
+    """Run every model over the labelled rows and measure. `open_service(model_path, prompt)` gives a
+    ClassificationService (closed here); `on_model(name, texts)` gives the progress callback."""
+    if not request.models:
+        raise EvalError("no model to evaluate")
+    texts, golds, numbers, skipped, notes = read_labelled_rows(request)
+    if not texts:
+        raise EvalError("no row has both a text and a gold label" + _skipped_phrase(skipped))
+    gold = read_gold_labels(Counter(_gold_key(v) for v in golds), request.label_map, request.neutral_band)
+    if gold.scheme == "7" and request.scheme == "3":
+        raise EvalError("the gold labels have 7 classes but --scheme 3 asks the model for 3: 3 predictions cannot "
+                        "be split into 7 (use --scheme 7, or map the gold labels to 3 with --label-map)")
+    label_names = LABEL_SETS[gold.scheme]
+    collapsed = request.scheme == "7" and gold.scheme == "3"
+    gold_index = np.array([label_names.index(gold.label_of(v)) for v in golds])
+
+    runs = [ModelRun(_run_name(path, prompt, request), path, prompt)
+            for path in request.models for prompt in request.prompts]
+    unique = list(dict.fromkeys(texts))
+    failed = np.zeros(len(texts), dtype=bool)
+    answers_by_run = []
+    for run in runs:
+        answers = _answers(run, unique, request, open_service, on_model(run.name, len(unique)))
+        results = [answers[t] for t in texts]
+        failed |= np.array([bool(r.error) for r in results])
+        answers_by_run.append(results)
+    if failed.any():
+        skipped["the model could not classify"] = int(failed.sum())
+    keep = np.flatnonzero(~failed)
+    if not len(keep):
+        raise EvalError("the model could not classify any row" + _skipped_phrase(skipped))
+    model_labels = LABEL_SETS[request.scheme]
+    for run, results in zip(runs, answers_by_run):
+        kept = [results[i] for i in keep]
+        run.model_labels = [r.label for r in kept]
+        run.predictions = _in_gold_labels(kept, model_labels, label_names, collapsed)
+
+    evaluation = Evaluation(request, gold, label_names, collapsed, [texts[i] for i in keep],
+                            [numbers[i] for i in keep], gold_index[keep], skipped, runs, notes=notes)
+    for run in runs:
+        evaluation.metrics.append(label_metrics(evaluation.gold_index, run.predictions, label_names, request.seed))
+        evaluation.confident_errors.append(most_confident_errors(evaluation.gold_index, run.predictions))
+    for run in runs[1:]:
+        evaluation.comparisons.append(compare(evaluation.gold_index, runs[0].predictions, run.predictions, request.seed))
+    return evaluation
+
+
+def _skipped_phrase(skipped: dict) -> str:
+    return (" (" + ", ".join(f"{n:,} with {why}" for why, n in skipped.items()) + ")") if skipped else ""
+
+
+def _run_name(path: Path, prompt: str, request: EvalRequest) -> str:
+    name = Path(path).name
+    return f"{name} ({prompt} prompt)" if len(request.prompts) > 1 else name
+
+
+def _answers(run: ModelRun, unique: list[str], request: EvalRequest, open_service, progress) -> dict:
+    """Each distinct text's RowResult from this model (loaded once, closed after)."""
+    try:
+        service = open_service(run.model_path, run.prompt)
+    except Exception as e:  # a missing or broken file: one line, not a traceback
+        raise EvalError(f"cannot load {run.model_path}: {e}") from None
+    answers = {}
+    started = time.perf_counter()
+    try:
+        for start in range(0, len(unique), CHUNK_ROWS):
+            chunk = unique[start : start + CHUNK_ROWS]
+            answers.update(zip(chunk, classify_values(service, chunk, request.scheme)))
+            progress(len(chunk))
+    finally:
+        service.close()
+    run.texts_per_s = len(unique) / max(time.perf_counter() - started, 1e-9)
+    return answers
+
+
+def _in_gold_labels(results: list, model_labels: tuple[str, ...], label_names: tuple[str, ...],
+                    collapsed: bool) -> Predictions:
+    """Predicted label indices and probabilities in the gold labels' set: 7 labels collapsed to 3 by
+    the label's sign (its probability: the sum of its 7-label parts)."""
+    probs = np.array([r.probs for r in results], dtype=float)
+    if not collapsed:
+        return Predictions(np.array([label_names.index(r.label) for r in results]), probs)
+    groups = np.zeros((len(model_labels), len(label_names)))
+    for i, label in enumerate(model_labels):
+        groups[i, label_names.index(COLLAPSE_7_TO_3[label])] = 1.0
+    return Predictions(np.array([label_names.index(COLLAPSE_7_TO_3[r.label]) for r in results]), probs @ groups)
+
+
+__all__ = ["EvalError", "EvalRequest", "Evaluation", "GoldLabelError", "ModelRun", "evaluate", "read_labelled_rows"]
