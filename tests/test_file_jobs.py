@@ -188,7 +188,7 @@ def test_xlsx_by_column_letter_keeps_values_and_text(model, env, tmp_path, engin
     ([], "--column is needed: which column of news.csv holds the texts? Its columns: 'id', 'headline'"),
     (["--column", "headline", "--output", "{tmp}/out.parquet"], "the output is written in the input's format"),
     (["--column", "headline", "--output", "{tmp}/news.csv"], "exists; use --force to replace it"),
-    (["--column", "headline", "--output", "{tmp}/out.txt"], "unknown file format '.txt'"),
+    (["--column", "headline", "--output", "{tmp}/out.docx"], "unknown file format '.docx'"),
     (["--column", "headline", "--scheme", "3"], "news.csv already has a column named 'label'; name the new columns "
                                                 "differently with --prefix"),
 ])
