@@ -296,3 +296,39 @@ def test_a_missing_eval_extra_is_one_line(tmp_path):
     assert code == 1 and stdout == ""
     assert stderr.strip() == ("Error: finsent eval needs scikit-learn and matplotlib, which are not installed: "
                               "pip install 'finsent-local[eval]' (setup.sh installs them)")
+
+
+def test_gold_labels_typed_as_numbers_in_parquet_and_json_lines(trained_gguf, tmp_path):
+    """Gold columns as other tools write them: Parquet integers (twitter's 0/1/2), JSON Lines scores."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = held_out_examples(per_label=2)
+    twitter = {"negative": 0, "positive": 1, "neutral": 2}
+    pq.write_table(pa.table({"text": [t for t, _ in rows], "label": [twitter[coarse_label(g)] for _, g in rows]}),
+                   tmp_path / "gold.parquet")
+    scores = {"negative": -0.6, "neutral": 0.02, "positive": 0.45}
+    with open(tmp_path / "gold.jsonl", "w", encoding="utf-8") as f:
+        for text, gold in rows:
+            f.write(json.dumps({"text": text, "score": scores[coarse_label(gold)]}) + "\n")
+    model = str(trained_gguf["q8_0"])
+    for name, column, convention in (("gold.parquet", "label", "0/1/2 (bearish, bullish, neutral)"),
+                                     ("gold.jsonl", "score", "scores in [-1, 1] (neutral within +-0.1)")):
+        code, _, stderr = run_finsent("eval", "--model", model, "--input", str(tmp_path / name), "--text-column", "text",
+                                      "--label-column", column, "--json", str(tmp_path / f"{name}.json"))
+        assert code == 0, stderr
+        metrics = json.loads((tmp_path / f"{name}.json").read_text())
+        assert metrics["gold"]["convention"] == convention and metrics["rows_evaluated"] == len(rows)
+        assert metrics["collapsed_7_to_3"] and metrics["models"][0]["accuracy"] >= 0.85
+
+
+def test_both_prompt_layouts_side_by_side(trained_gguf, labelled, tmp_path):
+    code, stdout, stderr = run_finsent("eval", "--model", str(trained_gguf["q8_0"]), "--prompt", "card", "--prompt",
+                                       "train", "--input", str(labelled), "--text-column", "headline",
+                                       "--label-column", "sentiment", "--json", str(tmp_path / "m.json"))
+    assert code == 0, stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    name = trained_gguf["q8_0"].name
+    assert [m["name"] for m in metrics["models"]] == [f"{name} (card prompt)", f"{name} (train prompt)"]
+    assert [m["prompt"] for m in metrics["models"]] == ["card", "train"]
+    assert metrics["against_first"][0]["agreement"] >= 0.9  # the fixture was trained on both layouts
