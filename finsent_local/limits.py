@@ -12,6 +12,9 @@ class Limits:
     max_text_chars: int = 32_767  # an Excel cell's limit; longer prompts are cut to the context anyway
     max_body_bytes: int = 4 * 1024 * 1024
     max_generation_tokens: int = 1024
+    # POST /v1/documents: one document, split into sentences (each within max_text_chars).
+    max_document_chars: int = 1_000_000
+    max_document_sentences: int = 5_000
     # A request the engine has not started on by then, or not finished by as long again, gets 503.
     # None: no limit (local batch jobs such as `finsent classify`, where nobody else is waiting).
     max_wait_s: float | None = 60.0

@@ -49,8 +49,13 @@ ECHO_CHARS = 200  # an error row shows at most this much of its text
               "cluster address (HOST:PORT).")
 @click.option("--actors", type=int, default=None, help="With --ray: scoring actors (default: cluster CPUs / --threads).")
 @click.option("--gpus-per-actor", type=float, default=0.0, help="With --ray: GPUs per actor (llama.cpp built with CUDA).")
+@click.option("--split", type=click.Choice(["sentences"]), default=None,
+              help="Texts and lines: treat each as a document: label its sentences and sum them up (the label "
+                   "nearest the mean sentence score, the share of non-neutral sentences; --json: every sentence).")
+@click.option("--about", help="With --split sentences: only the sentences naming one of these (NAME|ALIAS...; "
+              "case-insensitive, whole words).")
 def classify(texts, input_path, output_path, column, sheet, encoding, delimiter, prefix, force, quiet, scheme, as_json, model,
-             prompt_preset, threads, no_cache, ray_address, actors, gpus_per_actor):
+             prompt_preset, threads, no_cache, ray_address, actors, gpus_per_actor, split, about):
     """Label TEXTS, lines from standard input, or a column of a file, with the local model (no server).
 
     \b
@@ -69,8 +74,12 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
                                           ("--ray", ray_address), ("--actors", actors)) if value is not None]
         if stray:
             raise UserError(f"{stray[0]} goes with --input FILE")
-        _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_cache)
+        if about is not None and split is None:
+            raise UserError("--about goes with --split sentences")
+        _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_cache, split, about)
         return
+    if split is not None or about is not None:
+        raise UserError("--split sentences and --about are for texts and lines for now, not --input files")
     if texts:
         raise UserError("give texts or --input FILE, not both")
     if output_path is None:
@@ -102,9 +111,10 @@ def _open_service(model: str | None, prompt_preset: str, threads: int, no_cache:
 
 
 # -- texts and lines ---------------------------------------------------------------------------------
-def _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_cache) -> None:
+def _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_cache, split=None, about=None) -> None:
     """One output row per argument or input line, in order, blank lines included (as error rows), each
-    written as soon as its chunk is done. Exit status 1 when any row has an error, with --json or not."""
+    written as soon as its chunk is done. Exit status 1 when any row has an error, with --json or not.
+    With split="sentences" each row is a document: its sentences' labels summed up."""
     if not texts and sys.stdin.isatty():
         raise UserError("give texts to classify, --input FILE, or pipe lines on standard input")
     _, service = _open_service(model, prompt_preset, threads, no_cache)
@@ -114,10 +124,15 @@ def _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_ca
     rows = failed = 0
     try:
         for chunk in (_chunked_args(texts) if texts else _stdin_chunks()):
-            for text, result in zip(chunk, _classify_decoded(service, chunk, scheme)):
+            if split == "sentences":
+                answers = [_document_row(service, text, scheme, about, as_json) for text in chunk]
+            else:
+                answers = [(_line_row(text, result, as_json), "error" not in result)
+                           for text, result in zip(chunk, _classify_decoded(service, chunk, scheme))]
+            for line, ok in answers:
                 rows += 1
-                failed += "error" in result
-                out.write(_line_row(text, result, as_json) + "\n")
+                failed += not ok
+                out.write(line + "\n")
             out.flush()
     finally:
         service.close()
@@ -146,6 +161,36 @@ def _classify_decoded(service, chunk: list[str], scheme: str) -> list[dict]:
     refused = [_not_utf8(text) for text in chunk]
     answered = iter(service.classify([t for t, bad in zip(chunk, refused) if bad is None], scheme))
     return [bad if bad is not None else next(answered) for bad in refused]
+
+
+def _document_row(service, text: str, scheme: str, about: str | None, as_json: bool) -> tuple[str, bool]:
+    """One document's output line (the label nearest its mean sentence score, the score, how many
+    sentences and how many of them take a side), and whether it could be labelled."""
+    from ..jobs.documents import NO_MENTION, DocumentTooLarge, about_names, classify_document
+
+    labelling = service.schemes[scheme]
+    problem = _not_utf8(text)
+    if problem is None:
+        try:
+            answer = classify_document(text, scheme, service.classify, labelling.labels, labelling.values,
+                                       about_names(about), service.limits.max_document_chars,
+                                       service.limits.max_document_sentences, LINE_CHUNK)
+        except DocumentTooLarge as e:
+            problem = {"error": {"code": e.code, "message": str(e)}}
+    if problem is None and answer["document"]["label"] is None:
+        problem = {"error": {"code": "empty_text", "message": "text is empty" if not text.strip()
+                             else "no sentence could be classified"}}
+    if problem is not None:
+        return _line_row(text, problem, as_json), False
+    if as_json:
+        return json.dumps({"text": text, **answer}, ensure_ascii=False), True
+    document = answer["document"]
+    if document["label"] == NO_MENTION:
+        return f"{NO_MENTION}\t\t0 of {document['about']['of']} sentences\t{_short(text)}", True
+    sides = round(document["non_neutral_share"] * document["scored"])
+    counted = (f"{document['about']['matched']} of {document['about']['of']} sentences" if "about" in document
+               else plural(document["scored"], "sentence"))
+    return f"{document['label']}\t{document['score']:+.3f}\t{counted}, {sides} not neutral\t{_short(text)}", True
 
 
 def _short(text: str) -> str:

@@ -1,14 +1,20 @@
-"""The FinSent API: POST /v1/classify (JSON, batches) and GET /v1/label (plain text, for formulas)."""
+"""The FinSent API: POST /v1/classify (JSON, batches), POST /v1/documents (a long text as sentence labels
+and one document result) and GET /v1/label (plain text, for formulas)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
+from ..engine.worker import TURN_TEXTS
+from ..jobs.documents import DocumentTooLarge, about_names, classify_document
 from .context import service
 from .errors import ApiError
 from .requests import json_body, scheme_param
 
 blueprint = Blueprint("finsent", __name__)
+# Sentences per call into the service: one engine turn, so each call ends well within the wait limit
+# however long the document.
+DOCUMENT_BATCH = TURN_TEXTS
 
 
 @blueprint.post("/v1/classify")
@@ -31,6 +37,36 @@ def classify_texts():
     if single:
         return {"scheme": scheme, "labels": labels, **results[0]}
     return {"scheme": scheme, "labels": labels, "results": results}
+
+
+@blueprint.post("/v1/documents")
+def classify_a_document():
+    body = json_body()
+    svc = service()
+    scheme = scheme_param(body.get("scheme"), svc.schemes)
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise ApiError(400, "invalid_request", '"text" must be the document, a string', param="text")
+    about = body.get("about")
+    if about is not None and not (isinstance(about, str) or (isinstance(about, list)
+                                                              and all(isinstance(a, str) for a in about))):
+        raise ApiError(400, "invalid_parameter", '"about" must be a name, "Name|Alias", or a list of names',
+                       param="about")
+    labelling = svc.schemes[scheme]
+    g.cache_hits = 0
+
+    def classify_counting_hits(texts: list[str], scheme: str) -> list[dict]:
+        results = svc.classify(texts, scheme)
+        g.cache_hits += sum(1 for r in results if r.get("cached"))
+        return results
+
+    try:
+        answer = classify_document(text, scheme, classify_counting_hits, labelling.labels, labelling.values,
+                                   about_names(about), svc.limits.max_document_chars,
+                                   svc.limits.max_document_sentences, DOCUMENT_BATCH)
+    except DocumentTooLarge as e:
+        raise ApiError(413, e.code, str(e), param="text") from None
+    return {"scheme": scheme, "labels": list(labelling.labels), **answer}
 
 
 @blueprint.get("/v1/label")

@@ -102,6 +102,35 @@ def _schemas(model_id: str, limits: Limits) -> dict:
             },
         },
         "Classification": {"type": "object", "properties": classification},
+        "DocumentRequest": {"type": "object", "required": ["text"], "properties": {
+            "text": {"type": "string", "maxLength": limits.max_document_chars,
+                     "description": f"The document: at most {limits.max_document_chars} characters and "
+                                    f"{limits.max_document_sentences} sentences (413 beyond)"},
+            "scheme": scheme,
+            "about": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}],
+                      "description": 'Only sentences naming one of these ("Acme|Acme Corp" or a list): '
+                                     "case-insensitive, whole words"}}},
+        "DocumentSentence": {"type": "object", "required": ["index", "start", "end", "text"], "properties": {
+            "index": {"type": "integer", "minimum": 0}, "start": {"type": "integer", "minimum": 0},
+            "end": {"type": "integer", "minimum": 0}, "text": {"type": "string"},
+            "label": {"type": "string"}, "score": {"type": "number", "minimum": -1, "maximum": 1},
+            "probs": {"type": "object", "additionalProperties": probability}, "error": item_error}},
+        "DocumentResponse": {"type": "object", "required": ["scheme", "labels", "document", "sentences"], "properties": {
+            "scheme": {"enum": list(SCHEMES)},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "document": {"type": "object", "required": ["label", "score", "sentences"], "properties": {
+                "label": {"type": ["string", "null"],
+                          "description": "the label whose scale value is nearest the mean sentence score; "
+                                         '"no mention" when `about` matched no sentence; null when no sentence'},
+                "score": {"type": ["number", "null"], "minimum": -1, "maximum": 1},
+                "length_weighted_score": {"type": ["number", "null"], "minimum": -1, "maximum": 1},
+                "non_neutral_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "label_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "sentences": {"type": "integer"}, "scored": {"type": "integer"}, "errors": {"type": "integer"},
+                "most_positive": {"type": ["object", "null"]}, "most_negative": {"type": ["object", "null"]},
+                "rule": {"type": "string"},
+                "about": {"type": "object"}}},
+            "sentences": {"type": "array", "items": _REF("DocumentSentence")}}},
         "ClassifyResponse": {"type": "object", "required": ["scheme", "labels"], "properties": {
             "scheme": {"enum": list(SCHEMES)},
             "labels": {"type": "array", "items": {"type": "string"}},
@@ -194,6 +223,11 @@ def openapi_spec(model_id: str, limits: Limits) -> dict:
             "/v1/classify": {"post": {
                 "summary": "Classify one text or a batch", "requestBody": {"required": True, **_JSON("ClassifyRequest")},
                 "responses": {"200": {"description": "Labels", **_JSON("ClassifyResponse")},
+                              **_errors(400, 413, 503)}}},
+            "/v1/documents": {"post": {
+                "summary": "A long text (press release, transcript, filing) as sentence labels and one document result",
+                "requestBody": {"required": True, **_JSON("DocumentRequest")},
+                "responses": {"200": {"description": "Sentences and the document", **_JSON("DocumentResponse")},
                               **_errors(400, 413, 503)}}},
             "/v1/label": {"get": {
                 "summary": "The bare label as text/plain (for WEBSERVICE() in spreadsheets)",

@@ -68,7 +68,9 @@ def status():
         "schemes": {name: {"labels": list(s.labels), "values": list(s.values)}
                     for name, s in (svc.schemes.items() if svc else ())},
         "limits": {"max_texts_per_request": rt.limits.max_texts_per_request,
-                   "max_text_chars": rt.limits.max_text_chars, "max_body_bytes": rt.limits.max_body_bytes},
+                   "max_text_chars": rt.limits.max_text_chars, "max_body_bytes": rt.limits.max_body_bytes,
+                   "max_document_chars": rt.limits.max_document_chars,
+                   "max_document_sentences": rt.limits.max_document_sentences},
         "cache": {"enabled": bool(svc and svc.cache), "hits": hits, "misses": misses,
                   "hit_rate": hits / (hits + misses) if hits + misses else None},
         "texts_classified": classified,

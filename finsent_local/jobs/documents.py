@@ -1,0 +1,115 @@
+"""Long documents (press releases, call transcripts, filings): sentence labels plus one document result.
+
+The model was trained on headlines and short news sentences, so a document is split into sentences
+(jobs/sentences), each sentence is labelled through the classification service (batched decodes; a
+repeated boilerplate sentence is answered by the result cache), and the sentence results are summed up:
+
+- the label distribution, the mean score and the length-weighted mean score (weights: characters);
+- the share of non-neutral sentences;
+- the most positive and the most negative sentence;
+- the document label: the label whose value on the scheme's scale (-1 ... 1) is nearest the mean
+  sentence score. It reads the document's overall tone the way each sentence's score reads its
+  probabilities, so one confident sentence keeps its own label, and neutral boilerplate pulls a
+  document toward neutral; how much of the text takes a side is the non-neutral share beside it.
+
+`about` keeps only the sentences that mention one of the given names (case-insensitive, whole words):
+entity-level sentiment. No sentence mentioning them is an answer ("no mention"), not an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from .sentences import Span, split_sentences
+
+DOCUMENT_RULE = "the label whose scale value is nearest the mean sentence score"
+NO_MENTION = "no mention"
+
+
+class DocumentTooLarge(ValueError):
+    """Over the document limits (characters or sentences): the server answers 413."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def about_names(about: str | list[str] | None) -> list[str]:
+    """`"Acme|Acme Corp"` or a list: the names, blanks dropped."""
+    if about is None:
+        return []
+    names = about.split("|") if isinstance(about, str) else list(about)
+    return [n.strip() for n in names if isinstance(n, str) and n.strip()]
+
+
+def mention_matcher(names: list[str]) -> Callable[[str], bool]:
+    """Whether a sentence names one of `names`: case-insensitive, and not inside a longer word (Acme
+    does not match Acmeco), so a name with dots or '&' matches as written."""
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                         + r")(?!\w)", re.IGNORECASE)
+    return lambda sentence: pattern.search(sentence) is not None
+
+
+def nearest_label(score: float, labels: tuple[str, ...], values: tuple[float, ...]) -> str:
+    return labels[min(range(len(labels)), key=lambda i: (abs(values[i] - score), abs(values[i])))]
+
+
+def summarize(sentences: list[dict], labels: tuple[str, ...], values: tuple[float, ...]) -> dict:
+    """The document result from its sentence results ({"text", "label", "score", ...} or {"error"})."""
+    scored = [s for s in sentences if "error" not in s]
+    counts = {label: sum(1 for s in scored if s["label"] == label) for label in labels}
+    result = {"label": None, "score": None, "length_weighted_score": None, "non_neutral_share": None,
+              "label_counts": counts, "sentences": len(sentences), "scored": len(scored),
+              "errors": len(sentences) - len(scored), "most_positive": None, "most_negative": None,
+              "rule": DOCUMENT_RULE}
+    if not scored:
+        return result
+    mean = sum(s["score"] for s in scored) / len(scored)
+    weight = sum(len(s["text"]) for s in scored)
+    weighted = sum(s["score"] * len(s["text"]) for s in scored) / weight if weight else mean
+    neutral = "neutral" if "neutral" in labels else None
+    top = max(scored, key=lambda s: s["score"])
+    bottom = min(scored, key=lambda s: s["score"])
+    result.update(
+        label=nearest_label(mean, labels, values), score=round(mean, 6), length_weighted_score=round(weighted, 6),
+        non_neutral_share=round(sum(1 for s in scored if s["label"] != neutral) / len(scored), 6),
+        most_positive={k: top[k] for k in ("index", "text", "label", "score")},
+        most_negative={k: bottom[k] for k in ("index", "text", "label", "score")},
+    )
+    return result
+
+
+def classify_document(text: str, scheme: str, classify: Callable[[list[str], str], list[dict]],
+                      labels: tuple[str, ...], values: tuple[float, ...], about: list[str] | None = None,
+                      max_chars: int = 1_000_000, max_sentences: int = 5_000, batch: int = 256) -> dict:
+    """{"document": ..., "sentences": [...]} for one text. `classify(texts, scheme)` is the service's
+    (one dict per text); it is called with at most `batch` sentences at a time."""
+    if len(text) > max_chars:
+        raise DocumentTooLarge("document_too_long", f"document too long ({len(text):,} characters; at most {max_chars:,})")
+    spans: list[Span] = split_sentences(text)
+    if len(spans) > max_sentences:
+        raise DocumentTooLarge("too_many_sentences",
+                               f"document has {len(spans):,} sentences; at most {max_sentences:,} per document")
+    numbered = list(enumerate(spans))  # index: the sentence's place in the whole document
+    names = about_names(about)
+    if names:
+        mentions = mention_matcher(names)
+        numbered = [(i, s) for i, s in numbered if mentions(text[s.start:s.end])]
+    sentences = []
+    for first in range(0, len(numbered), batch):
+        chunk = numbered[first : first + batch]
+        answers = classify([text[s.start:s.end] for _, s in chunk], scheme)
+        for (index, span), result in zip(chunk, answers):
+            entry = {"index": index, "start": span.start, "end": span.end, "text": text[span.start:span.end]}
+            if "error" in result:
+                entry["error"] = result["error"]
+            else:
+                entry.update(label=result["label"], score=result["score"], probs=result["probs"])
+            sentences.append(entry)
+    document = summarize(sentences, labels, values)
+    if names:
+        document["about"] = {"names": names, "matched": len(sentences), "of": len(spans)}
+        if not sentences:
+            document["label"] = NO_MENTION
+    return {"document": document, "sentences": sentences}

@@ -1,0 +1,167 @@
+"""Long documents: sentence segmentation on hand-marked financial text, offsets, the document result's
+arithmetic against per-sentence /v1/classify answers, the entity filter, limits, and a 100,000-character
+transcript through the API and the CLI, on the trained model."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import run_finsent
+
+from finsent_local.jobs.documents import DOCUMENT_RULE, nearest_label, summarize
+from finsent_local.jobs.sentences import WINDOW_CHARS, split_sentences
+from finsent_local.engine.labels import LABEL_VALUES_7, LABELS_7
+
+
+# -- segmentation ------------------------------------------------------------------------------------------
+def test_segmentation_on_hand_marked_financial_text():
+    from segmentation_scoring import SPLITTERS, naive_starts, score
+
+    ours = score(SPLITTERS["finsent (pysbd + line and item rules)"])
+    naive = score(naive_starts)
+    print(f"boundary F1: finsent {ours['f1']:.3f} (P {ours['precision']:.3f}, R {ours['recall']:.3f}); "
+          f"naive '. ' split {naive['f1']:.3f}; {ours['boundaries']} boundaries")
+    for kind, text, missed, extra in ours["misses"]:
+        print(f"  {kind}: missed {missed}, extra {extra}: {text[:100]!r}")
+    assert ours["boundaries"] >= 200
+    assert ours["f1"] >= 0.97
+    assert ours["f1"] > naive["f1"] + 0.1
+
+
+def test_every_character_is_in_exactly_one_trimmed_sentence():
+    from segmentation_cases import CASES, unmarked
+
+    for _, case in CASES:
+        text = unmarked(case)
+        spans = split_sentences(text)
+        covered = "".join(text[s.start:s.end] for s in spans)
+        assert re.sub(r"\s", "", covered) == re.sub(r"\s", "", text)  # nothing lost, nothing twice
+        for before, after in zip(spans, spans[1:]):
+            assert before.end <= after.start and not text[before.end:after.start].strip()
+        for s in spans:
+            sentence = text[s.start:s.end]
+            assert sentence == sentence.strip() and sentence
+
+
+def test_long_text_is_split_window_by_window_as_in_one_piece():
+    """Windows of WINDOW_CHARS give what one pass over the whole text gives (one pass is slow: pysbd's
+    time grows faster than the text)."""
+    import pysbd
+
+    sentences = [f"Unit {i} of Acme Corp. reported EUR {i}.5 mn in sales vs. {i - 1}.9 mn a year ago."
+                 if i % 3 else f'"We see {i}% growth," said Mr. Smith of the U.S. arm.' for i in range(1, 400)]
+    text = " ".join(sentences)
+    assert len(text) > 5 * WINDOW_CHARS
+    whole = [(p.start, p.end) for p in pysbd.Segmenter(language="en", clean=False, char_span=True).segment(text)]
+    ours = [(s.start, s.end) for s in split_sentences(text)]
+    assert [text[a:b].strip() for a, b in whole] == [text[a:b] for a, b in ours] == sentences
+
+
+# -- the document result -------------------------------------------------------------------------------------
+def test_document_label_rule_and_arithmetic_by_hand():
+    sentences = [
+        {"index": 0, "text": "a" * 10, "label": "strong positive", "score": 0.9},
+        {"index": 1, "text": "b" * 30, "label": "neutral", "score": 0.0},
+        {"index": 2, "text": "c" * 20, "label": "moderately negative", "score": -0.6},
+        {"index": 3, "text": "d", "error": {"code": "text_too_long", "message": "x"}},
+    ]
+    doc = summarize(sentences, LABELS_7, LABEL_VALUES_7)
+    assert doc["score"] == pytest.approx(0.1) and doc["label"] == "neutral"  # 0.1 is nearest 0
+    assert doc["length_weighted_score"] == pytest.approx((0.9 * 10 - 0.6 * 20) / 60)
+    assert doc["non_neutral_share"] == pytest.approx(2 / 3)
+    assert (doc["sentences"], doc["scored"], doc["errors"]) == (4, 3, 1)
+    assert doc["most_positive"]["index"] == 0 and doc["most_negative"]["index"] == 2
+    assert doc["label_counts"]["neutral"] == 1 and doc["rule"] == DOCUMENT_RULE
+    assert nearest_label(0.2, LABELS_7, LABEL_VALUES_7) == "mildly positive"  # 1/3 away by 0.13, 0 by 0.2
+    assert summarize([], LABELS_7, LABEL_VALUES_7)["label"] is None
+
+
+POSITIVE = ["Nakatomi Trading raises full-year guidance.", "Virtucon shares soar 40% after record profit."]
+NEGATIVE = ["Dunder Mifflin files for bankruptcy protection.", "Sterling Cooper cuts full-year guidance."]
+NEUTRAL = ["Bluth Company schedules its annual general meeting."]
+
+
+def test_sentences_get_the_labels_they_get_alone_and_the_document_adds_them_up(client):
+    """A press release mixing clearly positive and clearly negative sentences: each sentence's label is
+    the one /v1/classify gives it alone, and the document figures are those sentence results summed."""
+    sentences = [POSITIVE[0], NEGATIVE[0], NEUTRAL[0], POSITIVE[1], NEGATIVE[1]]
+    text = "PRESS RELEASE\n" + " ".join(sentences[:3]) + "\n\n- " + sentences[3] + "\n- " + sentences[4]
+    answer = client.post("/v1/documents", json={"text": text, "scheme": "7"})
+    assert answer.status_code == 200, answer.json
+    got = answer.json["sentences"]
+    assert [s["text"] for s in got] == ["PRESS RELEASE", *sentences[:3], "- " + sentences[3], "- " + sentences[4]]
+    for s in got:
+        assert text[s["start"]:s["end"]] == s["text"]
+    alone = client.post("/v1/classify", json={"texts": [s["text"] for s in got], "scheme": "7"}).json["results"]
+    assert [s["label"] for s in got] == [a["label"] for a in alone]
+    for s, a in zip(got, alone):
+        assert s["probs"] == pytest.approx(a["probs"], abs=1e-6) and s["score"] == pytest.approx(a["score"], abs=1e-6)
+    assert {got[1]["label"], got[4]["label"]} <= {"moderately positive", "strong positive"}
+    assert {got[2]["label"], got[5]["label"]} <= {"moderately negative", "strong negative"}
+    doc = answer.json["document"]
+    scores = [a["score"] for a in alone]
+    assert doc["score"] == pytest.approx(sum(scores) / len(scores), abs=1e-5)
+    lengths = [len(s["text"]) for s in got]
+    assert doc["length_weighted_score"] == pytest.approx(sum(x * n for x, n in zip(scores, lengths)) / sum(lengths),
+                                                         abs=1e-5)
+    assert doc["non_neutral_share"] == pytest.approx(sum(a["label"] != "neutral" for a in alone) / len(alone), abs=1e-5)
+    assert doc["label_counts"] == {label: sum(a["label"] == label for a in alone) for label in LABELS_7}
+    assert doc["most_positive"]["index"] == max(range(len(scores)), key=scores.__getitem__)
+    assert doc["most_negative"]["index"] == min(range(len(scores)), key=scores.__getitem__)
+    assert doc["label"] == nearest_label(doc["score"], LABELS_7, LABEL_VALUES_7)
+
+
+def test_about_keeps_the_sentences_that_name_the_entity(client):
+    text = " ".join(POSITIVE + NEGATIVE + ["Virtucon Holdings, not Virtucons, holds its meeting."])
+    answer = client.post("/v1/documents", json={"text": text, "scheme": "3", "about": "virtucon|Dunder Mifflin"}).json
+    assert [s["index"] for s in answer["sentences"]] == [1, 2, 4]  # case-insensitive, whole words, aliases
+    assert answer["document"]["about"] == {"names": ["virtucon", "Dunder Mifflin"], "matched": 3, "of": 5}
+    none = client.post("/v1/documents", json={"text": text, "about": ["Initech"]}).json
+    assert none["sentences"] == [] and none["document"]["label"] == "no mention"
+    assert none["document"]["about"]["matched"] == 0
+
+
+def test_document_limits_are_413_and_bad_requests_400(client, loaded_runtime):
+    limits = loaded_runtime.limits
+    too_long = client.post("/v1/documents", json={"text": "a" * (limits.max_document_chars + 1)})
+    assert too_long.status_code == 413 and too_long.json["error"]["code"] == "document_too_long"
+    many = client.post("/v1/documents", json={"text": "Up. " * (limits.max_document_sentences + 1)})
+    assert many.status_code == 413 and many.json["error"]["code"] == "too_many_sentences"
+    for body in ({}, {"text": 5}, {"text": "x", "about": 3}, {"text": "x", "scheme": "9"}):
+        response = client.post("/v1/documents", json=body)
+        assert response.status_code == 400, body
+    empty = client.post("/v1/documents", json={"text": "   "}).json
+    assert empty["sentences"] == [] and empty["document"]["label"] is None
+
+
+def test_a_100000_character_transcript_through_the_api(client):
+    turns = []
+    for i in range(1200):
+        speaker = "Jane Doe -- Analyst" if i % 2 else "John Smith -- CEO"
+        turns.append(f"{speaker}: {POSITIVE[i % 2] if i % 3 else NEGATIVE[i % 2]} Unit {i} sales were EUR {i}.5 mn.")
+    text = "\n".join(turns)
+    assert len(text) >= 100_000
+    answer = client.post("/v1/documents", json={"text": text, "scheme": "3"})
+    assert answer.status_code == 200
+    sentences = answer.json["sentences"]
+    assert len(sentences) == 2400 and all(text[s["start"]:s["end"]] == s["text"] for s in sentences)
+    assert answer.json["document"]["scored"] == 2400
+
+
+def test_the_cli_splits_texts_into_sentences(trained_gguf, tmp_path):
+    text = " ".join([POSITIVE[0], NEGATIVE[0], POSITIVE[1]])
+    env = {"FINSENT_CACHE_DIR": str(tmp_path / "cache")}
+    code, stdout, stderr = run_finsent("classify", "--model", str(trained_gguf["q8_0"]), "--split", "sentences",
+                                       "--json", text, env=env)
+    assert code == 0, stderr
+    (record,) = [json.loads(line) for line in stdout.splitlines()]
+    assert [s["text"] for s in record["sentences"]] == [POSITIVE[0], NEGATIVE[0], POSITIVE[1]]
+    assert record["document"]["scored"] == 3 and record["text"] == text
+    code, stdout, stderr = run_finsent("classify", "--model", str(trained_gguf["q8_0"]), "--split", "sentences",
+                                       "--about", "Virtucon", text, env=env)
+    assert code == 0, stderr
+    label, score, counts, shown = stdout.rstrip("\n").split("\t")
+    assert label in LABELS_7 and float(score) > 0.3 and counts == "1 of 3 sentences, 1 not neutral"
+    assert shown == text
