@@ -127,10 +127,35 @@ def _cell_problem(value) -> str | None:
     return None
 
 
-def classify_grid(value, scheme, render) -> list[list] | str:
-    """Results for every cell of `value` (one request for all uncached texts), shaped like the input.
+def _texts_classified(client: FinSentClient, texts: list[str], scheme: str) -> list[dict]:
+    return client.classify(texts, scheme)  # one request per 256 texts
 
-    render(result) turns a server result into the cell's value(s). Blank cells stay blank. Returns a
+
+def _documents_summed(client: FinSentClient, texts: list[str], scheme: str) -> list[dict]:
+    """Each text as a document (one /v1/documents request each): its document result, or an error of
+    its own (a document over the limits does not fail the others)."""
+    results = []
+    for text in texts:
+        try:
+            document = client.document(text, scheme)["document"]
+        except ServerNotRunning:
+            raise
+        except ClientError as e:
+            results.append({"error": {"message": str(e)}})
+            continue
+        if document["label"] is None:
+            results.append({"error": {"message": "no sentence could be classified"}})
+        else:
+            results.append({"label": document["label"], "score": document["score"]})
+    return results
+
+
+def classify_grid(value, scheme, render, ask=_texts_classified, kind: str = "text",
+                  timeout_s: float = 60.0) -> list[list] | str:
+    """Results for every cell of `value` (uncached texts asked together), shaped like the input.
+
+    render(result) turns a server result into the cell's value(s); ask(client, texts, scheme) gets the
+    results (kind names them in the cache: "text" or "document"). Blank cells stay blank. Returns a
     single message string when nothing can be done (bad scheme, server down).
     """
     scheme_name = normalize_scheme(scheme)
@@ -142,11 +167,11 @@ def classify_grid(value, scheme, render) -> list[list] | str:
     for row in grid:
         for cell in row:
             if isinstance(cell, str) and cell.strip() and _cell_problem(cell) is None:
-                if results_cache.get((url, scheme_name, cell)) is None and cell not in to_ask:
+                if results_cache.get((url, kind, scheme_name, cell)) is None and cell not in to_ask:
                     to_ask.append(cell)
     if to_ask:
         try:
-            answers = FinSentClient(url, key, connect_timeout=2.0, timeout=60.0).classify(to_ask, scheme_name)
+            answers = ask(FinSentClient(url, key, connect_timeout=2.0, timeout=timeout_s), to_ask, scheme_name)
         except ServerNotRunning:
             return f"{PREFIX}server not running at {url} - start it with: finsent serve"
         except ClientError as e:
@@ -154,7 +179,7 @@ def classify_grid(value, scheme, render) -> list[list] | str:
         fresh = dict(zip(to_ask, answers))
         for text, result in fresh.items():
             if "error" not in result:  # errors are not cached: the server may be fixed, then recalculated
-                results_cache.put((url, scheme_name, text), result)
+                results_cache.put((url, kind, scheme_name, text), result)
     else:
         fresh = {}
     out = []
@@ -168,7 +193,7 @@ def classify_grid(value, scheme, render) -> list[list] | str:
             if problem:
                 out_row.append(PREFIX + problem)
                 continue
-            result = fresh.get(cell) or results_cache.get((url, scheme_name, cell))
+            result = fresh.get(cell) or results_cache.get((url, kind, scheme_name, cell))
             if result is None or "error" in result:
                 message = (result or {}).get("error", {}).get("message", "no result")
                 out_row.append(PREFIX + message)
@@ -176,3 +201,12 @@ def classify_grid(value, scheme, render) -> list[list] | str:
                 out_row.append(render(result))
         out.append(out_row)
     return out
+
+
+# A document is labelled sentence by sentence on the server: it may take a while.
+DOCUMENT_TIMEOUT_S = 300.0
+
+
+def document_grid(value, scheme, render) -> list[list] | str:
+    """classify_grid for documents: each cell's text summed up from its sentences (/v1/documents)."""
+    return classify_grid(value, scheme, render, ask=_documents_summed, kind="document", timeout_s=DOCUMENT_TIMEOUT_S)

@@ -19,7 +19,7 @@ from finsent_local.files import write_text_atomically
 
 UDF_MODULE = "finsent_udf"
 UDF_STUB = '''"""FinSent functions for xlwings (written by `finsent excel`; the code lives in the finsent-local package)."""
-from finsent_local.excel.finsent_udf import FINSENT, FINSENT_PROBS, FINSENT_SCORE  # noqa: F401
+from finsent_local.excel.finsent_udf import FINSENT, FINSENT_DOC, FINSENT_DOC_SCORE, FINSENT_PROBS, FINSENT_SCORE  # noqa: F401
 '''
 
 

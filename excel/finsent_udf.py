@@ -3,6 +3,8 @@
     =FINSENT(A2, "7")        the label ("strong negative" ... "strong positive"; "3": negative/neutral/positive)
     =FINSENT_SCORE(A2)       the signed score in [-1, 1] (probability-weighted), for averages and charts
     =FINSENT_PROBS(A2, "7")  a header row of label names, then one row of probabilities per text
+    =FINSENT_DOC(A2, "7")    a whole document's label (its sentences labelled, then summed up)
+    =FINSENT_DOC_SCORE(A2)   the document's mean sentence score in [-1, 1]
 
 Each takes one cell or a whole range; a range goes to the server as one request and comes back as a
 spilled array of the same shape. Blank cells give blank results; numbers, dates and error values give a
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import xlwings as xw
 
-from finsent_local.excel.cells import LABELS_BY_SCHEME, PREFIX, as_grid, classify_grid, normalize_scheme
+from finsent_local.excel.cells import LABELS_BY_SCHEME, PREFIX, as_grid, classify_grid, document_grid, normalize_scheme
 from finsent_local.excel.functions import argument_doc, described
 
 
@@ -69,4 +71,20 @@ def FINSENT_PROBS(text, scheme="7"):
     return out
 
 
-__all__ = ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "PREFIX"]
+@xw.func
+@xw.arg("text", ndim=2, doc=argument_doc("FINSENT_DOC", "text"))
+@xw.arg("scheme", doc=argument_doc("FINSENT_DOC", "scheme"))
+@described("FINSENT_DOC")
+def FINSENT_DOC(text, scheme="7"):
+    return _single_or_grid(text, document_grid(text, scheme, lambda r: r["label"]))
+
+
+@xw.func
+@xw.arg("text", ndim=2, doc=argument_doc("FINSENT_DOC_SCORE", "text"))
+@xw.arg("scheme", doc=argument_doc("FINSENT_DOC_SCORE", "scheme"))
+@described("FINSENT_DOC_SCORE")
+def FINSENT_DOC_SCORE(text, scheme="7"):
+    return _single_or_grid(text, document_grid(text, scheme, lambda r: r["score"]))
+
+
+__all__ = ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE", "PREFIX"]

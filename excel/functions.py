@@ -31,6 +31,8 @@ class ExcelFunction:
 
 
 TEXT = Argument("text", "A cell or range of headlines or other financial text.", range_ok=True)
+DOCUMENT = Argument("text", "A cell or range of documents (each cell one document, split into sentences).",
+                    range_ok=True)
 SCHEME = Argument("scheme", '"7" (default) for 7 labels, "3" for negative/neutral/positive.', optional=True)
 
 FUNCTIONS = (
@@ -40,6 +42,10 @@ FUNCTIONS = (
                   (TEXT, SCHEME)),
     ExcelFunction("FINSENT_PROBS", "A header row of label names, then each text's label probabilities "
                   "(one row per text, read row by row).", "any", (TEXT, SCHEME)),
+    ExcelFunction("FINSENT_DOC", "Label of a whole document (press release, transcript): its sentences "
+                  "labelled, then the label nearest their mean score.", "text", (DOCUMENT, SCHEME)),
+    ExcelFunction("FINSENT_DOC_SCORE", "Mean sentence score of a whole document, from -1 to 1.", "any",
+                  (DOCUMENT, SCHEME)),
 )
 BY_NAME = {f.name: f for f in FUNCTIONS}
 

@@ -71,6 +71,11 @@ class FinSentClient:
         """The server's /health answer; raises ClientError when it is down, loading or not FinSent."""
         return self._request("GET", "/health", None, time.monotonic() + self.timeout)
 
+    def document(self, text: str, scheme: str = "7") -> dict:
+        """POST /v1/documents: {"document": {...}, "sentences": [...]} for one text."""
+        return self._request("POST", "/v1/documents", {"text": text, "scheme": scheme},
+                             time.monotonic() + self.timeout)
+
     def classify(self, texts: list[str], scheme: str = "7") -> list[dict]:
         """One result dict per text (label, score, probs, ... or error), in order."""
         deadline = time.monotonic() + self.timeout

@@ -19,7 +19,7 @@ import pytest
 from conftest import run_finsent
 from running_server import RunningServer
 from finsent_local.excel import cells
-from finsent_local.excel.finsent_udf import FINSENT, FINSENT_PROBS, FINSENT_SCORE
+from finsent_local.excel.finsent_udf import FINSENT, FINSENT_DOC, FINSENT_DOC_SCORE, FINSENT_PROBS, FINSENT_SCORE
 
 LABELS_7 = {"strong negative", "moderately negative", "mildly negative", "neutral", "mildly positive",
             "moderately positive", "strong positive"}
@@ -45,6 +45,21 @@ def test_single_cell(sheet_env):
     assert FINSENT("Globex files for bankruptcy protection", 3.0) == "negative"  # Excel passes numbers as floats
     score = FINSENT_SCORE("Globex files for bankruptcy protection")
     assert isinstance(score, float) and -1 <= score < -0.5
+
+
+def test_documents_are_summed_up_from_their_sentences(sheet_env):
+    """=FINSENT_DOC: each cell one document (POST /v1/documents), its label the one nearest the mean
+    sentence score, as the API gives it."""
+    from finsent_local.client import FinSentClient
+
+    release = ("Initech raises full-year guidance. Vandelay shares soar 40% after record profit. "
+               "Hooli schedules its annual general meeting.")
+    expected = FinSentClient(sheet_env.url).document(release, "7")["document"]
+    assert FINSENT_DOC(release) == expected["label"]
+    assert FINSENT_DOC_SCORE(release) == pytest.approx(expected["score"])
+    assert FINSENT_DOC([[release], [None], [3]], "3") == [[FinSentClient(sheet_env.url).document(release, "3")
+                                                           ["document"]["label"]], [""], ["#FINSENT! not text (a number)"]]
+    assert FINSENT_DOC(release, "9").startswith("#FINSENT! scheme must be")
 
 
 def test_column_range_keeps_its_shape_in_one_request(sheet_env):
@@ -168,6 +183,8 @@ def test_vba_wrapper_from_xlwings(monkeypatch):
     assert re.search(r"^Function FINSENT\(text, Optional scheme\)", vba, re.M), vba
     assert re.search(r"^Function FINSENT_SCORE\(text, Optional scheme\)", vba, re.M)
     assert re.search(r"^Function FINSENT_PROBS\(text, Optional scheme\)", vba, re.M)
+    assert re.search(r"^Function FINSENT_DOC\(text, Optional scheme\)", vba, re.M)
+    assert re.search(r"^Function FINSENT_DOC_SCORE\(text, Optional scheme\)", vba, re.M)
     assert 'py.CallUDF("finsent_udf", "FINSENT", Array(text, scheme)' in vba.replace("XLPy", "py") or \
         '"finsent_udf", "FINSENT", Array(text, scheme)' in vba
     assert "Application.Volatile" not in vba  # results must not change on every recalculation

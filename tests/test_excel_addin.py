@@ -41,7 +41,8 @@ def test_functions_json_comes_from_the_xlwings_definitions(client):
     response = client.get("/addin/functions.json")
     assert response.status_code == 200 and response.mimetype == "application/json"
     metadata = response.json["functions"]
-    assert [f["id"] for f in metadata] == [f.name for f in FUNCTIONS] == ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS"]
+    assert [f["id"] for f in metadata] == [f.name for f in FUNCTIONS] == ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS",
+                                                                                  "FINSENT_DOC", "FINSENT_DOC_SCORE"]
     for entry, definition in zip(metadata, FUNCTIONS):
         python_function = getattr(finsent_udf, definition.name)
         assert entry["description"] == definition.description == python_function.__doc__
@@ -51,7 +52,8 @@ def test_functions_json_comes_from_the_xlwings_definitions(client):
         assert re.fullmatch(r"[A-Z][A-Z0-9_.]{2,}", entry["id"])  # Office's rule for ids
     # functions.js registers exactly these ids, and its limits are the server's.
     source = FUNCTIONS_JS.read_text()
-    assert re.search(r"const functions = \{ FINSENT, FINSENT_SCORE, FINSENT_PROBS \};", source)
+    assert re.search(r"const functions = \{ FINSENT, FINSENT_SCORE, FINSENT_PROBS, FINSENT_DOC, FINSENT_DOC_SCORE \};",
+                     source)
     from finsent_local.excel.cells import EXCEL_ERRORS, PREFIX
     from finsent_local.limits import DEFAULT_LIMITS
 
@@ -140,6 +142,9 @@ def addin_cases() -> list[tuple[str, list]]:
         ("FINSENT_SCORE", [mixed, "3"]),
         ("FINSENT_PROBS", [[[headlines[0], headlines[1]], ["", 7]], "7"]),
         ("FINSENT_PROBS", [[[""], [None]], "3"]),  # nothing to classify: the scheme's labels as the header
+        ("FINSENT_DOC", [[[f"{headlines[1]}. {headlines[0]}. {headlines[1]}."], [""], [42]], "3"]),
+        ("FINSENT_DOC_SCORE", [[[f"QUARTERLY REPORT\n{headlines[0]}. {headlines[2]}."], ["x" * 40_000]], "7"]),
+        ("FINSENT_DOC", [[[headlines[0]]], "9"]),
     ]
 
 
@@ -167,7 +172,7 @@ def python_cells(function: str, args: list, url: str, monkeypatch) -> list[list]
 def test_addin_functions_give_the_xlwings_cells(server, monkeypatch):
     cases = addin_cases()
     out = run_addin_functions(server.url, [[{"fn": f, "args": a} for f, a in cases]])
-    assert out["associated"] == ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS"]
+    assert out["associated"] == ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE"]
     for (function, args), js in zip(cases, out["phases"][0]["results"]):
         assert js == python_cells(function, args, server.url, monkeypatch), (function, args)
     results = out["phases"][0]["results"]

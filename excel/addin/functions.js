@@ -18,6 +18,7 @@
   const MAX_REQUEST_BYTES = 2 * 1024 * 1024; // half the server's 4 MB body limit
   const BATCH_DELAY_MS = 50;
   const TIMEOUT_MS = 60000;
+  const DOCUMENT_TIMEOUT_MS = 300000; // a document is labelled sentence by sentence (as cells.py)
   const CACHE_ENTRIES = 50000;
   const SCHEMES = ["3", "7"];
   const EXCEL_ERRORS = new Set(["#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!",
@@ -149,12 +150,12 @@
 
   const post = (path, payload) => call("POST", path, payload);
 
-  async function call(method, path, payload) {
+  async function call(method, path, payload, timeoutMs = TIMEOUT_MS) {
     const headers = { Accept: "application/json" };
     if (payload !== undefined) headers["Content-Type"] = "application/json";
     if (config.apiKey) headers.Authorization = `Bearer ${config.apiKey}`;
     const controller = new AbortController();
-    const timeout = setTimeout(() => controller.abort(), TIMEOUT_MS);
+    const timeout = setTimeout(() => controller.abort(), timeoutMs);
     let response;
     try {
       response = await root.fetch(config.url + path, {
@@ -163,7 +164,9 @@
       });
     } catch (error) {
       if (controller.signal.aborted) throw new Error(`server at ${config.url} did not answer in time`);
-      throw new Error(`server not running at ${config.url} - start it with: finsent serve --https-port 8443`);
+      const down = new Error(`server not running at ${config.url} - start it with: finsent serve --https-port 8443`);
+      down.serverDown = true; // the whole call fails, not one cell
+      throw down;
     } finally {
       clearTimeout(timeout);
     }
@@ -205,15 +208,41 @@
       if (answer.failure) return PREFIX + answer.failure;
       errors = answer.errors;
     }
+    return cellsOf(grid, (cell) => cacheKey(schemeName, cell), errors, render);
+  }
+
+  function cellsOf(grid, keyOf, errors, render) {
     return grid.map((row) => row.map((cell) => {
       if (isBlank(cell)) return "";
       const problem = cellProblem(cell);
       if (problem) return PREFIX + problem;
-      const key = cacheKey(schemeName, cell);
-      const result = cache.get(key);
+      const result = cache.get(keyOf(cell));
       if (result) return render(result);
-      return PREFIX + (errors.get(key) || "no result");
+      return PREFIX + (errors.get(keyOf(cell)) || "no result");
     }));
+  }
+
+  // Each cell a document: one /v1/documents request per distinct uncached text (the server batches its
+  // sentences); a document's own error stays in its cell, a stopped server fails the call (cells.py).
+  async function documentGrid(value, scheme, render) {
+    const schemeName = normalizeScheme(scheme);
+    if (schemeName === null) return `${PREFIX}scheme must be "3" or "7"`;
+    const grid = asGrid(value);
+    const keyOf = (cell) => cacheKey(`document ${schemeName}`, cell);
+    const toAsk = [...new Set(grid.flat().filter((cell) => typeof cell === "string" && !isBlank(cell) &&
+                                                            cellProblem(cell) === null && !cache.has(keyOf(cell))))];
+    const errors = new Map();
+    for (const text of toAsk) {
+      try {
+        const { document } = await call("POST", "/v1/documents", { text, scheme: schemeName }, DOCUMENT_TIMEOUT_MS);
+        if (document.label === null) errors.set(keyOf(text), "no sentence could be classified");
+        else remember(keyOf(text), { label: document.label, score: document.score });
+      } catch (error) {
+        if (error.serverDown) return PREFIX + error.message;
+        errors.set(keyOf(text), error.message);
+      }
+    }
+    return cellsOf(grid, keyOf, errors, render);
   }
 
   const asMatrix = (out) => (typeof out === "string" ? [[out]] : out);
@@ -243,7 +272,15 @@
       : [value, ...Array(labels.length - 1).fill("")]))];
   }
 
-  const functions = { FINSENT, FINSENT_SCORE, FINSENT_PROBS };
+  async function FINSENT_DOC(text, scheme) {
+    return asMatrix(await documentGrid(text, scheme, (r) => r.label));
+  }
+
+  async function FINSENT_DOC_SCORE(text, scheme) {
+    return asMatrix(await documentGrid(text, scheme, (r) => r.score));
+  }
+
+  const functions = { FINSENT, FINSENT_SCORE, FINSENT_PROBS, FINSENT_DOC, FINSENT_DOC_SCORE };
   if (root.CustomFunctions) {
     for (const [id, fn] of Object.entries(functions)) root.CustomFunctions.associate(id, fn);
   }
