@@ -317,6 +317,33 @@ def test_long_list_shows_progress_and_cancels(page):
     assert labelled >= 32 and sum(page.chart_counts().values()) == done  # the chart counts what was answered
 
 
+def test_document_mode_tints_each_sentence_with_its_label(page, server):
+    """A pasted press release in Document mode: its sentences as /v1/documents gives them, tinted in
+    place (an emoji before them: the server counts code points, the page UTF-16 units), hostile text
+    shown as text, the document's label and the sentences in the table."""
+    from selenium.webdriver.common.by import By
+
+    text = ("ACME GROUP INTERIM REPORT \U0001F4C8 Q3\n"
+            "Nakatomi Trading raises full-year guidance. <img src=x onerror=alert(1)> Virtucon files for "
+            "bankruptcy protection.\n\n- Dunder Mifflin schedules its annual general meeting\n"
+            "- Sterling Cooper shares soar 40% after record profit")
+    expected = post_json(server.url + "/v1/documents", {"text": text, "scheme": "7"})
+    page.driver.find_element(By.CSS_SELECTOR, 'input[name="mode"][value="document"]').click()
+    assert not page.element("drop-zone").is_displayed()
+    page.driver.execute_script("document.getElementById('texts').value = arguments[0]", text)
+    page.classify()
+    marks = page.driver.execute_script("""
+        return [...document.querySelectorAll('#document-text mark')].map(m => [m.textContent, m.dataset.label]);""")
+    assert marks == [[s["text"], s["label"]] for s in expected["sentences"]]
+    assert len(marks) == 5 and marks[0][0].endswith("\U0001F4C8 Q3")
+    assert page.text("document-text") == text  # the whole text, in order, nothing lost or doubled
+    assert page.driver.find_elements(By.CSS_SELECTOR, "#document-text img") == []
+    document = expected["document"]
+    assert page.text("document-summary").startswith(f"{document['label']} (mean sentence score ")
+    assert [r["text"] for r in page.rows()] == [s["text"] for s in expected["sentences"]]
+    assert page.text("mean-score") == shown_score(document["score"])
+
+
 def test_phone_width_has_no_sideways_scrolling(chromium, server, held_out):
     chromium.set_window_size(390, 844)
     try:

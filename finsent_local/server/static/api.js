@@ -72,6 +72,10 @@ export function classify(texts, scheme, { signal, onWait } = {}) {
   return call("/v1/classify", { method: "POST", payload: { texts, scheme }, signal, onWait });
 }
 
+export function classifyDocument(text, scheme, { signal, onWait } = {}) {
+  return call("/v1/documents", { method: "POST", payload: { text, scheme }, signal, onWait });
+}
+
 // Splits texts into requests the server accepts: at most `perRequest` texts and about half the body
 // limit each. A text over the character limit is not sent (it would be refused anyway): it gets an error here.
 export function planChunks(texts, limits, perRequest = 32) {

@@ -2,7 +2,7 @@
 // shown), results out (table, chart, CSV). Every text from a user or a file is put into the page with
 // textContent or as an attribute value, never as HTML.
 
-import { ApiError, apiKey, classify, getHealth, getStatus, planChunks, setApiKey } from "./api.js";
+import { ApiError, apiKey, classify, classifyDocument, getHealth, getStatus, planChunks, setApiKey } from "./api.js";
 import { drawDistribution, polarityClass } from "./chart.js";
 import {
   columnLetters, decodeText, guessTextColumn, linesOf, parseDelimited, sniffDelimiter, tableFromLines, tableFromRows,
@@ -178,7 +178,108 @@ function setBusy(busy) {
   else if (document.activeElement === $("cancel") || !document.activeElement) $("classify").focus();
 }
 
+const documentMode = () => document.querySelector('input[name="mode"]:checked').value === "document";
+
+function showMode() {
+  const whole = documentMode();
+  $("texts-label").textContent = whole ? "A document: press release, call transcript, filing" : "Headlines, one per line";
+  $("drop-zone").hidden = whole; // files are read as rows of headlines
+  if (whole && state.file) clearFile();
+}
+
+// The server's offsets count code points (Python); a JavaScript string counts UTF-16 units.
+function utf16Offsets(text) {
+  const at = [0];
+  let units = 0;
+  for (const character of text) {
+    units += character.length;
+    at.push(units);
+  }
+  return at;
+}
+
+async function runDocument() {
+  const text = $("texts").value;
+  if (!text.trim()) {
+    showMessage("Paste a document first.");
+    return;
+  }
+  showMessage("");
+  const scheme = selectedScheme();
+  const controller = new AbortController();
+  const run = { scheme, labels: null, values: null, items: [], finished: 0, controller, source: "document",
+                table: null, document: null };
+  state.run = run;
+  state.sort = "none";
+  setBusy(true);
+  $("progress-text").textContent = "Labelling the document sentence by sentence…";
+  try {
+    const answer = await classifyDocument(text, scheme, {
+      signal: controller.signal,
+      onWait: (seconds, message) => { $("progress-text").textContent = `${message} Retrying in ${seconds} s…`; },
+    });
+    Object.assign(run, labelSet(scheme, answer));
+    run.items = answer.sentences.map((s, i) => ({ n: i + 1, text: s.text, label: s.label, score: s.score,
+                                                   probs: s.probs, error: s.error?.message }));
+    run.finished = run.items.length;
+    run.document = { text, summary: answer.document, sentences: answer.sentences };
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      showKeyPanel(apiKey() ? rejectedKeyMessage(error) : "This server needs its API key: enter it above, then classify again.");
+      showMessage(`Not classified: ${error.message}`);
+    } else if (error?.name === "CancelledByUser") {
+      showMessage("Cancelled.");
+    } else {
+      showMessage(`Not classified: ${error.message ?? error}`);
+    }
+  } finally {
+    run.done = true;
+    setBusy(false);
+    if (run.labels === null) Object.assign(run, { labels: [], values: [] });
+    render();
+    renderDocument(run);
+    refreshStatus();
+  }
+}
+
+function renderDocument(run) {
+  const view = $("document-view");
+  if (!run?.document) {
+    view.hidden = true;
+    return;
+  }
+  const { text, summary, sentences } = run.document;
+  const at = utf16Offsets(text);
+  const parts = [];
+  let done = 0;
+  for (const sentence of sentences) {
+    const start = at[sentence.start];
+    const end = at[sentence.end];
+    if (start > done) parts.push(document.createTextNode(text.slice(done, start)));
+    const mark = document.createElement("mark");
+    mark.textContent = text.slice(start, end); // text, never HTML
+    if (sentence.label) {
+      mark.className = polarityClass(run.values[run.labels.indexOf(sentence.label)]);
+      mark.title = `${sentence.label} (${signed(sentence.score)})`;
+      mark.dataset.label = sentence.label;
+    } else {
+      mark.className = "failed";
+      mark.title = sentence.error?.message ?? "not classified";
+    }
+    parts.push(mark);
+    done = end;
+  }
+  if (done < text.length) parts.push(document.createTextNode(text.slice(done)));
+  $("document-text").replaceChildren(...parts);
+  $("document-summary").textContent = summary.label === null ? "No sentence could be labelled."
+    : `${summary.label} (mean sentence score ${signed(summary.score)}); ${plural(summary.scored, "sentence")}, `
+      + `${Math.round(summary.non_neutral_share * 100)}% not neutral`;
+  view.hidden = false;
+}
+
 async function runClassification() {
+  if (documentMode()) return runDocument();
+  $("document-view").hidden = true;
   const texts = collectTexts();
   if (!texts.length) {
     showMessage("Paste at least one headline (one per line), or choose a file.");
@@ -421,6 +522,7 @@ function init() {
   });
   $("file").addEventListener("change", () => { if ($("file").files[0]) useFile($("file").files[0]); });
   window.addEventListener("resize", scheduleRender); // the chart is drawn for the width it is shown at
+  for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", showMode);
   $("sheet").addEventListener("change", async () => {
     const { workbook, name } = state.file;
     try {
