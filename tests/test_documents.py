@@ -165,3 +165,8 @@ def test_the_cli_splits_texts_into_sentences(trained_gguf, tmp_path):
     label, score, counts, shown = stdout.rstrip("\n").split("\t")
     assert label in LABELS_7 and float(score) > 0.3 and counts == "1 of 3 sentences, 1 not neutral"
     assert shown == text
+    code, stdout, stderr = run_finsent("classify", "--model", str(trained_gguf["q8_0"]), "--split", "sentences",
+                                       "--about", "Virtucon", text, "  ", NEUTRAL[0], env=env)
+    rows = stdout.splitlines()
+    assert code == 1 and rows[1].startswith("#FINSENT! text is empty")  # a blank one is an error row, as in line mode
+    assert rows[2].startswith("no mention\t\t0 of 1 sentences") and "1 of 3 texts could not be classified" in stderr

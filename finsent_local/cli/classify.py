@@ -170,6 +170,8 @@ def _document_row(service, text: str, scheme: str, about: str | None, as_json: b
 
     labelling = service.schemes[scheme]
     problem = _not_utf8(text)
+    if problem is None and not text.strip():  # as in line mode: a blank line is a row of its own, an error
+        problem = {"error": {"code": "empty_text", "message": "text is empty"}}
     if problem is None:
         try:
             answer = classify_document(text, scheme, service.classify, labelling.labels, labelling.values,
