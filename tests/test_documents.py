@@ -170,3 +170,54 @@ def test_the_cli_splits_texts_into_sentences(trained_gguf, tmp_path):
     rows = stdout.splitlines()
     assert code == 1 and rows[1].startswith("#FINSENT! text is empty")  # a blank one is an error row, as in line mode
     assert rows[2].startswith("no mention\t\t0 of 1 sentences") and "1 of 3 texts could not be classified" in stderr
+
+
+def test_a_file_of_documents_gets_one_row_each_and_a_sentence_file(trained_gguf, tmp_path):
+    import csv
+
+    env = {"FINSENT_CACHE_DIR": str(tmp_path / "cache")}
+    documents = [" ".join([POSITIVE[0], NEGATIVE[0], POSITIVE[1]]), "", "PRESS RELEASE\n" + " ".join(NEGATIVE),
+                 "Nothing here names the firm."]
+    with open(tmp_path / "docs.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "body"])
+        writer.writerows([[i, d] for i, d in enumerate(documents)])
+    model = str(trained_gguf["q8_0"])
+    code, _, stderr = run_finsent("classify", "--model", model, "--input", str(tmp_path / "docs.csv"), "--column", "body",
+                                  "--output", str(tmp_path / "out.csv"), "--split", "sentences", "--sentences-output",
+                                  str(tmp_path / "sentences.csv"), env=env)
+    assert code == 0, stderr
+    assert "Wrote " + str(tmp_path / "sentences.csv") + ": 7 sentences" in stderr
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["id", "body", "label", "score", "weighted_score", "non_neutral_share", "sentences",
+                             "most_positive_sentence", "most_negative_sentence", "error"]
+    assert rows[1]["error"] == "text is empty" and rows[1]["label"] == ""
+    for row, text in ((rows[0], documents[0]), (rows[2], documents[2])):  # as the command gives each document
+        code, stdout, _ = run_finsent("classify", "--model", model, "--split", "sentences", "--json", text, env=env)
+        doc = json.loads(stdout)["document"]
+        assert row["label"] == doc["label"] and float(row["score"]) == pytest.approx(doc["score"], abs=1e-6)
+        assert float(row["non_neutral_share"]) == pytest.approx(doc["non_neutral_share"], abs=1e-6)
+        assert int(row["sentences"]) == doc["scored"]
+        assert int(row["most_positive_sentence"]) == doc["most_positive"]["index"]
+    with open(tmp_path / "sentences.csv", newline="", encoding="utf-8") as f:
+        sentences = list(csv.DictReader(f))
+    assert [(s["row"], s["sentence"]) for s in sentences] == [("1", "0"), ("1", "1"), ("1", "2"), ("3", "0"),
+                                                             ("3", "1"), ("3", "2"), ("4", "0")]
+    for s in sentences:
+        text = documents[int(s["row"]) - 1]
+        assert text[int(s["start"]):int(s["end"])] == s["text"]
+    assert list(sentences[0])[:7] == ["row", "sentence", "start", "end", "text", "label", "score"]
+    assert [p for p in tmp_path.iterdir() if p.name.endswith(".finsent-partial")] == []
+
+
+def test_saved_sentences_of_rows_not_done_are_dropped_on_resume(tmp_path):
+    from finsent_local.jobs.file_job import WorkFolder
+
+    work = WorkFolder(tmp_path / "out.csv")
+    work.path.mkdir()
+    work.append_sentences([{"row": r, "sentence": 0, "text": f"s{r}"} for r in (1, 2, 3)])
+    with open(work.sentences_file, "a") as f:
+        f.write('{"row": 4, "sent')  # cut short by a crash
+    work.trim_sentences(2)
+    assert [json.loads(line)["row"] for line in work.sentences_file.read_text().splitlines()] == [1, 2]

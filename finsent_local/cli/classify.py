@@ -54,8 +54,11 @@ ECHO_CHARS = 200  # an error row shows at most this much of its text
                    "nearest the mean sentence score, the share of non-neutral sentences; --json: every sentence).")
 @click.option("--about", help="With --split sentences: only the sentences naming one of these (NAME|ALIAS...; "
               "case-insensitive, whole words).")
+@click.option("--sentences-output", "sentences_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="With --input and --split sentences: also write every sentence (row, offsets, label, score, "
+                   "probabilities) to this .csv file.")
 def classify(texts, input_path, output_path, column, sheet, encoding, delimiter, prefix, force, quiet, scheme, as_json, model,
-             prompt_preset, threads, no_cache, ray_address, actors, gpus_per_actor, split, about):
+             prompt_preset, threads, no_cache, ray_address, actors, gpus_per_actor, split, about, sentences_path):
     """Label TEXTS, lines from standard input, or a column of a file, with the local model (no server).
 
     \b
@@ -76,10 +79,18 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
             raise UserError(f"{stray[0]} goes with --input FILE")
         if about is not None and split is None:
             raise UserError("--about goes with --split sentences")
+        if sentences_path is not None:
+            raise UserError("--sentences-output goes with --input FILE and --split sentences")
         _classify_lines(texts, scheme, as_json, model, prompt_preset, threads, no_cache, split, about)
         return
-    if split is not None or about is not None:
-        raise UserError("--split sentences and --about are for texts and lines for now, not --input files")
+    if about is not None and split is None:
+        raise UserError("--about goes with --split sentences")
+    if sentences_path is not None and split is None:
+        raise UserError("--sentences-output goes with --split sentences")
+    if sentences_path is not None and sentences_path.suffix.lower() != ".csv":
+        raise UserError("--sentences-output is written as CSV: give it the extension .csv")
+    if split is not None and ray_address is not None:
+        raise UserError("--split sentences does not run on Ray yet: leave out --ray")
     if texts:
         raise UserError("give texts or --input FILE, not both")
     if output_path is None:
@@ -92,7 +103,7 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
                          gpus_per_actor, force, model, quiet, ray_address, encoding, delimiter_character(delimiter))
         return
     _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
-                   threads, no_cache, encoding, delimiter_character(delimiter))
+                   threads, no_cache, encoding, delimiter_character(delimiter), split, about, sentences_path)
 
 
 def _open_service(model: str | None, prompt_preset: str, threads: int, no_cache: bool):
@@ -247,11 +258,12 @@ def _stdin_chunks() -> Iterator[list[str]]:
 
 # -- files ---------------------------------------------------------------------------------------------
 def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
-                   threads, no_cache, encoding=None, delimiter=None) -> None:
+                   threads, no_cache, encoding=None, delimiter=None, split=None, about=None, sentences_path=None) -> None:
     from ..jobs.file_job import JobIdentity, WorkFolder
     from ..files import file_fingerprint
     from ..model_files import result_cache_path
     from ..jobs.errors import JobError
+    from ..jobs.documents import SENTENCE_FIELDS, DocumentScorer, about_names, document_columns
     from ..jobs.scoring import classify_values
     from ..jobs.tables import TableError, check_output_format, open_table, result_columns
 
@@ -268,15 +280,25 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
         raise UserError("the output must be another file than the input")
     if not output_path.parent.is_dir():
         raise UserError(f"no folder {output_path.parent} for the output")
+    if sentences_path is not None and sentences_path.exists() and not force:
+        raise UserError(f"{sentences_path} exists; use --force to replace it")
     path, service = _open_service(model, prompt_preset, threads, no_cache)
     work = WorkFolder(output_path)
     try:
         try:
-            added = result_columns(service.schemes[scheme].labels, prefix)
+            names = about_names(about)
+            added = document_columns(prefix) if split else result_columns(service.schemes[scheme].labels, prefix)
             table.check_new_columns(added)
             model_sha256 = file_fingerprint(path, result_cache_path().with_name("model-fingerprints.json"))
+            mode = "texts" if not split else "documents" + (f" about {'|'.join(names)}" if names else "")
             done, dropped = work.claim(JobIdentity.of(input_path, table.column, sheet, scheme, model_sha256,
-                                                      prompt_preset))
+                                                      prompt_preset, mode))
+            if split:
+                work.trim_sentences(done)
+                classify_chunk = DocumentScorer(service, scheme, names, done + 1, work.append_sentences)
+            else:
+                def classify_chunk(values):
+                    return classify_values(service, values, scheme)
             total = table.count_rows()
             if dropped:
                 click.echo(f"note: the saved results in {work.path} were for another input, column, scheme or "
@@ -284,10 +306,14 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
             elif done:
                 of_total = f" of {total:,}" if total is not None else ""
                 click.echo(f"Continuing: {done:,}{of_total} rows were already done", err=True)
-            _score_with_progress(table, work, done, total, lambda values: classify_values(service, values, scheme),
-                                 quiet)
+            _score_with_progress(table, work, done, total, classify_chunk, quiet)
+            labels = service.schemes[scheme].labels
         finally:
             service.close()
+        if sentences_path is not None:  # before the output: writing that deletes the saved sentences
+            columns = [*SENTENCE_FIELDS[:-1], *(f"p_{label.replace(' ', '_')}" for label in labels), "error"]
+            sentences = work.write_sentences_csv(sentences_path, columns)
+            click.echo(f"Wrote {sentences_path}: {plural(sentences, 'sentence')}", err=True)
         _write_file_output(table, work, output_path, added)
     except JobError as e:
         work.discard_if_empty()

@@ -113,3 +113,71 @@ def classify_document(text: str, scheme: str, classify: Callable[[list[str], str
         if not sentences:
             document["label"] = NO_MENTION
     return {"document": document, "sentences": sentences}
+
+
+# -- files: one row per document --------------------------------------------------------------------------
+def document_columns(prefix: str = "") -> list[str]:
+    """The columns a document job appends. They follow the file job's layout (label, score, numbers,
+    error), so every table writer, the saved results and resume work unchanged: the numbers are the
+    length-weighted score, the non-neutral share, the sentences labelled and the indices (0-based, in the
+    document) of the most positive and most negative sentence (their texts: --sentences-output)."""
+    return [f"{prefix}{name}" for name in ("label", "score", "weighted_score", "non_neutral_share", "sentences",
+                                           "most_positive_sentence", "most_negative_sentence", "error")]
+
+
+SENTENCE_FIELDS = ("row", "sentence", "start", "end", "text", "label", "score", "error")
+
+
+class DocumentScorer:
+    """classify_chunk for the file job with --split sentences: each value a document. Rows are numbered
+    from `first_row` (1-based data rows) in the order the job hands them over; each sentence is passed to
+    `on_sentences(rows)` as a dict of SENTENCE_FIELDS plus p_<label> (for --sentences-output)."""
+
+    def __init__(self, service, scheme: str, about: list[str] | None, first_row: int,
+                 on_sentences: Callable[[list[dict]], None] = lambda rows: None):
+        self.service = service
+        self.scheme = scheme
+        self.about = about
+        self.next_row = first_row
+        self.on_sentences = on_sentences
+
+    def __call__(self, values: list) -> list:
+        from .tables import NotText, RowResult
+
+        labelling = self.service.schemes[self.scheme]
+        limits = self.service.limits
+        results, sentence_rows = [], []
+        for value in values:
+            row, self.next_row = self.next_row, self.next_row + 1
+            if isinstance(value, NotText):
+                results.append(RowResult(error=value.reason))
+                continue
+            if value is None or (isinstance(value, str) and not value.strip()):
+                results.append(RowResult(error="text is empty"))
+                continue
+            if not isinstance(value, str):
+                results.append(RowResult(error="text must be a string"))
+                continue
+            try:
+                answer = classify_document(value, self.scheme, self.service.classify, labelling.labels,
+                                           labelling.values, self.about, limits.max_document_chars,
+                                           limits.max_document_sentences, 64)
+            except DocumentTooLarge as e:
+                results.append(RowResult(error=str(e)))
+                continue
+            doc = answer["document"]
+            if doc["label"] is None:
+                results.append(RowResult(error="no sentence could be classified"))
+                continue
+            extremes = (doc["most_positive"]["index"], doc["most_negative"]["index"]) if doc["most_positive"] else (None, None)
+            results.append(RowResult(doc["label"], doc["score"],
+                                     (doc["length_weighted_score"], doc["non_neutral_share"], doc["scored"], *extremes)))
+            for s in answer["sentences"]:
+                entry = {"row": row, "sentence": s["index"], "start": s["start"], "end": s["end"], "text": s["text"],
+                         "label": s.get("label"), "score": s.get("score"),
+                         "error": s["error"]["message"] if "error" in s else ""}
+                entry.update({f"p_{label.replace(' ', '_')}": (s.get("probs") or {}).get(label)
+                              for label in labelling.labels})
+                sentence_rows.append(entry)
+        self.on_sentences(sentence_rows)
+        return results

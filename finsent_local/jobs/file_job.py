@@ -16,6 +16,7 @@ whatever happened in between, so it has the same rows and labels as an uninterru
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from ..files import replace_durably, write_json_atomically
 from .errors import JobError
-from .tables import InputTable, RowResult, TableError
+from .tables import InputTable, RowResult, TableError, plain_decimal
 
 CHUNK_ROWS = 128  # rows per classifier call and per flush to disk: at most this much work is redone
 JOB_STATE_VERSION = 1
@@ -44,13 +45,14 @@ class JobIdentity:
     model_sha256: str
     prompt_preset: str
     version: int = JOB_STATE_VERSION
+    mode: str = "texts"  # or "documents", "documents about NAME|..." (--split sentences [--about])
 
     @classmethod
     def of(cls, input_path: Path, column: str, sheet: str | None, scheme: str, model_sha256: str,
-           prompt_preset: str) -> JobIdentity:
+           prompt_preset: str, mode: str = "texts") -> JobIdentity:
         stat = Path(input_path).stat()
         return cls(str(Path(input_path).resolve()), stat.st_size, stat.st_mtime_ns, column, sheet, scheme,
-                   model_sha256, prompt_preset)
+                   model_sha256, prompt_preset, mode=mode)
 
 
 class JobLocked(JobError):
@@ -66,6 +68,7 @@ class WorkFolder:
         self.path = output.parent / f".{output.name}.finsent-partial"
         self.state_file = self.path / "job.json"
         self.results_file = self.path / "results.jsonl"
+        self.sentences_file = self.path / "sentences.jsonl"  # --split sentences --sentences-output
         self.partial_output = self.path / ("output" + output.suffix)
         self._lock = None
         self._claimed = False
@@ -83,6 +86,7 @@ class WorkFolder:
         if saved != asdict(identity):
             dropped = saved is not None and self.results_file.exists()
             self.results_file.unlink(missing_ok=True)
+            self.sentences_file.unlink(missing_ok=True)
             write_json_atomically(self.state_file, asdict(identity))
         return self.rows_saved(), dropped
 
@@ -127,6 +131,47 @@ class WorkFolder:
             f.write(lines)
             f.flush()
             os.fsync(f.fileno())
+
+    def append_sentences(self, rows: list[dict]) -> None:
+        """Sentence rows of the documents just scored, saved before their documents' results: a crash
+        in between leaves sentences of rows not done, which trim_sentences drops on resume."""
+        if not rows:
+            return
+        with open(self.sentences_file, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(row) + "\n" for row in rows))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def trim_sentences(self, rows_done: int) -> None:
+        """Keep the saved sentences of the first `rows_done` rows only (those whose results are saved)."""
+        if not self.sentences_file.exists():
+            return
+        kept = self.sentences_file.with_name("sentences.jsonl.kept")
+        with open(self.sentences_file, encoding="utf-8") as source, open(kept, "w", encoding="utf-8") as target:
+            for line in source:
+                try:
+                    if json.loads(line)["row"] <= rows_done:
+                        target.write(line)
+                except (ValueError, KeyError):
+                    break  # a line cut short by a crash: nothing after it was saved
+        replace_durably(kept, self.sentences_file)
+
+    def write_sentences_csv(self, output: Path, columns: list[str]) -> int:
+        """The saved sentences as a CSV file (UTF-8), put in place durably; how many rows it has."""
+        partial = self.path / ("sentences" + Path(output).suffix)
+        rows = 0
+        with open(partial, "w", encoding="utf-8", newline="") as target:
+            writer = csv.writer(target)
+            writer.writerow(columns)
+            if self.sentences_file.exists():
+                with open(self.sentences_file, encoding="utf-8") as source:
+                    for line in source:
+                        record = json.loads(line)
+                        writer.writerow(["" if record.get(c) is None else plain_decimal(record[c])
+                                         if isinstance(record.get(c), float) else record[c] for c in columns])
+                        rows += 1
+        replace_durably(partial, Path(output))
+        return rows
 
     def results(self) -> Iterator[RowResult]:
         if not self.results_file.exists():  # an input with no rows: nothing was ever saved

@@ -280,7 +280,6 @@ def plain_decimal(value: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-# -- JSON Lines -------------------------------------------------------------------------------------------
 # -- plain text: one text per line ---------------------------------------------------------------------------
 class TextLinesTable(InputTable):
     """A .txt file, one text per line, as the web page reads it. Every line is a row, blank ones too
@@ -323,6 +322,7 @@ class TextLinesTable(InputTable):
                     writer.writerow([line] + _csv_values(result.values(n_labels)))
 
 
+# -- JSON Lines -------------------------------------------------------------------------------------------
 def read_json_record(line: str) -> dict | None:
     """The JSON object on a line, or None when the line is not one (broken JSON, a list, a number)."""
     try:
