@@ -221,3 +221,18 @@ def test_saved_sentences_of_rows_not_done_are_dropped_on_resume(tmp_path):
         f.write('{"row": 4, "sent')  # cut short by a crash
     work.trim_sentences(2)
     assert [json.loads(line)["row"] for line in work.sentences_file.read_text().splitlines()] == [1, 2]
+
+
+def test_sentences_output_mistakes_are_one_line(trained_gguf, tmp_path):
+    (tmp_path / "docs.csv").write_text("body\nInitech raises full-year guidance.\n", encoding="utf-8")
+    base = ["classify", "--model", str(trained_gguf["q8_0"]), "--input", str(tmp_path / "docs.csv"), "--column", "body",
+            "--output", str(tmp_path / "out.csv")]
+    for extra, message in ((["--sentences-output", str(tmp_path / "s.csv")], "--sentences-output goes with --split"),
+                           (["--split", "sentences", "--sentences-output", str(tmp_path / "s.jsonl")], "extension .csv"),
+                           (["--split", "sentences", "--sentences-output", str(tmp_path / "no" / "s.csv")], "no folder"),
+                           (["--split", "sentences", "--sentences-output", str(tmp_path / "docs.csv"), "--force"],
+                            "another file than the input"),
+                           (["--split", "sentences", "--ray"], "does not run on Ray yet")):
+        code, stdout, stderr = run_finsent(*base, *extra, env={"FINSENT_CACHE_DIR": str(tmp_path / "cache")})
+        assert code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1, (extra, stderr)
+    assert not (tmp_path / "out.csv").exists()

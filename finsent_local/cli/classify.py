@@ -280,8 +280,13 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
         raise UserError("the output must be another file than the input")
     if not output_path.parent.is_dir():
         raise UserError(f"no folder {output_path.parent} for the output")
-    if sentences_path is not None and sentences_path.exists() and not force:
-        raise UserError(f"{sentences_path} exists; use --force to replace it")
+    if sentences_path is not None:
+        if sentences_path.exists() and not force:
+            raise UserError(f"{sentences_path} exists; use --force to replace it")
+        if not sentences_path.parent.is_dir():
+            raise UserError(f"no folder {sentences_path.parent} for --sentences-output")
+        if sentences_path.resolve() in (input_path.resolve(), output_path.resolve()):
+            raise UserError("--sentences-output must be another file than the input and the output")
     path, service = _open_service(model, prompt_preset, threads, no_cache)
     work = WorkFolder(output_path)
     try:
