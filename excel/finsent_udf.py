@@ -20,6 +20,17 @@ from finsent_local.excel.cells import LABELS_BY_SCHEME, PREFIX, as_grid, classif
 from finsent_local.excel.functions import argument_doc, described
 
 
+def _excel_function(name: str):
+    """xlwings' declaration of one of the functions: a cell or range of texts (ndim=2), an optional
+    scheme, help texts from the shared definitions (functions.py)."""
+    def declare(func):
+        func = described(name)(func)
+        func = xw.arg("scheme", doc=argument_doc(name, "scheme"))(func)
+        func = xw.arg("text", ndim=2, doc=argument_doc(name, "text"))(func)
+        return xw.func(func)
+    return declare
+
+
 def _single_or_grid(value, grid):
     """A single cell gets a single value back, a range the grid (spilled). (In Excel, xlwings passes
     even a single cell as a 1x1 grid, which Excel shows as that one value.)"""
@@ -28,26 +39,17 @@ def _single_or_grid(value, grid):
     return grid[0][0]
 
 
-@xw.func
-@xw.arg("text", ndim=2, doc=argument_doc("FINSENT", "text"))
-@xw.arg("scheme", doc=argument_doc("FINSENT", "scheme"))
-@described("FINSENT")
+@_excel_function("FINSENT")
 def FINSENT(text, scheme="7"):
     return _single_or_grid(text, classify_grid(text, scheme, lambda r: r["label"]))
 
 
-@xw.func
-@xw.arg("text", ndim=2, doc=argument_doc("FINSENT_SCORE", "text"))
-@xw.arg("scheme", doc=argument_doc("FINSENT_SCORE", "scheme"))
-@described("FINSENT_SCORE")
+@_excel_function("FINSENT_SCORE")
 def FINSENT_SCORE(text, scheme="7"):
     return _single_or_grid(text, classify_grid(text, scheme, lambda r: r["score"]))
 
 
-@xw.func
-@xw.arg("text", ndim=2, doc=argument_doc("FINSENT_PROBS", "text"))
-@xw.arg("scheme", doc=argument_doc("FINSENT_PROBS", "scheme"))
-@described("FINSENT_PROBS")
+@_excel_function("FINSENT_PROBS")
 def FINSENT_PROBS(text, scheme="7"):
     scheme_name = normalize_scheme(scheme)
     grid_in, _ = as_grid(text)
@@ -71,18 +73,12 @@ def FINSENT_PROBS(text, scheme="7"):
     return out
 
 
-@xw.func
-@xw.arg("text", ndim=2, doc=argument_doc("FINSENT_DOC", "text"))
-@xw.arg("scheme", doc=argument_doc("FINSENT_DOC", "scheme"))
-@described("FINSENT_DOC")
+@_excel_function("FINSENT_DOC")
 def FINSENT_DOC(text, scheme="7"):
     return _single_or_grid(text, document_grid(text, scheme, lambda r: r["label"]))
 
 
-@xw.func
-@xw.arg("text", ndim=2, doc=argument_doc("FINSENT_DOC_SCORE", "text"))
-@xw.arg("scheme", doc=argument_doc("FINSENT_DOC_SCORE", "scheme"))
-@described("FINSENT_DOC_SCORE")
+@_excel_function("FINSENT_DOC_SCORE")
 def FINSENT_DOC_SCORE(text, scheme="7"):
     return _single_or_grid(text, document_grid(text, scheme, lambda r: r["score"]))
 

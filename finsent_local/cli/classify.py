@@ -179,20 +179,16 @@ def _document_row(service, text: str, scheme: str, about: str | None, as_json: b
     sentences and how many of them take a side), and whether it could be labelled."""
     from ..jobs.documents import NO_MENTION, DocumentTooLarge, about_names, classify_document
 
-    labelling = service.schemes[scheme]
     problem = _not_utf8(text)
     if problem is None and not text.strip():  # as in line mode: a blank line is a row of its own, an error
         problem = {"error": {"code": "empty_text", "message": "text is empty"}}
     if problem is None:
         try:
-            answer = classify_document(text, scheme, service.classify, labelling.labels, labelling.values,
-                                       about_names(about), service.limits.max_document_chars,
-                                       service.limits.max_document_sentences, LINE_CHUNK)
+            answer = classify_document(text, scheme, service, about_names(about))
         except DocumentTooLarge as e:
             problem = {"error": {"code": e.code, "message": str(e)}}
     if problem is None and answer["document"]["label"] is None:
-        problem = {"error": {"code": "empty_text", "message": "text is empty" if not text.strip()
-                             else "no sentence could be classified"}}
+        problem = {"error": {"code": "empty_text", "message": "no sentence could be classified"}}
     if problem is not None:
         return _line_row(text, problem, as_json), False
     if as_json:
@@ -265,7 +261,7 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
     from ..jobs.errors import JobError
     from ..jobs.documents import SENTENCE_FIELDS, DocumentScorer, about_names, document_columns
     from ..jobs.scoring import classify_values
-    from ..jobs.tables import TableError, check_output_format, open_table, result_columns
+    from ..jobs.tables import TableError, check_output_format, open_table, probability_column, result_columns
 
     try:
         table = open_table(input_path, column, sheet, encoding, delimiter)
@@ -316,7 +312,7 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
         finally:
             service.close()
         if sentences_path is not None:  # before the output: writing that deletes the saved sentences
-            columns = [*SENTENCE_FIELDS[:-1], *(f"p_{label.replace(' ', '_')}" for label in labels), "error"]
+            columns = [*SENTENCE_FIELDS[:-1], *(probability_column(label) for label in labels), "error"]
             sentences = work.write_sentences_csv(sentences_path, columns)
             click.echo(f"Wrote {sentences_path}: {plural(sentences, 'sentence')}", err=True)
         _write_file_output(table, work, output_path, added)

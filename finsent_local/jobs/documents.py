@@ -21,9 +21,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ..engine.worker import TURN_TEXTS
 from .sentences import Span, split_sentences
 
 DOCUMENT_RULE = "the label whose scale value is nearest the mean sentence score"
+# Sentences per call into the service: one engine turn, so each call ends well within the wait limit
+# however long the document, and a long document never holds other clients back for long.
+DOCUMENT_BATCH = TURN_TEXTS
 NO_MENTION = "no mention"
 
 
@@ -80,25 +84,27 @@ def summarize(sentences: list[dict], labels: tuple[str, ...], values: tuple[floa
     return result
 
 
-def classify_document(text: str, scheme: str, classify: Callable[[list[str], str], list[dict]],
-                      labels: tuple[str, ...], values: tuple[float, ...], about: list[str] | None = None,
-                      max_chars: int = 1_000_000, max_sentences: int = 5_000, batch: int = 256) -> dict:
-    """{"document": ..., "sentences": [...]} for one text. `classify(texts, scheme)` is the service's
-    (one dict per text); it is called with at most `batch` sentences at a time."""
-    if len(text) > max_chars:
-        raise DocumentTooLarge("document_too_long", f"document too long ({len(text):,} characters; at most {max_chars:,})")
+def classify_document(text: str, scheme: str, service, about: list[str] | None = None,
+                      classify: Callable[[list[str], str], list[dict]] | None = None) -> dict:
+    """{"document": ..., "sentences": [...]} for one text, within the service's document limits.
+    Sentences go to `classify(texts, scheme)` (default: the service's) DOCUMENT_BATCH at a time."""
+    classify = classify or service.classify
+    labelling, limits = service.schemes[scheme], service.limits
+    if len(text) > limits.max_document_chars:
+        raise DocumentTooLarge("document_too_long",
+                               f"document too long ({len(text):,} characters; at most {limits.max_document_chars:,})")
     spans: list[Span] = split_sentences(text)
-    if len(spans) > max_sentences:
-        raise DocumentTooLarge("too_many_sentences",
-                               f"document has {len(spans):,} sentences; at most {max_sentences:,} per document")
+    if len(spans) > limits.max_document_sentences:
+        raise DocumentTooLarge("too_many_sentences", f"document has {len(spans):,} sentences; at most "
+                               f"{limits.max_document_sentences:,} per document")
     numbered = list(enumerate(spans))  # index: the sentence's place in the whole document
     names = about_names(about)
     if names:
         mentions = mention_matcher(names)
         numbered = [(i, s) for i, s in numbered if mentions(text[s.start:s.end])]
     sentences = []
-    for first in range(0, len(numbered), batch):
-        chunk = numbered[first : first + batch]
+    for first in range(0, len(numbered), DOCUMENT_BATCH):
+        chunk = numbered[first : first + DOCUMENT_BATCH]
         answers = classify([text[s.start:s.end] for _, s in chunk], scheme)
         for (index, span), result in zip(chunk, answers):
             entry = {"index": index, "start": span.start, "end": span.end, "text": text[span.start:span.end]}
@@ -107,7 +113,7 @@ def classify_document(text: str, scheme: str, classify: Callable[[list[str], str
             else:
                 entry.update(label=result["label"], score=result["score"], probs=result["probs"])
             sentences.append(entry)
-    document = summarize(sentences, labels, values)
+    document = summarize(sentences, labelling.labels, labelling.values)
     if names:
         document["about"] = {"names": names, "matched": len(sentences), "of": len(spans)}
         if not sentences:
@@ -142,10 +148,9 @@ class DocumentScorer:
         self.on_sentences = on_sentences
 
     def __call__(self, values: list) -> list:
-        from .tables import NotText, RowResult
+        from .tables import NotText, RowResult, probability_column
 
-        labelling = self.service.schemes[self.scheme]
-        limits = self.service.limits
+        labels = self.service.schemes[self.scheme].labels
         results, sentence_rows = [], []
         for value in values:
             row, self.next_row = self.next_row, self.next_row + 1
@@ -159,9 +164,7 @@ class DocumentScorer:
                 results.append(RowResult(error="text must be a string"))
                 continue
             try:
-                answer = classify_document(value, self.scheme, self.service.classify, labelling.labels,
-                                           labelling.values, self.about, limits.max_document_chars,
-                                           limits.max_document_sentences, 64)
+                answer = classify_document(value, self.scheme, self.service, self.about)
             except DocumentTooLarge as e:
                 results.append(RowResult(error=str(e)))
                 continue
@@ -176,8 +179,7 @@ class DocumentScorer:
                 entry = {"row": row, "sentence": s["index"], "start": s["start"], "end": s["end"], "text": s["text"],
                          "label": s.get("label"), "score": s.get("score"),
                          "error": s["error"]["message"] if "error" in s else ""}
-                entry.update({f"p_{label.replace(' ', '_')}": (s.get("probs") or {}).get(label)
-                              for label in labelling.labels})
+                entry.update({probability_column(label): (s.get("probs") or {}).get(label) for label in labels})
                 sentence_rows.append(entry)
         self.on_sentences(sentence_rows)
         return results

@@ -42,9 +42,14 @@ class RowResult:
         return [self.label, self.score, *probs, self.error]
 
 
+def probability_column(label: str, prefix: str = "") -> str:
+    """The column of a label's probability: p_<label>, spaces as underscores (p_strong_negative)."""
+    return f"{prefix}p_{label.replace(' ', '_')}"
+
+
 def result_columns(labels: tuple[str, ...], prefix: str = "") -> list[str]:
-    """The columns a job appends: label, score, one p_<label> per label (spaces as underscores), error."""
-    return [f"{prefix}label", f"{prefix}score", *(f"{prefix}p_{label.replace(' ', '_')}" for label in labels),
+    """The columns a job appends: label, score, one p_<label> per label, error."""
+    return [f"{prefix}label", f"{prefix}score", *(probability_column(label, prefix) for label in labels),
             f"{prefix}error"]
 
 

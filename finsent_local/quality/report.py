@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from ..files import replace_durably, write_text_atomically
+from ..jobs.tables import probability_column
 from .evaluation import Evaluation
 
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -208,7 +209,7 @@ def write_predictions(evaluation: Evaluation, path: Path) -> None:
     for k, run in enumerate(evaluation.runs):
         tag = f"m{k + 1}_" if multi else ""
         header += [f"{tag}predicted"] + ([f"{tag}model_label"] if evaluation.collapsed else [])
-        header += [f"{tag}p_{name.replace(' ', '_')}" for name in names]
+        header += [probability_column(name, tag) for name in names]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from ..engine.worker import TURN_TEXTS
 from ..jobs.documents import DocumentTooLarge, about_names, classify_document
 from .context import service
 from .errors import ApiError
 from .requests import json_body, scheme_param
 
 blueprint = Blueprint("finsent", __name__)
-# Sentences per call into the service: one engine turn, so each call ends well within the wait limit
-# however long the document.
-DOCUMENT_BATCH = TURN_TEXTS
 
 
 @blueprint.post("/v1/classify")
@@ -52,7 +48,6 @@ def classify_a_document():
                                                               and all(isinstance(a, str) for a in about))):
         raise ApiError(400, "invalid_parameter", '"about" must be a name, "Name|Alias", or a list of names',
                        param="about")
-    labelling = svc.schemes[scheme]
     g.cache_hits = 0
 
     def classify_counting_hits(texts: list[str], scheme: str) -> list[dict]:
@@ -61,12 +56,10 @@ def classify_a_document():
         return results
 
     try:
-        answer = classify_document(text, scheme, classify_counting_hits, labelling.labels, labelling.values,
-                                   about_names(about), svc.limits.max_document_chars,
-                                   svc.limits.max_document_sentences, DOCUMENT_BATCH)
+        answer = classify_document(text, scheme, svc, about_names(about), classify_counting_hits)
     except DocumentTooLarge as e:
         raise ApiError(413, e.code, str(e), param="text") from None
-    return {"scheme": scheme, "labels": list(labelling.labels), **answer}
+    return {"scheme": scheme, "labels": list(svc.schemes[scheme].labels), **answer}
 
 
 @blueprint.get("/v1/label")
