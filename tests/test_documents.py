@@ -9,6 +9,7 @@ import re
 
 import pytest
 from conftest import run_finsent
+from long_documents import NEGATIVE, NEUTRAL, POSITIVE, transcript
 
 from finsent_local.jobs.documents import DOCUMENT_RULE, nearest_label, summarize
 from finsent_local.jobs.sentences import WINDOW_CHARS, split_sentences
@@ -78,9 +79,6 @@ def test_document_label_rule_and_arithmetic_by_hand():
     assert summarize([], LABELS_7, LABEL_VALUES_7)["label"] is None
 
 
-POSITIVE = ["Nakatomi Trading raises full-year guidance.", "Virtucon shares soar 40% after record profit."]
-NEGATIVE = ["Dunder Mifflin files for bankruptcy protection.", "Sterling Cooper cuts full-year guidance."]
-NEUTRAL = ["Bluth Company schedules its annual general meeting."]
 
 
 def test_sentences_get_the_labels_they_get_alone_and_the_document_adds_them_up(client):
@@ -137,11 +135,7 @@ def test_document_limits_are_413_and_bad_requests_400(client, loaded_runtime):
 
 
 def test_a_100000_character_transcript_through_the_api(client):
-    turns = []
-    for i in range(1200):
-        speaker = "Jane Doe -- Analyst" if i % 2 else "John Smith -- CEO"
-        turns.append(f"{speaker}: {POSITIVE[i % 2] if i % 3 else NEGATIVE[i % 2]} Unit {i} sales were EUR {i}.5 mn.")
-    text = "\n".join(turns)
+    text = transcript()
     assert len(text) >= 100_000
     answer = client.post("/v1/documents", json={"text": text, "scheme": "3"})
     assert answer.status_code == 200
@@ -211,6 +205,29 @@ def test_a_file_of_documents_gets_one_row_each_and_a_sentence_file(trained_gguf,
     assert [p for p in tmp_path.iterdir() if p.name.endswith(".finsent-partial")] == []
 
 
+def test_a_100000_character_transcript_through_the_cli(trained_gguf, tmp_path):
+    """One CSV cell holding the whole transcript (line breaks inside the quoted value): one document row,
+    and its 2,400 sentences in the sentence file, each at its offsets in the cell."""
+    import csv
+
+    text = transcript()
+    with open(tmp_path / "calls.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["call", "transcript"], ["Q3", text]])
+    code, _, stderr = run_finsent("classify", "--model", str(trained_gguf["q8_0"]), "--input", str(tmp_path / "calls.csv"),
+                                  "--column", "transcript", "--output", str(tmp_path / "out.csv"), "--split",
+                                  "sentences", "--scheme", "3", "--sentences-output", str(tmp_path / "sentences.csv"),
+                                  env={"FINSENT_CACHE_DIR": str(tmp_path / "cache")})
+    assert code == 0, stderr
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["transcript"] == text and row["error"] == "" and int(row["sentences"]) == 2400
+    with open(tmp_path / "sentences.csv", newline="", encoding="utf-8") as f:
+        sentences = list(csv.DictReader(f))
+    assert [int(s["sentence"]) for s in sentences] == list(range(2400))
+    assert all(text[int(s["start"]):int(s["end"])] == s["text"] and s["label"] for s in sentences)
+    assert sum(1 for s in sentences if s["label"] != "neutral") / 2400 == pytest.approx(float(row["non_neutral_share"]))
+
+
 def test_saved_sentences_of_rows_not_done_are_dropped_on_resume(tmp_path):
     from finsent_local.jobs.file_job import WorkFolder
 
@@ -232,7 +249,8 @@ def test_sentences_output_mistakes_are_one_line(trained_gguf, tmp_path):
                            (["--split", "sentences", "--sentences-output", str(tmp_path / "no" / "s.csv")], "no folder"),
                            (["--split", "sentences", "--sentences-output", str(tmp_path / "docs.csv"), "--force"],
                             "another file than the input"),
-                           (["--split", "sentences", "--ray"], "does not run on Ray yet")):
+                           (["--split", "sentences", "--sentences-output", str(tmp_path / "s.csv"), "--ray"],
+                            "--sentences-output is not written on Ray")):
         code, stdout, stderr = run_finsent(*base, *extra, env={"FINSENT_CACHE_DIR": str(tmp_path / "cache")})
         assert code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1, (extra, stderr)
     assert not (tmp_path / "out.csv").exists()

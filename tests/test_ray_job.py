@@ -289,3 +289,50 @@ def test_force_deletes_only_what_an_earlier_run_wrote(ray_cluster, news, trained
     code, _, stderr = run_finsent(*args, "--force")
     assert code == 1 and "also holds files that `finsent classify --ray` did not write (notes.txt)" in stderr
     assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.glob("*.parquet")) == second
+
+
+# -- documents ----------------------------------------------------------------------------------------------------
+def test_documents_on_ray_match_the_single_machine_job(ray_cluster, trained_gguf, tmp_path):
+    """--split sentences on the cluster: one row per document with the single-machine job's document
+    columns and values; through classify_dataset, --about keeps the sentences naming the entity."""
+    import csv
+
+    import pyarrow as pa
+    import ray
+    import ray.data
+    from long_documents import NEGATIVE, NEUTRAL, POSITIVE
+
+    from finsent_local.jobs.ray_job import classify_dataset
+
+    documents = [" ".join([POSITIVE[i % 2], NEGATIVE[(i + 1) % 2], NEUTRAL[0]][: 1 + i % 3]) if i % 7 else ""
+                 for i in range(40)]
+    source = tmp_path / "docs.csv"
+    with open(source, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["id", "headline"], *([f"{i:03d}", d] for i, d in enumerate(documents))])
+    _single_machine(source, tmp_path / "single.csv", trained_gguf["q8_0"], "--split", "sentences")
+    out = tmp_path / "scored"
+    code, _, stderr = run_finsent("classify", "--model", str(trained_gguf["q8_0"]), "--input", str(source), "--column",
+                                  "headline", "--output", str(out), "--split", "sentences", "--ray", ray_cluster)
+    assert code == 0, stderr[-3000:]
+    scored = []
+    for path in sorted(out.glob("*.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            scored += list(csv.DictReader(f))
+    with open(tmp_path / "single.csv", newline="", encoding="utf-8") as f:
+        single = list(csv.DictReader(f))
+    assert list(scored[0]) == list(single[0]) == ["id", "headline", "label", "score", "weighted_score",
+                                                  "non_neutral_share", "sentences", "most_positive_sentence",
+                                                  "most_negative_sentence", "error"]
+    assert [r["id"] for r in scored] == [f"{i:03d}" for i in range(40)]
+    for got, want in zip(scored, single):
+        assert (got["error"], got["sentences"]) == (want["error"], want["sentences"])
+        if not want["error"]:
+            assert abs(float(got["score"]) - float(want["score"])) < 5e-3
+            assert got["label"] == want["label"]
+            assert float(got["non_neutral_share"]) == float(want["non_neutral_share"])  # "1" from Arrow, "1.0" here
+
+    about = classify_dataset(ray.data.from_items([{"body": d} for d in documents[1:4]]), "body",
+                             model=trained_gguf["q8_0"], split="sentences", about="Virtucon|Dunder Mifflin")
+    table = pa.concat_tables(ray.get(ref) for ref in about.to_arrow_refs()).to_pylist()
+    assert [row["sentences"] for row in table] == [2, 0, 1]  # the sentences naming one of them
+    assert table[1]["label"] == "no mention" and table[1]["error"] == ""

@@ -18,6 +18,7 @@ import pytest
 import browser
 from running_server import RunningServer
 from load_mix import post_json
+from long_documents import transcript
 
 pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
 
@@ -342,6 +343,21 @@ def test_document_mode_tints_each_sentence_with_its_label(page, server):
     assert page.text("document-summary").startswith(f"{document['label']} (mean sentence score ")
     assert [r["text"] for r in page.rows()] == [s["text"] for s in expected["sentences"]]
     assert page.text("mean-score") == shown_score(document["score"])
+
+
+def test_a_100000_character_transcript_in_document_mode(page, server):
+    """An earnings-call transcript of 2,400 sentences: one request, every sentence tinted in place, the
+    whole text shown once, and the table's row cap said."""
+    from selenium.webdriver.common.by import By
+
+    text = transcript()
+    page.driver.find_element(By.CSS_SELECTOR, 'input[name="mode"][value="document"]').click()
+    page.driver.execute_script("document.getElementById('texts').value = arguments[0]", text)
+    page.classify(timeout_s=300)
+    assert page.driver.execute_script("return document.querySelectorAll('#document-text mark').length") == 2400
+    assert page.text("document-text") == text
+    assert "2,400 sentences" in page.text("document-summary")
+    assert len(page.rows()) <= 500 and "of 2,400 rows" in page.text("table-note")
 
 
 def test_phone_width_has_no_sideways_scrolling(chromium, server, held_out):

@@ -89,8 +89,9 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
         raise UserError("--sentences-output goes with --split sentences")
     if sentences_path is not None and sentences_path.suffix.lower() != ".csv":
         raise UserError("--sentences-output is written as CSV: give it the extension .csv")
-    if split is not None and ray_address is not None:
-        raise UserError("--split sentences does not run on Ray yet: leave out --ray")
+    if sentences_path is not None and ray_address is not None:
+        raise UserError("--sentences-output is not written on Ray (its rows are numbered in file order): leave out "
+                        "--ray, or --sentences-output")
     if texts:
         raise UserError("give texts or --input FILE, not both")
     if output_path is None:
@@ -100,7 +101,8 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
         if sheet is not None:
             raise UserError("--sheet is for .xlsx workbooks, which --ray does not read")
         _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors,
-                         gpus_per_actor, force, model, quiet, ray_address, encoding, delimiter_character(delimiter))
+                         gpus_per_actor, force, model, quiet, ray_address, encoding, delimiter_character(delimiter),
+                         split, about)
         return
     _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
                    threads, no_cache, encoding, delimiter_character(delimiter), split, about, sentences_path)
@@ -350,13 +352,13 @@ def _write_file_output(table, work, output_path: Path, added: list[str]) -> None
 
 # -- Ray -----------------------------------------------------------------------------------------------------
 def _classify_on_ray(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
-                     force, model, quiet, ray_address, encoding, delimiter) -> None:
+                     force, model, quiet, ray_address, encoding, delimiter, split=None, about=None) -> None:
     from ..first_run import ModelUnavailable
     from ..jobs.errors import JobError
     from ..jobs.ray_job import RayJob, run_ray_job
 
     job = RayJob(input_path, output_path, column, scheme, prefix, prompt_preset, threads, actors, gpus_per_actor,
-                 force, model, quiet, encoding, delimiter)
+                 force, model, quiet, encoding, delimiter, split, about)
     try:
         files = run_ray_job(job, ray_address, say=lambda line: click.echo(line, err=True))
     except (JobError, ModelUnavailable) as e:

@@ -7,7 +7,8 @@ to an output folder, rows in input order. The actors call the same classificatio
 single-machine job, so a row gets the same label either way.
 
 For your own pipelines: `classify_dataset(ds, "headline", model="/shared/model.gguf")` returns the
-dataset with label, score, p_<label> and error columns.
+dataset with label, score, p_<label> and error columns; with `split="sentences"` each value is a
+document (jobs/documents) and the columns are the document job's (label, score, weighted_score, ...).
 
 The model file must be readable at the same path on every node (shared storage), or, without a
 model path, each node downloads and converts the default model once into its own cache folder.
@@ -33,7 +34,8 @@ class FinSentScorer:
     """Ray Data's stateful batch function: one engine per actor, loaded in the constructor."""
 
     def __init__(self, column: str, scheme: str = "7", model: str | None = None, prefix: str = "",
-                 prompt_preset: str = "card", threads: int = 1):
+                 prompt_preset: str = "card", threads: int = 1, split: str | None = None,
+                 about: list[str] | None = None):
         import ray
 
         from ..engine.classifier import EngineOptions
@@ -55,15 +57,22 @@ class FinSentScorer:
                                     None, Limits(max_wait_s=None))
         self.column = column
         self.scheme = scheme
-        labels = self.service.schemes[scheme].labels
-        self.added_columns = result_columns(labels, prefix)
+        if split == "sentences":
+            from .documents import DocumentScorer, document_columns
+
+            # Row numbers only name the rows of --sentences-output, which Ray does not write.
+            self.score_values = DocumentScorer(self.service, scheme, about, first_row=1)
+            self.added_columns = document_columns(prefix)
+        else:
+            from .scoring import classify_values
+
+            self.score_values = lambda values: classify_values(self.service, values, scheme)
+            self.added_columns = result_columns(self.service.schemes[scheme].labels, prefix)
 
     def __call__(self, batch):
-        from .scoring import classify_values
-
         if self.failure is not None:
             raise self.failure
-        results = classify_values(self.service, batch.column(self.column).to_pylist(), self.scheme)
+        results = self.score_values(batch.column(self.column).to_pylist())
         for name, array in zip(self.added_columns, result_arrays(results, self.added_columns)):
             batch = batch.append_column(name, array)
         return batch
@@ -77,7 +86,6 @@ class JsonLinesScorer(FinSentScorer):
     def __call__(self, batch):
         import pyarrow as pa
 
-        from .scoring import classify_values
         from .tables import clashing_key, clashing_key_error, read_json_record, record_value, scored_record_line
 
         if self.failure is not None:
@@ -88,7 +96,7 @@ class JsonLinesScorer(FinSentScorer):
             key = clashing_key(record, self.added_columns)
             if key is not None:
                 raise clashing_key_error(key, "a record of the input")
-        results = classify_values(self.service, [record_value(r, self.column) for r in records], self.scheme)
+        results = self.score_values([record_value(r, self.column) for r in records])
         scored = [scored_record_line(r, line, self.added_columns, result)
                   for r, line, result in zip(records, lines, results)]
         return pa.table({LINE_COLUMN: pa.array(scored, pa.string())})
@@ -99,8 +107,14 @@ LINE_COLUMN = "text"  # the column ray.data.read_text gives each line in
 
 def classify_dataset(ds, column: str, *, model: str | os.PathLike | None = None, scheme: str = "7", prefix: str = "",
                      actors: int = 1, threads_per_actor: int = 1, gpus_per_actor: float = 0.0,
-                     prompt_preset: str = "card", batch_rows: int = BATCH_ROWS, json_lines: bool = False):
+                     prompt_preset: str = "card", batch_rows: int = BATCH_ROWS, json_lines: bool = False,
+                     split: str | None = None, about: str | list[str] | None = None):
     """`ds` (a ray.data.Dataset with a text column) with label, score, p_<label> and error columns.
+
+    With `split="sentences"` each value is a document: its sentences are labelled and summed up, and
+    the columns are document_columns() (label, score, weighted_score, non_neutral_share, sentences,
+    most_positive_sentence, most_negative_sentence, error), as `finsent classify --split sentences`
+    writes them; `about` ("Acme|Acme Corp" or a list) keeps only the sentences naming one of them.
 
     With `json_lines`, `ds` is ray.data.read_text's lines of a JSON Lines input and the result is one
     column of output lines (each record with its result keys), for write_json_lines.
@@ -108,6 +122,10 @@ def classify_dataset(ds, column: str, *, model: str | os.PathLike | None = None,
     to keep the input's row order (the command does)."""
     from ray.data import ActorPoolStrategy
 
+    from .documents import about_names
+
+    if split not in (None, "sentences"):
+        raise ValueError(f"split is None or 'sentences', not {split!r}")
     needed = LINE_COLUMN if json_lines else column
     if needed not in ds.columns():
         raise TableError(f"no column {needed!r} in the dataset; its columns: {', '.join(map(repr, ds.columns()))}")
@@ -118,7 +136,8 @@ def classify_dataset(ds, column: str, *, model: str | os.PathLike | None = None,
     return ds.map_batches(
         JsonLinesScorer if json_lines else FinSentScorer,
         fn_constructor_kwargs={"column": column, "scheme": scheme, "model": None if model is None else str(model),
-                               "prefix": prefix, "prompt_preset": prompt_preset, "threads": threads_per_actor},
+                               "prefix": prefix, "prompt_preset": prompt_preset, "threads": threads_per_actor,
+                               "split": split, "about": about_names(about) or None},
         batch_size=batch_rows, batch_format="pyarrow", num_cpus=_actor_cpu_request(threads_per_actor, actors),
         num_gpus=gpus_per_actor or None, compute=ActorPoolStrategy(size=actors),
     )
@@ -155,6 +174,8 @@ class RayJob:
     quiet: bool = False
     encoding: str | None = None  # CSV: None detects (UTF-8, else Windows-1252), as the single-machine job
     delimiter: str | None = None  # CSV: None is ',' (';' when the header has only semicolons)
+    split: str | None = None  # "sentences": each value is a document
+    about: str | None = None  # with split: NAME|ALIAS...
 
 
 READERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json"}
@@ -490,7 +511,8 @@ def _run_on_cluster(ray, job: RayJob, kind: str, layout: CsvLayout | None, outpu
         raise TableError(f"no column {job.column!r} in the dataset; its columns: {', '.join(map(repr, layout.columns))}")
     scored = classify_dataset(ds, job.column, model=job.model, scheme=job.scheme, prefix=job.prefix,
                               actors=actors, threads_per_actor=threads, gpus_per_actor=job.gpus_per_actor,
-                              prompt_preset=job.prompt_preset, json_lines=kind == "json")
+                              prompt_preset=job.prompt_preset, json_lines=kind == "json", split=job.split,
+                              about=job.about)
     claim_output_folder(output)
     try:
         _write(scored, output, kind, layout)
