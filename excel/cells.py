@@ -1,5 +1,7 @@
-"""What the Excel functions do, without xlwings: turn cell values into texts, ask the server (with an
-in-process cache, so recalculation does not re-query), and build the grid of results or messages.
+"""What the Excel functions do, without xlwings: turn cell values into texts, ask a source (the server,
+or the model itself for `finsent excel freeze --model`) with an in-process cache, so recalculation
+does not re-query, and build the grid of results or messages. Texts of calls that arrive together
+are gathered into few requests (batching.py).
 
 Nothing here raises: every problem becomes a `#FINSENT! ...` message in the cell it concerns.
 """
@@ -13,6 +15,7 @@ from collections import OrderedDict
 
 from finsent_local.client import DEFAULT_URL, ClientError, FinSentClient, ServerNotRunning
 from finsent_local.engine.labels import SCHEMES, default_schemes
+from finsent_local.excel.batching import Batcher
 from finsent_local.limits import DEFAULT_LIMITS
 
 PREFIX = "#FINSENT! "
@@ -127,61 +130,125 @@ def _cell_problem(value) -> str | None:
     return None
 
 
-def _texts_classified(client: FinSentClient, texts: list[str], scheme: str) -> list[dict]:
-    return client.classify(texts, scheme)  # one request per 256 texts
+# -- where results come from ---------------------------------------------------------------------------
+REQUEST_TIMEOUT_S = 60.0  # each /v1/classify request (at most batching.CHUNK_TEXTS texts)
+DOCUMENT_TIMEOUT_S = 300.0  # a document is labelled sentence by sentence on the server: it may take a while
 
 
-def _documents_summed(client: FinSentClient, texts: list[str], scheme: str) -> list[dict]:
-    """Each text as a document (one /v1/documents request each): its document result, or an error of
-    its own (a document over the limits does not fail the others)."""
-    results = []
+class ServerSource:
+    """The FinSent server at `url`, over HTTP (each request with its own deadline)."""
+
+    def __init__(self, url: str, api_key: str | None = None):
+        self.url = url
+        self.key = ("server", url, api_key)  # batches never mix servers or keys
+        self.cache_name = url
+        self._texts = FinSentClient(url, api_key, connect_timeout=2.0, timeout=REQUEST_TIMEOUT_S)
+        self._documents = FinSentClient(url, api_key, connect_timeout=2.0, timeout=DOCUMENT_TIMEOUT_S)
+
+    def _down(self) -> ServerNotRunning:
+        return ServerNotRunning(f"server not running at {self.url} - start it with: finsent serve")
+
+    def classify(self, texts: list[str], scheme: str) -> list[dict]:
+        try:
+            return self._texts.classify(texts, scheme)
+        except ServerNotRunning:
+            raise self._down() from None
+
+    def document(self, text: str, scheme: str) -> dict:
+        try:
+            return self._documents.document(text, scheme)["document"]
+        except ServerNotRunning:
+            raise self._down() from None
+
+
+class ModelSource:
+    """The model itself, through a classification service in this process (no server needed)."""
+
+    def __init__(self, service, name: str):
+        self.service = service
+        self.key = ("model", name)
+        self.cache_name = "model:" + name
+
+    def classify(self, texts: list[str], scheme: str) -> list[dict]:
+        return self.service.classify(texts, scheme)
+
+    def document(self, text: str, scheme: str) -> dict:
+        from finsent_local.jobs.documents import DocumentTooLarge, classify_document
+
+        try:
+            return classify_document(text, scheme, self.service)["document"]
+        except DocumentTooLarge as e:
+            raise ClientError(str(e)) from None
+
+
+def server_source() -> ServerSource | str:
+    """The server the settings name, or a message when its URL is not usable."""
+    url, key = settings()
+    try:
+        return ServerSource(url, key)
+    except ClientError as e:
+        return PREFIX + str(e)
+
+
+def _remember(source, scheme: str, text: str, result: dict) -> None:
+    results_cache.put((source.cache_name, "text", scheme, text), result)
+
+
+# One batcher for the process: every function call's texts go through it.
+BATCHER = Batcher(on_result=_remember)
+
+
+def _documents_summed(source, texts: list[str], scheme: str) -> tuple[dict, str | None]:
+    """Each text as a document (one request each): its document result, or an error of its own (a
+    document over the limits does not fail the others); a stopped server fails the call."""
+    results = {}
     for text in texts:
         try:
-            document = client.document(text, scheme)["document"]
-        except ServerNotRunning:
-            raise
+            document = source.document(text, scheme)
+        except ServerNotRunning as e:
+            return results, str(e)
         except ClientError as e:
-            results.append({"error": {"message": str(e)}})
+            results[text] = {"error": {"message": str(e)}}
             continue
         if document["label"] is None:
-            results.append({"error": {"message": "no sentence could be classified"}})
+            results[text] = {"error": {"message": "no sentence could be classified"}}
         else:
-            results.append({"label": document["label"], "score": document["score"]})
-    return results
+            results[text] = {"label": document["label"], "score": document["score"]}
+            results_cache.put((source.cache_name, "document", scheme, text), results[text])
+    return results, None
 
 
-def classify_grid(value, scheme, render, ask=_texts_classified, kind: str = "text",
-                  timeout_s: float = 60.0) -> list[list] | str:
+def classify_grid(value, scheme, render, source=None, kind: str = "text") -> list[list] | str:
     """Results for every cell of `value` (uncached texts asked together), shaped like the input.
 
-    render(result) turns a server result into the cell's value(s); ask(client, texts, scheme) gets the
-    results (kind names them in the cache: "text" or "document"). Blank cells stay blank. Returns a
+    render(result) turns a result into the cell's value(s). `source`: where results come from (default:
+    the server the settings name). kind "text" labels each cell's text (gathered with other calls'
+    texts by BATCHER); "document" sums up each cell's sentences. Blank cells stay blank. Returns a
     single message string when nothing can be done (bad scheme, server down).
     """
     scheme_name = normalize_scheme(scheme)
     if scheme_name is None:
         return PREFIX + f"scheme must be {SCHEME_CHOICES}"
+    if source is None:
+        source = server_source()
+        if isinstance(source, str):
+            return source
     grid, _ = as_grid(value)
-    url, key = settings()
     to_ask: list[str] = []
     for row in grid:
         for cell in row:
             if isinstance(cell, str) and cell.strip() and _cell_problem(cell) is None:
-                if results_cache.get((url, kind, scheme_name, cell)) is None and cell not in to_ask:
+                if results_cache.get((source.cache_name, kind, scheme_name, cell)) is None:
                     to_ask.append(cell)
+    fresh: dict = {}
     if to_ask:
-        try:
-            answers = ask(FinSentClient(url, key, connect_timeout=2.0, timeout=timeout_s), to_ask, scheme_name)
-        except ServerNotRunning:
-            return f"{PREFIX}server not running at {url} - start it with: finsent serve"
-        except ClientError as e:
-            return PREFIX + str(e)
-        fresh = dict(zip(to_ask, answers))
-        for text, result in fresh.items():
-            if "error" not in result:  # errors are not cached: the server may be fixed, then recalculated
-                results_cache.put((url, kind, scheme_name, text), result)
-    else:
-        fresh = {}
+        to_ask = list(dict.fromkeys(to_ask))
+        if kind == "document":
+            fresh, failure = _documents_summed(source, to_ask, scheme_name)
+        else:
+            fresh, failure = BATCHER.classify(source, scheme_name, to_ask)
+        if failure:
+            return PREFIX + failure
     out = []
     for row in grid:
         out_row = []
@@ -193,7 +260,7 @@ def classify_grid(value, scheme, render, ask=_texts_classified, kind: str = "tex
             if problem:
                 out_row.append(PREFIX + problem)
                 continue
-            result = fresh.get(cell) or results_cache.get((url, kind, scheme_name, cell))
+            result = fresh.get(cell) or results_cache.get((source.cache_name, kind, scheme_name, cell))
             if result is None or "error" in result:
                 message = (result or {}).get("error", {}).get("message", "no result")
                 out_row.append(PREFIX + message)
@@ -203,10 +270,43 @@ def classify_grid(value, scheme, render, ask=_texts_classified, kind: str = "tex
     return out
 
 
-# A document is labelled sentence by sentence on the server: it may take a while.
-DOCUMENT_TIMEOUT_S = 300.0
-
-
-def document_grid(value, scheme, render) -> list[list] | str:
+def document_grid(value, scheme, render, source=None) -> list[list] | str:
     """classify_grid for documents: each cell's text summed up from its sentences (/v1/documents)."""
-    return classify_grid(value, scheme, render, ask=_documents_summed, kind="document", timeout_s=DOCUMENT_TIMEOUT_S)
+    return classify_grid(value, scheme, render, source, kind="document")
+
+
+def probabilities_grid(value, scheme, source=None) -> list[list]:
+    """=FINSENT_PROBS: a header row of label names, then each text's probabilities (cells read row by
+    row); a blank or a message in the first column of its row."""
+    scheme_name = normalize_scheme(scheme)
+    grid_in, _ = as_grid(value)
+    cells = [cell for row in grid_in for cell in row]
+    grid = classify_grid([[c] for c in cells], scheme, lambda r: r["probs"], source)
+    if isinstance(grid, str):
+        return [[grid]]
+    labels = next((list(v) for (v,) in grid if isinstance(v, dict)), None)
+    if labels is None:  # nothing classified (all blank or messages): the scheme's own labels
+        labels = list(LABELS_BY_SCHEME[scheme_name])
+    out = [labels]
+    for (cell_value,) in grid:
+        if isinstance(cell_value, dict):
+            out.append([cell_value[label] for label in labels])
+        else:
+            out.append([cell_value] + [""] * (len(labels) - 1))
+    return out
+
+
+def function_cells(name: str, text, scheme="7", source=None) -> list[list] | str:
+    """What =NAME(text, scheme) shows, for each of the five functions: a grid shaped like `text`
+    (FINSENT_PROBS: header row plus one row per cell), or one message for the whole call."""
+    if name == "FINSENT":
+        return classify_grid(text, scheme, lambda r: r["label"], source)
+    if name == "FINSENT_SCORE":
+        return classify_grid(text, scheme, lambda r: r["score"], source)
+    if name == "FINSENT_PROBS":
+        return probabilities_grid(text, scheme, source)
+    if name == "FINSENT_DOC":
+        return document_grid(text, scheme, lambda r: r["label"], source)
+    if name == "FINSENT_DOC_SCORE":
+        return document_grid(text, scheme, lambda r: r["score"], source)
+    raise ValueError(f"not a FinSent function: {name}")

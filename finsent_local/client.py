@@ -77,10 +77,12 @@ class FinSentClient:
                              time.monotonic() + self.timeout)
 
     def classify(self, texts: list[str], scheme: str = "7") -> list[dict]:
-        """One result dict per text (label, score, probs, ... or error), in order."""
-        deadline = time.monotonic() + self.timeout
+        """One result dict per text (label, score, probs, ... or error), in order. Each request (at most
+        MAX_TEXTS_PER_REQUEST texts) has a deadline of its own: a long list on a slow CPU is not cut
+        short by one deadline for the whole list."""
         results: list[dict] = []
         for start in range(0, len(texts), MAX_TEXTS_PER_REQUEST):
             chunk = texts[start : start + MAX_TEXTS_PER_REQUEST]
-            results += self._request("POST", "/v1/classify", {"texts": chunk, "scheme": scheme}, deadline)["results"]
+            results += self._request("POST", "/v1/classify", {"texts": chunk, "scheme": scheme},
+                                     time.monotonic() + self.timeout)["results"]
         return results

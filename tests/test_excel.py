@@ -170,6 +170,7 @@ def test_vba_wrapper_from_xlwings(monkeypatch):
     monkeypatch.setattr(xlwings, "func", udfs.xlfunc)
     monkeypatch.setattr(xlwings, "arg", udfs.xlarg)
     monkeypatch.setattr(xlwings, "ret", udfs.xlret)
+    monkeypatch.setattr(xlwings, "sub", udfs.xlsub)
     module = importlib.reload(importlib.import_module("finsent_local.excel.finsent_udf"))
     try:
         from io import StringIO
@@ -188,6 +189,7 @@ def test_vba_wrapper_from_xlwings(monkeypatch):
     assert 'py.CallUDF("finsent_udf", "FINSENT", Array(text, scheme)' in vba.replace("XLPy", "py") or \
         '"finsent_udf", "FINSENT", Array(text, scheme)' in vba
     assert "Application.Volatile" not in vba  # results must not change on every recalculation
+    assert re.search(r"^Sub FINSENT_FREEZE_SELECTION\(\)", vba, re.M), vba  # the freeze macro, for a button
 
 
 def test_finsent_excel_setup(tmp_path):

@@ -10,6 +10,7 @@ import click
 from .. import __version__
 from .classify import classify
 from .evaluate import evaluate_command
+from .freeze import freeze
 from .common import LOG_LEVEL_HELP, PROMPT_HELP, UserError, model_path as _model_path
 
 
@@ -29,6 +30,7 @@ def cli() -> None:
     finsent eval --input gold.csv ...      how right the labels are on a labelled file
     finsent convert SOURCE --outtype q8_0  make a GGUF file from a Hugging Face checkpoint
     finsent excel                          set up the =FINSENT() Excel function
+    finsent excel freeze BOOK.xlsx         replace its FinSent formulas by their values
     finsent certs --trust                  HTTPS on localhost, for the Excel add-in on Mac and the web
     """
 
@@ -113,7 +115,7 @@ def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_p
         raise UserError(str(e)) from None
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The FinSent server the functions call.")
 @click.option("--api-key", envvar="FINSENT_API_KEY", help="API key, when the server requires one.")
 @click.option("--sample", type=click.Path(dir_okay=False, writable=True),
@@ -125,9 +127,11 @@ def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_p
               help="With --addin: the server's HTTPS address (finsent serve --https-port 8443).")
 @click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False, writable=True),
               default="finsent-local-manifest.xml", show_default=True, help="With --addin: where to write the manifest.")
-def excel(url, api_key, sample, force, addin, https_url, manifest_path):
+@click.pass_context
+def excel(ctx, url, api_key, sample, force, addin, https_url, manifest_path):
     """Set up the =FINSENT() Excel functions for xlwings (writes ~/.xlwings/xlwings.conf), or with
-    --addin the Office add-in's =LOCAL.FINSENT() for Excel on Mac and the web.
+    --addin the Office add-in's =LOCAL.FINSENT() for Excel on Mac and the web. `finsent excel freeze
+    BOOK.xlsx` replaces a workbook's FinSent formulas by their values.
 
     \b
     xlwings, once, in Windows Excel:
@@ -137,6 +141,8 @@ def excel(url, api_key, sample, force, addin, https_url, manifest_path):
       3. In Excel, xlwings tab: Import Functions.
     Type =FINSENT(A2,"7") and fill down. The server must be running: finsent serve
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from finsent_local.excel.configure import install, install_addin, write_sample_workbook
 
     from ..client import ClientError, FinSentClient
@@ -216,6 +222,7 @@ def certs(do_trust, renew):
 
 cli.add_command(classify)
 cli.add_command(evaluate_command)
+excel.add_command(freeze)
 
 
 def main() -> None:

@@ -1,0 +1,121 @@
+"""Gathers the texts of Excel function calls that arrive together into few /v1/classify requests.
+
+With xlwings' async mode each call runs in a thread of its own, so a column of 2,000 single-cell
+`=FINSENT(A2)` formulas recalculating is 2,000 calls at once. Each call hands its uncached texts to
+the batcher and waits; after BATCH_DELAY_S the batcher sends the texts of every call that arrived
+(deduplicated, per source and scheme) in requests of at most CHUNK_TEXTS texts, and hands each call
+its answers. The Office add-in's functions.js does the same in JavaScript.
+
+Each request has a deadline of its own, and every answered chunk is handed to `on_result` (the cells'
+result cache) as soon as it arrives: a slow server fills a long range part by part, and a chunk that
+times out costs only its own texts, which a recalculation asks again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from finsent_local.client import ClientError, ServerNotRunning
+
+BATCH_DELAY_S = 0.05  # how long the first call of a recalculation waits for the others
+# Texts per request: one engine turn on the server, so each request ends well within its own deadline
+# even on a slow CPU, and a timeout loses at most this many answers.
+CHUNK_TEXTS = 64
+CHUNK_BYTES = 2 * 1024 * 1024  # JSON bytes of texts per request: half the server's body limit
+
+
+@dataclass
+class _Call:
+    source: object
+    scheme: str
+    texts: list[str]
+    done: threading.Event = field(default_factory=threading.Event)
+    results: dict = field(default_factory=dict)
+    failure: str | None = None
+
+
+def chunks(texts: list[str], most: int = CHUNK_TEXTS, most_bytes: int = CHUNK_BYTES) -> list[list[str]]:
+    """`texts` cut into requests of at most `most` texts and about `most_bytes` of JSON."""
+    out, current, size = [], [], 0
+    for text in texts:
+        length = len(json.dumps(text))  # the client sends ASCII JSON: these are its bytes
+        if current and (len(current) >= most or size + length > most_bytes):
+            out.append(current)
+            current, size = [], 0
+        current.append(text)
+        size += length
+    if current:
+        out.append(current)
+    return out
+
+
+class Batcher:
+    """`classify(source, scheme, texts)` from any number of threads: ({text: result}, failure).
+
+    A source has `.key` (which server: calls to different servers or with different keys are never
+    mixed) and `.classify(texts, scheme)` (one request). A failure is a message for the whole call
+    (the server is not running); a result with "error" is one text's problem (including a request
+    that timed out)."""
+
+    def __init__(self, on_result: Callable[[object, str, str, dict], None] = lambda *a: None,
+                 delay_s: float = BATCH_DELAY_S, chunk_texts: int = CHUNK_TEXTS):
+        self.on_result = on_result
+        self.delay_s = delay_s
+        self.chunk_texts = chunk_texts
+        self._lock = threading.Lock()
+        self._pending: list[_Call] = []
+        self._timer: threading.Timer | None = None
+
+    def classify(self, source, scheme: str, texts: list[str]) -> tuple[dict, str | None]:
+        call = _Call(source, scheme, list(texts))
+        with self._lock:
+            self._pending.append(call)
+            if self._timer is None:
+                self._timer = threading.Timer(self.delay_s, self._flush)
+                self._timer.daemon = True
+                self._timer.start()
+        call.done.wait()  # _flush sets it whatever happens; its requests have deadlines
+        return call.results, call.failure
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending, self._timer = self._pending, [], None
+        try:
+            groups: dict[tuple, tuple[object, str, dict]] = {}
+            for call in batch:
+                _, _, texts = groups.setdefault((call.source.key, call.scheme), (call.source, call.scheme, {}))
+                texts.update(dict.fromkeys(call.texts))
+            outcomes = {key: self._ask(source, scheme, list(texts)) for key, (source, scheme, texts) in groups.items()}
+            for call in batch:
+                answers, failure = outcomes[(call.source.key, call.scheme)]
+                call.results = {t: answers[t] for t in call.texts if t in answers}
+                call.failure = failure
+        except Exception as e:  # a bug here must not leave Excel's cells waiting forever
+            for call in batch:
+                call.failure = call.failure or f"internal error ({type(e).__name__}: {e})"
+        finally:
+            for call in batch:
+                call.done.set()
+
+    def _ask(self, source, scheme: str, texts: list[str]) -> tuple[dict, str | None]:
+        answers: dict[str, dict] = {}
+        parts = chunks(texts, self.chunk_texts)
+        for n, chunk in enumerate(parts):
+            try:
+                results = source.classify(chunk, scheme)
+            except ServerNotRunning as e:
+                return answers, str(e)
+            except ClientError as e:
+                # This request failed or timed out: its texts and the ones not asked yet get the
+                # message; what was answered is kept (a recalculation asks only the rest).
+                for text in (t for part in parts[n:] for t in part):
+                    answers[text] = {"error": {"message": str(e)}}
+                return answers, None
+            for text, result in zip(chunk, results):
+                answers[text] = result
+                if "error" not in result:
+                    self.on_result(source, scheme, text, result)
+        return answers, None

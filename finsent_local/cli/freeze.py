@@ -1,0 +1,96 @@
+"""`finsent excel freeze BOOK.xlsx`: the workbook's FinSent formulas replaced by their values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import PROMPT_HELP, UserError, plural
+
+
+@click.command()
+@click.argument("book", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--output", "output_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the frozen workbook here and leave BOOK as it is (default: rewrite BOOK, keeping the "
+                   "original as BOOK.before-freeze.xlsx).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
+@click.option("--url", default=None, help="The FinSent server that computes the values (default: FINSENT_URL, "
+              "xlwings.conf, else http://127.0.0.1:8000).")
+@click.option("--api-key", envvar="FINSENT_API_KEY", help="API key, when the server requires one.")
+@click.option("--model", help="Compute the values with this GGUF model in this process instead of a server.")
+@click.option("--threads", type=int, default=0, help="With --model: CPU threads for llama.cpp (default: all cores).")
+@click.option("--prompt", "prompt_preset", type=click.Choice(["card", "train"]), default="card", show_default=True,
+              help=PROMPT_HELP)
+def freeze(book, output_path, force, url, api_key, model, threads, prompt_preset):
+    """Replace every FinSent formula in a saved workbook (.xlsx, .xlsm) by its values, so the results
+    stay when the server does not run, on another computer, or on a Mac.
+
+    \b
+    =FINSENT, =FINSENT_SCORE, =FINSENT_PROBS (with their spilled ranges), =FINSENT_DOC,
+    =FINSENT_DOC_SCORE, =LOCAL.FINSENT... (the add-in) and the WEBSERVICE(".../v1/label?...") formula
+    are computed again from the cells they name and written as values. Every other cell, formula,
+    sheet and format stays; openpyxl does not keep shapes, slicers or sparklines (named when found).
+    """
+    from finsent_local.excel import cells
+    from finsent_local.excel.freeze import FreezeError, freeze_workbook
+
+    if output_path is not None:
+        if output_path.resolve() == book.resolve():
+            raise UserError("--output is the workbook itself; leave out --output to rewrite it (a backup is kept)")
+        if output_path.exists() and not force:
+            raise UserError(f"{output_path} exists; use --force to overwrite it")
+        if not output_path.parent.is_dir():
+            raise UserError(f"no folder {output_path.parent} for --output")
+    source = _model_source(model, threads, prompt_preset) if model else _server_source(url, api_key)
+
+    def prefetch(needed):
+        for kind, scheme in dict.fromkeys((k, s) for k, s, _ in needed):
+            texts = [t for k, s, t in needed if (k, s) == (kind, scheme)]
+            if kind == "document":
+                _, failure = cells._documents_summed(source, texts, scheme)
+            else:
+                _, failure = cells.BATCHER.classify(source, scheme, texts)
+            if failure:
+                raise FreezeError(failure)
+
+    try:
+        report = freeze_workbook(book, output_path, source, prefetch)
+    except FreezeError as e:
+        raise UserError(str(e)) from None
+    written = output_path or book
+    sheets = plural(len(report.sheets), "sheet")
+    click.echo(f"Froze {plural(report.formulas, 'FinSent formula')} ({plural(report.cells, 'cell')}, {sheets}) "
+               f"into {written}" + (f"; the original is kept as {report.backup}" if report.backup else ""), err=True)
+    if report.dropped:
+        keeper = report.backup or book
+        click.echo(f"note: openpyxl does not keep the workbook's {', '.join(report.dropped)}: {written} has lost them "
+                   f"({keeper} still has them)", err=True)
+    if report.left:
+        shown = "; ".join(report.left[:5]) + (f"; ... ({len(report.left)} in all)" if len(report.left) > 5 else "")
+        raise UserError(f"{plural(len(report.left), 'FinSent formula')} left as formulas: {shown}")
+
+
+def _server_source(url, api_key):
+    from finsent_local.client import ClientError, FinSentClient, ServerNotRunning
+    from finsent_local.excel import cells
+
+    configured_url, configured_key = cells.settings()
+    url, api_key = url or configured_url, api_key or configured_key
+    try:
+        FinSentClient(url, api_key, connect_timeout=2.0, timeout=10.0).health()
+        return cells.ServerSource(url, api_key)
+    except ServerNotRunning:
+        raise UserError(f"server not running at {url}: start it with `finsent serve`, or give --model FILE to "
+                        "compute the values without a server") from None
+    except ClientError as e:
+        raise UserError(str(e)) from None
+
+
+def _model_source(model, threads, prompt_preset):
+    from finsent_local.excel.cells import ModelSource
+
+    from .classify import _open_service
+
+    path, service = _open_service(model, prompt_preset, threads, no_cache=False)
+    return ModelSource(service, str(path))

@@ -1,0 +1,248 @@
+"""Freeze as values: `finsent excel freeze` on workbooks written by `finsent excel --sample` and by
+openpyxl with every formula form (spills, other sheets, other formulas, formats, a chart), its values
+against the real server's labels, the result opened in headless LibreOffice; the xlwings macro's logic
+on a stand-in for Excel's ranges."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_finsent
+from load_mix import post_json
+
+HEADLINES = ["Nakatomi Trading raises full-year guidance", "Dunder Mifflin files for bankruptcy protection",
+             "Bluth Company schedules its annual general meeting"]
+RELEASE = "Virtucon shares soar 40% after record profit. Sterling Cooper cuts full-year guidance."
+
+
+def _labels(url: str, texts: list[str], scheme: str = "7") -> list[dict]:
+    return post_json(url + "/v1/classify", {"texts": texts, "scheme": scheme})["results"]
+
+
+def _formula_book(path: Path) -> None:
+    """Every formula form the project documents, with things freeze must keep around them."""
+    from openpyxl import Workbook
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.styles import Font
+    from openpyxl.worksheet.formula import ArrayFormula
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "News"
+    for row, text in enumerate(HEADLINES, start=2):
+        sheet.cell(row, 1, text)
+    sheet["A1"], sheet["A6"], sheet["E1"] = "Headline", RELEASE, "3"
+    sheet["B2"] = '=FINSENT(A2,"7")'
+    sheet["B3"] = "=FINSENT_SCORE(A3)"
+    sheet["B4"] = "=LOCAL.FINSENT(A4,3)"
+    sheet["B5"] = "=_xludf.FINSENT(A2,$E$1)"  # the scheme from a cell
+    sheet["B6"] = "=FINSENT_DOC(A6)"
+    sheet["B7"] = '=FINSENT_DOC_SCORE(A6,"3")'
+    sheet["C2"] = ArrayFormula("C2:C4", '=FINSENT(A2:A4,"3")')  # a spilled range
+    sheet["D2"] = '=IF(A2="","",_xlfn.WEBSERVICE("http://127.0.0.1:8000/v1/label?scheme=3&text="&_xlfn.ENCODEURL(A2)))'
+    sheet["F2"] = ArrayFormula("F2:H5", '=FINSENT_PROBS(A2:A4,"3")')  # header row + 3 rows of 3
+    sheet["B8"] = "=COUNTA(A2:A4)"  # not ours: kept
+    sheet["B9"] = '=IFERROR(FINSENT(A2),"")'  # ours, but more than one call: left, and said
+    sheet["B2"].font = Font(bold=True, color="FF0000")
+    sheet["B3"].number_format = "0.00"
+    other = book.create_sheet("Other sheet")
+    other["A1"] = "=FINSENT(News!A3)"
+    other["B1"] = 7
+    chart = BarChart()
+    chart.add_data(Reference(other, min_col=2, min_row=1, max_row=1))
+    other.add_chart(chart, "D2")
+    book.save(path)
+
+
+def test_freeze_replaces_every_form_and_keeps_the_rest(server, tmp_path):
+    from openpyxl import load_workbook
+
+    book = tmp_path / "forms.xlsx"
+    _formula_book(book)
+    code, _, stderr = run_finsent("excel", "freeze", str(book), "--url", server.url)
+    assert code == 1, stderr  # B9 is left as a formula, and that is an error to report
+    lines = stderr.strip().splitlines()
+    assert lines[0] == (f"Froze 10 FinSent formulas (23 cells, 2 sheets) into {book}; the original is kept as "
+                        f"{tmp_path / 'forms.before-freeze.xlsx'}")
+    assert lines[-1].startswith("Error: 1 FinSent formula left as formulas: News!B9: =IFERROR(FINSENT(A2),\"\")")
+    frozen = load_workbook(book)
+    news, other = frozen["News"], frozen["Other sheet"]
+    seven, three = _labels(server.url, HEADLINES), _labels(server.url, HEADLINES, "3")
+    assert news["B2"].value == seven[0]["label"] and news["B2"].font.bold and news["B2"].font.color.rgb == "00FF0000"
+    assert news["B3"].value == pytest.approx(seven[1]["score"]) and news["B3"].number_format == "0.00"
+    assert news["B4"].value == three[2]["label"] and news["B5"].value == three[0]["label"]
+    document = post_json(server.url + "/v1/documents", {"text": RELEASE})["document"]
+    assert news["B6"].value == document["label"]
+    assert news["B7"].value == pytest.approx(post_json(server.url + "/v1/documents",
+                                                       {"text": RELEASE, "scheme": "3"})["document"]["score"])
+    assert [news.cell(r, 3).value for r in (2, 3, 4)] == [r["label"] for r in three]
+    assert news["D2"].value == three[0]["label"]
+    assert [news.cell(2, c).value for c in (6, 7, 8)] == ["negative", "neutral", "positive"]
+    for r, result in zip((3, 4, 5), three):
+        assert [news.cell(r, c).value for c in (6, 7, 8)] == pytest.approx([result["probs"][k] for k in
+                                                                            ("negative", "neutral", "positive")])
+    assert news["B8"].value == "=COUNTA(A2:A4)" and news["B9"].value == '=IFERROR(FINSENT(A2),"")'
+    assert other["A1"].value == seven[1]["label"] and other["B1"].value == 7 and len(other._charts) == 1
+    assert (tmp_path / "forms.before-freeze.xlsx").read_bytes() != book.read_bytes()
+    assert load_workbook(tmp_path / "forms.before-freeze.xlsx")["News"]["B2"].value == '=FINSENT(A2,"7")'
+
+
+def test_freeze_with_the_model_gives_the_servers_values(server, trained_gguf, tmp_path):
+    from openpyxl import load_workbook
+
+    book = tmp_path / "forms.xlsx"
+    _formula_book(book)
+    by_server, by_model = tmp_path / "server.xlsx", tmp_path / "model.xlsx"
+    run_finsent("excel", "freeze", str(book), "--url", server.url, "--output", str(by_server))
+    code, _, stderr = run_finsent("excel", "freeze", str(book), "--model", str(trained_gguf["f16"]), "--output",
+                                  str(by_model), env={"FINSENT_CACHE_DIR": str(tmp_path / "cache")})
+    assert code == 1 and "Froze 10 FinSent formulas" in stderr
+    assert not list(tmp_path.glob("*.before-freeze*"))  # --output leaves the workbook as it is
+    a, b = load_workbook(by_server)["News"], load_workbook(by_model)["News"]
+    for row_a, row_b in zip(a.iter_rows(values_only=True), b.iter_rows(values_only=True)):
+        for x, y in zip(row_a, row_b):
+            assert x == pytest.approx(y, abs=1e-3) if isinstance(x, float) else x == y
+
+
+def test_the_sample_workbook_frozen_opens_in_libreoffice_with_values(server, tmp_path):
+    import shutil
+
+    from openpyxl import load_workbook
+
+    if shutil.which("soffice") is None:
+        pytest.skip("LibreOffice (soffice) is not installed; .ci/run installs it with apt-get")
+    sample = tmp_path / "sample.xlsx"
+    code, _, stderr = run_finsent("excel", "--sample", str(sample), "--url", server.url,
+                                  env={"HOME": str(tmp_path / "home")})
+    assert code == 0, stderr
+    code, _, stderr = run_finsent("excel", "freeze", str(sample), "--url", server.url)
+    assert code == 0, stderr
+    texts = [row[0] for row in load_workbook(sample)["Headlines"].iter_rows(min_row=2, values_only=True)]
+    labels = [r["label"] for r in _labels(server.url, texts)]
+    proc = subprocess.run(["/usr/bin/python3", str(Path(__file__).with_name("libreoffice_calc.py")), "--read",
+                           str(sample)], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout.strip().splitlines()[-1])["Headlines"]
+    assert [row[1][0] for row in shown[1:]] == labels  # FINSENT's column, as values
+    assert [row[3][0] for row in shown[1:]] == labels  # the WEBSERVICE column too (scheme 7)
+    assert all(float(row[2][0]) for row in shown[1:])
+    assert all(cell[1] == "" for row in shown for cell in row)  # no formula left anywhere
+
+
+def test_bad_workbooks_are_one_line(server, tmp_path):
+    from openpyxl import Workbook
+
+    (tmp_path / "locked.xlsx").write_bytes(bytes.fromhex("D0CF11E0A1B11AE1") + b"\0" * 504)
+    (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp_path / "table.csv").write_text("a,b\n")
+    plain = Workbook()
+    plain.active["A1"] = "=SUM(1,2)"
+    plain.save(tmp_path / "plain.xlsx")
+    _formula_book(tmp_path / "forms.xlsx")
+    (tmp_path / "taken.xlsx").write_text("mine")
+    cases = [
+        (["missing.xlsx"], "missing.xlsx not found"),
+        (["locked.xlsx"], "locked.xlsx is password-protected: open it in Excel, remove the password"),
+        (["broken.xlsx"], "broken.xlsx is not a readable Excel workbook"),
+        (["table.csv"], "reads .xlsx and .xlsm workbooks"),
+        (["plain.xlsx"], "plain.xlsx has no FinSent formulas: nothing to freeze"),
+        (["forms.xlsx", "--output", str(tmp_path / "taken.xlsx")], "taken.xlsx exists; use --force"),
+        (["forms.xlsx", "--output", str(tmp_path / "forms.xlsx")], "--output is the workbook itself"),
+        (["forms.xlsx", "--url", "http://127.0.0.1:9"], "server not running at http://127.0.0.1:9: start it with"),
+    ]
+    for args, message in cases:
+        args = [str(tmp_path / args[0]), *args[1:]]
+        if "--url" not in args:
+            args += ["--url", server.url]
+        code, _, stderr = run_finsent("excel", "freeze", *args)
+        assert code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1, (args, stderr)
+    assert (tmp_path / "taken.xlsx").read_text() == "mine" and not list(tmp_path.glob("*.before-freeze*"))
+
+
+def test_formula_forms_are_recognised_and_read():
+    from finsent_local.excel.freeze import FinSentCall, is_finsent_formula, read_call
+
+    assert all(is_finsent_formula(f) for f in ('=FINSENT(A2,"7")', "=local.finsent_score(A2)", "=_xludf.FINSENT_PROBS(A2:A9)",
+                                               '=IFERROR(FINSENT(A2),"")', "=_xldudf_LOCAL_FINSENT_DOC(B3)",
+                                               '=WEBSERVICE("http://127.0.0.1:8000/v1/label?scheme=7&text="&ENCODEURL(A2))'))
+    assert not any(is_finsent_formula(f) for f in ("=SUM(A1:A3)", "=MYFINSENT(A2)", "FINSENT(A2)", None, 3,
+                                                   '=WEBSERVICE("http://example.com/data")'))
+    assert read_call("=FINSENT_DOC_SCORE('My sheet'!$B$3, 3)") == FinSentCall("FINSENT_DOC_SCORE", "'My sheet'!$B$3", "3")
+    assert read_call('=FINSENT("Profit ""soared""")') == FinSentCall("FINSENT", '"Profit ""soared"""', None)
+    assert read_call('=IF(A2="","",WEBSERVICE("http://h:1/v1/label?scheme=3&text="&ENCODEURL(A2)))') == \
+        FinSentCall("FINSENT", "A2", '"3"')
+    assert read_call('=IF(B2="","",WEBSERVICE("http://h:1/v1/label?text="&ENCODEURL(A2)))') is None  # not the same cell
+    assert read_call("=FINSENT(A2&B2)") is None and read_call("=FINSENT(A2)+1") is None
+
+
+class _ExcelRange:
+    """STAND-IN for an xlwings Range in a running Excel (which cannot exist here): cells with a formula
+    and a shown value, and Excel 365's spill areas (api.HasSpill, SpillParent, SpillingToRange)."""
+
+    def __init__(self, sheet, cells):
+        self.sheet, self.cells = sheet, cells  # [(row, col), ...]
+
+    def __iter__(self):
+        return iter([_ExcelRange(self.sheet, [c]) for c in self.cells])
+
+    @property
+    def address(self):
+        return ",".join(f"R{r}C{c}" for r, c in self.cells)
+
+    @property
+    def formula2(self):
+        return self.sheet.formulas.get(self.cells[0], "")
+
+    @property
+    def api(self):
+        sheet, cell = self.sheet, self.cells[0]
+        area = next((a for a in sheet.spills if cell in a), None)
+
+        class Api:
+            HasSpill = area is not None
+            SpillParent = type("Parent", (), {"SpillingToRange": type("To", (), {"Address": area})})
+
+        return Api
+
+    def options(self, **_):
+        return self
+
+    @property
+    def value(self):
+        rows = sorted({r for r, _ in self.cells})
+        return [[self.sheet.values.get((r, c)) for rr, c in self.cells if rr == r] for r in rows]
+
+    @value.setter
+    def value(self, rows):
+        for (r, c), v in zip(self.cells, [v for row in rows for v in row]):
+            self.sheet.values[(r, c)] = v
+            self.sheet.formulas.pop((r, c), None)
+
+
+class _ExcelSheet:
+    def __init__(self, formulas, values, spills):
+        self.formulas, self.values, self.spills = formulas, values, spills
+
+    def range(self, area):
+        return _ExcelRange(self, list(area))
+
+
+def test_the_xlwings_macro_freezes_the_selection_and_refuses_waiting_cells():
+    from finsent_local.excel.freeze import freeze_selection
+
+    spill = ((1, 2), (2, 2), (3, 2))
+    sheet = _ExcelSheet({(1, 1): '=FINSENT(A1,"7")', (1, 2): "=FINSENT_PROBS(A1:A2)", (1, 3): "=SUM(A1:A2)",
+                         (2, 1): "=FINSENT(A2)"},
+                        {(1, 1): "neutral", (1, 2): "negative", (2, 2): 0.1, (3, 2): 0.2, (1, 3): 3,
+                         (2, 1): "#N/A waiting..."}, [spill])
+    everything = sheet.range([(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)])
+    assert freeze_selection(everything).startswith("Nothing was frozen: 1 FinSent cell(s) are still waiting")
+    assert sheet.formulas[(1, 1)] == '=FINSENT(A1,"7")'  # nothing changed
+    sheet.values[(2, 1)] = "mildly positive"
+    assert freeze_selection(everything) == "Froze 3 FinSent formula(s) into values."
+    assert sheet.formulas == {(1, 3): "=SUM(A1:A2)"}  # the other formula stays
+    assert [sheet.values[c] for c in ((1, 1), (2, 1), *spill)] == ["neutral", "mildly positive", "negative", 0.1, 0.2]
+    assert freeze_selection(sheet.range([(1, 3)])) == "No FinSent formulas in the selection."
