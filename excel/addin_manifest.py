@@ -94,6 +94,34 @@ def manifest_xml(base_url: str, api_key: str | None = None) -> str:
             <LearnMoreUrl resid="GetStarted.LearnMoreUrl"/>
           </GetStarted>
           <FunctionFile resid="Shared.Url"/>
+          <ExtensionPoint xsi:type="PrimaryCommandSurface">
+            <OfficeTab id="TabHome">
+              <Group id="FinSent.Group">
+                <Label resid="Group.Label"/>
+                <Icon>
+                  <bt:Image size="16" resid="Icon.16x16"/>
+                  <bt:Image size="32" resid="Icon.32x32"/>
+                  <bt:Image size="80" resid="Icon.80x80"/>
+                </Icon>
+                <Control xsi:type="Button" id="FinSent.FreezeButton">
+                  <Label resid="FreezeButton.Label"/>
+                  <Supertip>
+                    <Title resid="FreezeButton.Label"/>
+                    <Description resid="FreezeButton.Tooltip"/>
+                  </Supertip>
+                  <Icon>
+                    <bt:Image size="16" resid="Icon.16x16"/>
+                    <bt:Image size="32" resid="Icon.32x32"/>
+                    <bt:Image size="80" resid="Icon.80x80"/>
+                  </Icon>
+                  <Action xsi:type="ShowTaskpane">
+                    <TaskpaneId>FinSent.Taskpane</TaskpaneId>
+                    <SourceLocation resid="Shared.Url"/>
+                  </Action>
+                </Control>
+              </Group>
+            </OfficeTab>
+          </ExtensionPoint>
         </DesktopFormFactor>
       </Host>
     </Hosts>
@@ -112,9 +140,12 @@ def manifest_xml(base_url: str, api_key: str | None = None) -> str:
       <bt:ShortStrings>
         <bt:String id="Functions.Namespace" DefaultValue="{ADDIN_NAMESPACE}"/>
         <bt:String id="GetStarted.Title" DefaultValue="FinSent Local is ready"/>
+        <bt:String id="Group.Label" DefaultValue="FinSent"/>
+        <bt:String id="FreezeButton.Label" DefaultValue="Freeze as values"/>
       </bt:ShortStrings>
       <bt:LongStrings>
         <bt:String id="GetStarted.Description" DefaultValue="Type =LOCAL.FINSENT(A2,&quot;7&quot;) in a cell. The FinSent Local server must be running (finsent serve --https-port)."/>
+        <bt:String id="FreezeButton.Tooltip" DefaultValue="Replace FinSent formulas in the selection or the sheet by their values, so the results stay without the server."/>
       </bt:LongStrings>
     </Resources>
   </VersionOverrides>

@@ -90,6 +90,12 @@ def test_manifest_is_well_formed_and_points_at_the_https_server():
     assert used <= defined, used - defined  # every resource the manifest refers to exists
     runtime = root.find(".//ov:Runtime", ns)
     assert runtime.get("lifetime") == "long" and runtime.get("resid") == "Shared.Url"
+    # "Freeze as values": a Home tab button opening the shared runtime's page as the task pane
+    button = root.find(".//ov:Control[@id='FinSent.FreezeButton']", ns)
+    action = button.find("ov:Action", ns)
+    assert action.get("{http://www.w3.org/2001/XMLSchema-instance}type") == "ShowTaskpane"
+    assert action.find("ov:SourceLocation", ns).get("resid") == "Shared.Url"
+    assert strings["FreezeButton.Label"] == "Freeze as values"
     with pytest.raises(ManifestError, match="https"):
         manifest_xml("http://127.0.0.1:8000")
 
@@ -98,7 +104,8 @@ def test_addin_routes_headers_and_key_rules(loaded_runtime):
     from finsent_local.server import ServerConfig, create_app
 
     client = create_app(loaded_runtime, ServerConfig(api_key="k")).test_client()
-    expected = {"functions.js": "text/javascript", "functions.html": "text/html", "icon-32.png": "image/png",
+    expected = {"functions.js": "text/javascript", "freeze.js": "text/javascript", "functions.html": "text/html",
+                "icon-32.png": "image/png",
                 "icon-80.png": "image/png", "functions.json": "application/json"}
     for name, mimetype in expected.items():
         response = client.get(f"/addin/{name}")  # open without the key: Excel loads them before any call
@@ -417,3 +424,64 @@ def test_finsent_excel_addin_writes_the_manifest_and_the_steps(tmp_path):
     assert mac.sideloaded == tmp_path / "mac-home" / MAC_WEF_FOLDER / "finsent-local-manifest.xml"
     assert mac.sideloaded.read_text() == (tmp_path / "m.xml").read_text()
     assert "functions.html#key=key" in mac.sideloaded.read_text()
+
+
+# -- the add-in's "Freeze as values" ---------------------------------------------------------------------
+FREEZE_JS = ROOT / "excel" / "addin" / "freeze.js"
+
+
+def run_addin_freeze(job: dict) -> dict:
+    proc = subprocess.run([NODE, str(ROOT / "tests" / "js" / "run_addin_freeze.mjs"), str(FREEZE_JS)],
+                          input=json.dumps(job), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed (setup.sh --dev installs Debian's nodejs)")
+def test_addin_freeze_rewrites_the_finsent_cells_only():
+    """freeze.js on a stand-in of Excel's API: the selection's FinSent formulas (a spilled one with its
+    whole spill) become their values, other formulas and cells outside the selection stay, a waiting
+    cell refuses the whole freeze, and the whole sheet is frozen on request."""
+    sheet = {
+        "A1": {"value": "Globex files for bankruptcy protection"},
+        "B1": {"formula": '=LOCAL.FINSENT(A1,"7")', "value": "strong negative"},
+        "C1": {"formula": "=LOCAL.FINSENT_PROBS(A1:A1,\"3\")", "value": "negative"},
+        "D1": {"value": "neutral"}, "E1": {"value": "positive"},
+        "C2": {"value": 0.9}, "D2": {"value": 0.07}, "E2": {"value": 0.03},
+        "F1": {"formula": "=SUM(C2:E2)", "value": 1},
+        "B2": {"formula": "=LOCAL.FINSENT_SCORE(A1)", "value": "#BUSY!"},
+        "B5": {"formula": "=LOCAL.FINSENT(A1)", "value": "strong negative"},  # outside the selection
+    }
+    out = run_addin_freeze({"sheet": sheet, "spills": {"C1": "C1:E2"}, "steps": [
+        {"scope": "selection", "address": "A1:F2"},
+        {"set": {"B2": -0.93}},
+        {"scope": "selection", "address": "A1:F2"},
+        {"scope": "selection", "address": "F1"},
+        {"scope": "sheet"},
+    ]})
+    first, second, none, whole = out["messages"]
+    assert first.startswith("Nothing was frozen: 1 FinSent cell(s) are still waiting for their results (B2)")
+    assert second == "Froze 3 FinSent formula(s) in the selection into values."
+    assert none == "No FinSent formulas in the selection."
+    assert whole == "Froze 1 FinSent formula(s) on this sheet into values."
+    cells = out["sheet"]
+    assert cells["B1"] == {"value": "strong negative"} and cells["B2"] == {"value": -0.93}
+    assert [cells[a]["value"] for a in ("C1", "D1", "E1", "C2", "D2", "E2")] == ["negative", "neutral", "positive",
+                                                                                0.9, 0.07, 0.03]
+    assert not any("formula" in cells[a] for a in ("C1", "D1", "E1", "C2"))
+    assert cells["F1"] == {"formula": "=SUM(C2:E2)", "value": 1}  # not ours: kept
+    assert cells["B5"] == {"value": "strong negative"}  # frozen only by the whole-sheet step
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed (setup.sh --dev installs Debian's nodejs)")
+def test_addin_and_python_recognise_the_same_formulas():
+    from finsent_local.excel.freeze import is_finsent_formula
+
+    formulas = ['=FINSENT(A2,"7")', "=local.finsent_score(A2)", "=LOCAL.FINSENT_PROBS(A2:A9)", "=_xludf.FINSENT_DOC(B3)",
+                '=IFERROR(LOCAL.FINSENT(A2),"")', "=_xldudf_LOCAL_FINSENT_DOC_SCORE(B3)", "=SUM(A1:A3)",
+                "=MYFINSENT(A2)", "=X.FINSENT(A2)", "FINSENT(A2)", "",
+                '=IF(A2="","",_xlfn.WEBSERVICE("http://127.0.0.1:8000/v1/label?scheme=7&text="&_xlfn.ENCODEURL(A2)))',
+                '=WEBSERVICE("http://example.com/data")']
+    recognised = run_addin_freeze({"sheet": {}, "formulas": formulas})["recognised"]
+    assert recognised == [is_finsent_formula(f) for f in formulas]
+    assert recognised == [True] * 6 + [False] * 5 + [True, False]

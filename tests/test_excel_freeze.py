@@ -26,6 +26,9 @@ def _formula_book(path: Path) -> None:
     """Every formula form the project documents, with things freeze must keep around them."""
     from openpyxl import Workbook
     from openpyxl.chart import BarChart, Reference
+    from openpyxl.comments import Comment
+    from openpyxl.workbook.defined_name import DefinedName
+    from openpyxl.worksheet.datavalidation import DataValidation
     from openpyxl.styles import Font
     from openpyxl.worksheet.formula import ArrayFormula
 
@@ -48,6 +51,11 @@ def _formula_book(path: Path) -> None:
     sheet["B9"] = '=IFERROR(FINSENT(A2),"")'  # ours, but more than one call: left, and said
     sheet["B2"].font = Font(bold=True, color="FF0000")
     sheet["B3"].number_format = "0.00"
+    sheet["A1"].comment = Comment("Texts from the wire", "analyst")
+    book.defined_names["headlines"] = DefinedName("headlines", attr_text="News!$A$2:$A$4")
+    choice = DataValidation(type="list", formula1='"3,7"')
+    sheet.add_data_validation(choice)
+    choice.add("E1")
     other = book.create_sheet("Other sheet")
     other["A1"] = "=FINSENT(News!A3)"
     other["B1"] = 7
@@ -86,6 +94,9 @@ def test_freeze_replaces_every_form_and_keeps_the_rest(server, tmp_path):
                                                                             ("negative", "neutral", "positive")])
     assert news["B8"].value == "=COUNTA(A2:A4)" and news["B9"].value == '=IFERROR(FINSENT(A2),"")'
     assert other["A1"].value == seven[1]["label"] and other["B1"].value == 7 and len(other._charts) == 1
+    assert news["A1"].comment.text == "Texts from the wire" and frozen.defined_names["headlines"].attr_text == \
+        "News!$A$2:$A$4"
+    assert [str(v.sqref) for v in news.data_validations.dataValidation] == ["E1"]
     assert (tmp_path / "forms.before-freeze.xlsx").read_bytes() != book.read_bytes()
     assert load_workbook(tmp_path / "forms.before-freeze.xlsx")["News"]["B2"].value == '=FINSENT(A2,"7")'
 
@@ -246,3 +257,18 @@ def test_the_xlwings_macro_freezes_the_selection_and_refuses_waiting_cells():
     assert sheet.formulas == {(1, 3): "=SUM(A1:A2)"}  # the other formula stays
     assert [sheet.values[c] for c in ((1, 1), (2, 1), *spill)] == ["neutral", "mildly positive", "negative", 0.1, 0.2]
     assert freeze_selection(sheet.range([(1, 3)])) == "No FinSent formulas in the selection."
+
+
+def test_parts_openpyxl_drops_are_named(server, tmp_path):
+    import zipfile
+
+    book = tmp_path / "slicers.xlsx"
+    _formula_book(book)
+    with zipfile.ZipFile(book, "a") as z:  # as if the workbook had a slicer (openpyxl will not write it back)
+        z.writestr("xl/slicers/slicer1.xml", "<slicers/>")
+    code, _, stderr = run_finsent("excel", "freeze", str(book), "--url", server.url)
+    assert code == 1  # B9, as above
+    assert (f"note: openpyxl does not keep the workbook's slicers: {book} has lost them "
+            f"({tmp_path / 'slicers.before-freeze.xlsx'} still has them)") in stderr
+    with zipfile.ZipFile(tmp_path / "slicers.before-freeze.xlsx") as z:
+        assert "xl/slicers/slicer1.xml" in z.namelist()

@@ -21,6 +21,7 @@ blueprint = Blueprint("addin", __name__, url_prefix="/addin")
 
 FILE_TYPES = {
     "functions.js": "text/javascript; charset=utf-8",
+    "freeze.js": "text/javascript; charset=utf-8",
     "functions.html": "text/html; charset=utf-8",
     "icon-16.png": "image/png",
     "icon-32.png": "image/png",
