@@ -1,3 +1,20 @@
-"""FinSent Local: Llama-FinSent-S on your own machine."""
+"""FinSent Local: Llama-FinSent-S on your own machine.
+
+    from finsent_local import FinSent
+    fs = FinSent()                        # or FinSent.connect("http://127.0.0.1:8000")
+    fs.classify_series(df["headline"])    # label, score, p_<label>, error
+
+(finsent_local.api; imported on first use, so `import finsent_local` loads neither llama.cpp nor pandas.)
+"""
 
 __version__ = "0.1.0"
+
+__all__ = ["FinSent", "FinSentError", "Result", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in ("FinSent", "FinSentError", "Result"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'finsent_local' has no attribute {name!r}")

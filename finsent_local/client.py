@@ -71,10 +71,17 @@ class FinSentClient:
         """The server's /health answer; raises ClientError when it is down, loading or not FinSent."""
         return self._request("GET", "/health", None, time.monotonic() + self.timeout)
 
-    def document(self, text: str, scheme: str = "7") -> dict:
-        """POST /v1/documents: {"document": {...}, "sentences": [...]} for one text."""
-        return self._request("POST", "/v1/documents", {"text": text, "scheme": scheme},
-                             time.monotonic() + self.timeout)
+    def status(self) -> dict:
+        """GET /v1/status: the model, its label schemes and the server's limits."""
+        return self._request("GET", "/v1/status", None, time.monotonic() + self.timeout)
+
+    def document(self, text: str, scheme: str = "7", about: str | list[str] | None = None) -> dict:
+        """POST /v1/documents: {"document": {...}, "sentences": [...]} for one text; `about` keeps the
+        sentences naming one of these names."""
+        body = {"text": text, "scheme": scheme}
+        if about:
+            body["about"] = about
+        return self._request("POST", "/v1/documents", body, time.monotonic() + self.timeout)
 
     def classify(self, texts: list[str], scheme: str = "7") -> list[dict]:
         """One result dict per text (label, score, probs, ... or error), in order. Each request (at most

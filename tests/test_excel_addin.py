@@ -370,6 +370,10 @@ def test_addin_page_over_https_in_chromium(https_server, tmp_path, held_out):
         driver.get(https_server.https_url + "/addin/functions.html")
         assert driver.execute_script("return location.protocol") == "https:"
         assert driver.title == "FinSent Local: Excel functions"  # not a certificate warning page
+        # the task pane's freeze buttons, wired by freeze.js (Excel's API is not there: the first click
+        # on "whole sheet" only asks for confirmation)
+        driver.find_element("id", "freeze-sheet").click()
+        assert driver.find_element("id", "freeze-message").text.startswith("Replace every FinSent formula on this sheet")
         out = driver.execute_async_script("""
             const done = arguments[arguments.length - 1];
             const f = window.__associated;

@@ -46,6 +46,22 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+class GpuUnavailable(ValueError):
+    """A GPU was asked for ("on"), but this llama.cpp build has no GPU support."""
+
+
+def gpu_layers(gpu: str) -> int:
+    """llama.cpp's n_gpu_layers for a --gpu choice: "off" 0; "auto" every layer when this build can
+    offload, else 0; "on" every layer, or GpuUnavailable."""
+    if gpu == "off":
+        return 0
+    supported = gpu_offload_supported()
+    if gpu == "on" and not supported:
+        raise GpuUnavailable("a GPU was asked for, but this llama-cpp-python was built without GPU support "
+                             "(see the README: CUDA)")
+    return -1 if supported else 0
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     n_gpu_layers: int = 0  # -1: all layers

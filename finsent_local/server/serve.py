@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from ..engine.classifier import EngineOptions
 from ..limits import Limits
-from ..engine.llama_runtime import gpu_offload_supported
+from ..engine.llama_runtime import GpuUnavailable, gpu_layers as llama_gpu_layers
 from . import ServerConfig, create_app
 from .config import CONFIG_KEY
 from .runtime import Runtime
@@ -47,12 +47,11 @@ def check_exposure(host: str, api_key: str | None) -> None:
 
 
 def gpu_layers(gpu: str) -> int:
-    if gpu == "off":
-        return 0
-    supported = gpu_offload_supported()
-    if gpu == "on" and not supported:
-        raise ServeError("--gpu on, but this llama-cpp-python was built without GPU support (see the README: CUDA)")
-    return -1 if supported else 0
+    try:
+        return llama_gpu_layers(gpu)
+    except GpuUnavailable:
+        raise ServeError("--gpu on, but this llama-cpp-python was built without GPU support (see the README: CUDA)") \
+            from None
 
 
 def build_runtime(options: ServeOptions) -> Runtime:

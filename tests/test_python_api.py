@@ -1,0 +1,194 @@
+"""The Python API (finsent_local.FinSent) on the trained model: in this process and against the real
+server, the same answers as each other and as `finsent classify`; errors per item; pandas alignment;
+streaming; close and reuse; concurrent calls; documents; the notebook in docs/, executed."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import math
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import run_finsent
+from long_documents import NEGATIVE, POSITIVE
+
+from finsent_local import FinSent, FinSentError, Result
+
+ROOT = Path(__file__).resolve().parents[1]
+# Between processes (the server, this one, the CLI) llama.cpp may batch the same texts differently;
+# results then differ in the last bits of float16 arithmetic, far below this.
+PROB_TOLERANCE = 2e-3
+
+
+@pytest.fixture(scope="module")
+def local(trained_gguf):
+    with FinSent(model=str(trained_gguf["f16"]), cache=False, progress=False) as fs:
+        yield fs
+
+
+@pytest.fixture(scope="module")
+def remote(server):
+    return FinSent.connect(server.url, progress=False)
+
+
+def _same(a: list[Result], b: list[Result]) -> None:
+    for x, y in zip(a, b, strict=True):
+        assert (x.label, x.error) == (y.label, y.error), (x, y)
+        if x.ok:
+            assert x.probs.keys() == y.probs.keys()
+            assert all(abs(x.probs[k] - y.probs[k]) < PROB_TOLERANCE for k in x.probs)
+            assert abs(x.score - y.score) < PROB_TOLERANCE
+
+
+def test_in_process_server_and_cli_agree(local, remote, held_out, tmp_path):
+    texts = [t for t, _ in held_out]
+    here, there = local.classify_many(texts), remote.classify_many(texts)
+    _same(here, there)
+    assert sum(r.label == gold for r, (_, gold) in zip(here, held_out)) >= 0.9 * len(held_out)
+    with open(tmp_path / "news.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["headline"], *([t] for t in texts)])
+    code, _, stderr = run_finsent("classify", "--model", str(local.model_path), "--input", str(tmp_path / "news.csv"),
+                                  "--column", "headline", "--output", str(tmp_path / "out.csv"), "--no-cache")
+    assert code == 0, stderr
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["label"] for r in rows] == [r.label for r in here]
+    assert all(abs(float(row["score"]) - r.score) < PROB_TOLERANCE for row, r in zip(rows, here))
+    assert local.labels() == remote.labels() and local.labels("3") == ("negative", "neutral", "positive")
+
+
+def test_errors_are_per_item_and_never_raised(local, remote):
+    items = [POSITIVE[0], "", None, math.nan, 42, "x" * 40_000, "   ", NEGATIVE[0]]
+    for fs in (local, remote):
+        results = fs.classify_many(items, "3")
+        assert [r.error_code for r in results] == [None, "empty_text", "empty_text", "empty_text", "invalid_text",
+                                                   "text_too_long", "empty_text", None]
+        assert results[0].label == "positive" and results[-1].label == "negative" and results[4].text == 42
+        assert results[1].error == "text is empty" and results[1].label is None and not results[1].ok
+        with pytest.raises(FinSentError, match="text is empty"):
+            fs.label("")
+        assert fs.label(NEGATIVE[0], "3") == "negative" and -1 <= fs.score(NEGATIVE[0]) < 0
+        with pytest.raises(FinSentError, match='scheme must be "3" or "7"'):
+            fs.classify("x", scheme="5")
+
+
+def test_classify_series_keeps_the_index_and_marks_missing_values(local, remote):
+    pd = pytest.importorskip("pandas")
+    series = pd.Series([POSITIVE[1], None, NEGATIVE[1], math.nan, 7],
+                       index=pd.to_datetime(["2024-03-01", "2024-03-02", "2024-03-02", "2024-03-05", "2024-03-09"]))
+    for fs in (local, remote):
+        frame = fs.classify_series(series, "3")
+        assert frame.index.equals(series.index)
+        assert list(frame.columns) == ["label", "score", "p_negative", "p_neutral", "p_positive", "error"]
+        assert frame["label"].tolist()[::2][:2] == ["positive", "negative"]
+        assert frame["error"].tolist()[1] == "text is empty" and frame["error"].tolist()[3] == "text is empty"
+        assert frame["error"].tolist()[4] == "text must be a string" and pd.isna(frame["error"].iloc[0])
+        assert frame["score"].dtype == "float64" and math.isnan(frame["score"].iloc[1])
+        assert frame[["p_negative", "p_neutral", "p_positive"]].iloc[0].sum() == pytest.approx(1, abs=1e-3)
+    seven = local.classify_series(series.dropna(), prefix="fs_")
+    assert "fs_p_strong_negative" in seven.columns and len(seven) == 3
+
+
+def test_without_pandas_only_the_pandas_method_says_so(local, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
+    with pytest.raises(FinSentError, match="classify_series needs pandas: pip install pandas"):
+        local.classify_series([POSITIVE[0]])
+    assert local.label(POSITIVE[0], "3") == "positive"
+
+
+def test_streaming_reads_the_input_a_batch_at_a_time(local):
+    from finsent_local.api import BATCH_TEXTS
+
+    pulled = 0
+
+    def texts():
+        nonlocal pulled
+        for i in range(3 * BATCH_TEXTS + 5):
+            pulled += 1
+            yield POSITIVE[i % 2] if i % 3 else NEGATIVE[i % 2]
+
+    results = local.classify_many(texts(), "3", stream=True)
+    first = next(results)
+    assert first.label == "negative" and pulled == BATCH_TEXTS  # not the whole input
+    rest = list(results)
+    assert len(rest) == 3 * BATCH_TEXTS + 4 and pulled == 3 * BATCH_TEXTS + 5
+
+
+def test_eight_threads_at_once_get_the_answers_of_one(local, remote, held_out):
+    texts = [t for t, _ in held_out]
+    for fs in (local, remote):
+        alone = fs.classify_many(texts)
+        out: dict[int, list[Result]] = {}
+        threads = [threading.Thread(target=lambda i=i: out.update({i: fs.classify_many(texts[i::8] + texts)}))
+                   for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for i in range(8):
+            _same(out[i][len(texts[i::8]):], alone)
+            _same(out[i][: len(texts[i::8])], alone[i::8])
+
+
+def test_close_frees_and_a_new_object_works(trained_gguf):
+    before = threading.active_count()
+    fs = FinSent(model=str(trained_gguf["q8_0"]), cache=False, progress=False)
+    assert threading.active_count() > before  # the engine thread
+    assert fs.label(POSITIVE[0], "3") == "positive"
+    fs.close()
+    fs.close()  # twice is fine
+    with pytest.raises(FinSentError, match="closed"):
+        fs.classify(POSITIVE[0])
+    assert threading.active_count() == before
+    forgotten = FinSent(model=str(trained_gguf["q8_0"]), cache=False, progress=False)
+    assert forgotten.label(NEGATIVE[0], "3") == "negative"
+    del forgotten
+    gc.collect()
+    assert threading.active_count() == before  # closed when garbage-collected: no thread left behind
+    with FinSent(model=str(trained_gguf["q8_0"]), cache=False, progress=False) as again:
+        assert again.label(POSITIVE[1], "3") == "positive"
+
+
+def test_documents_from_both_kinds(local, remote):
+    text = " ".join([POSITIVE[0], NEGATIVE[0], POSITIVE[1]])
+    here, there = local.document(text, "3"), remote.document(text, "3")
+    assert here["document"]["label"] == there["document"]["label"]
+    assert [s["label"] for s in here["sentences"]] == [s["label"] for s in there["sentences"]] == \
+        ["positive", "negative", "positive"]
+    about = remote.document(text, "3", about="Virtucon")
+    assert about["document"]["about"]["matched"] == 1
+    assert local.document(text, "3", about=["Nobody"])["document"]["label"] == "no mention"
+
+
+def test_connect_to_nothing_is_one_error():
+    with pytest.raises(FinSentError, match="server not running at http://127.0.0.1:9"):
+        FinSent.connect("http://127.0.0.1:9")
+
+
+def test_importing_the_package_loads_no_engine():
+    code = ("import sys, finsent_local; assert 'FinSent' in dir(finsent_local) or True; "
+            "bad = [m for m in ('llama_cpp', 'pandas', 'torch', 'pyarrow') if m in sys.modules]; "
+            "assert not bad, bad; from finsent_local import FinSent; assert 'llama_cpp' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_notebook_runs(trained_gguf, tmp_path, monkeypatch):
+    """docs/notebook.ipynb, executed as Jupyter would (nbclient, a real kernel) on the trained model."""
+    nbclient = pytest.importorskip("nbclient", reason="bash setup.sh --dev installs nbclient and ipykernel")
+    import nbformat
+
+    monkeypatch.setenv("FINSENT_MODEL", str(trained_gguf["q8_0"]))
+    monkeypatch.setenv("FINSENT_CACHE_DIR", str(tmp_path / "cache"))
+    notebook = nbformat.read(ROOT / "docs" / "notebook.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum(1 for o in outputs if "image/png" in o.get("data", {})) == 2  # the two charts
+    shown = "".join(o.get("text", "") for o in outputs)
+    assert "negative" in shown  # fs.label(...) printed a label
