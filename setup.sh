@@ -23,7 +23,7 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
 .venv/bin/python llama_build/install.py
 
 if [ "${1:-}" = "--dev" ]; then
-  "${PIP[@]}" install -q -e ".[test]"
+  "${PIP[@]}" install -q -e ".[engine,test]"
   # Meta's llama-models ships the real Llama 3 tokenizer (tokenizer.model); its own dependencies are
   # not needed (only the file and the special-token list are used), so it goes in without them.
   "${PIP[@]}" install -q --no-deps "llama-models==0.3.0"
@@ -46,6 +46,6 @@ if [ "${1:-}" = "--dev" ]; then
     fi
   fi
 else
-  "${PIP[@]}" install -q -e ".[eval]"
+  "${PIP[@]}" install -q -e ".[engine,eval]"
 fi
 echo "FinSent Local is installed in .venv (run: .venv/bin/finsent --help)"

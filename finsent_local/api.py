@@ -144,6 +144,11 @@ class FinSent:
         """Load `model` (a GGUF file; default: $FINSENT_MODEL, else the default model, downloaded and
         converted on first use as `finsent serve` does). gpu: "auto", "on" or "off". cache: keep results
         in the persistent result cache (shared with the CLI and the server)."""
+        from .engine.availability import engine_missing
+
+        missing = engine_missing()
+        if missing:  # a client-only install: FinSent.connect(url) works there
+            raise FinSentError(missing + "; or use FinSent.connect(url) with a running server")
         from .engine.classifier import EngineOptions
         from .engine.service import open_service
         from .first_run import ModelUnavailable, ensure_model

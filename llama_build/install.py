@@ -13,7 +13,7 @@ Why not a plain `pip install`:
   the virtual environment, so a rebuild happens exactly when one of those changes.
 
 Environment: CMAKE_ARGS (passed to llama.cpp's CMake; setup.sh defaults it to -DLLAVA_BUILD=OFF),
-CXX (the C++ compiler, default c++), FINSENT_CACHE_DIR (default: the project's cache folder, e.g.
+CXX (the C++ compiler: default c++, on Windows cl, i.e. MSVC; clang-cl works too), FINSENT_CACHE_DIR (default: the project's cache folder, e.g.
 ~/.cache/finsent-local),
 LLAMA_CPP_SOURCE (build from this sdist file instead of downloading the pinned version: offline machines).
 """
@@ -46,33 +46,77 @@ def pinned_requirement() -> str:
 
 
 def compiler_macros(cxx: str) -> dict[str, str]:
-    """The compiler's predefined macros (`cxx -dM -E`): they say which compiler, version and target
-    it is, whatever its --version line looks like. Empty when there is no such compiler."""
+    """The compiler's predefined macros: they say which compiler, version and target it is, whatever its
+    --version line looks like. GCC and clang: `cxx -dM -E`; clang-cl: the same through /clang:; MSVC
+    (cl), which cannot list them: _MSC_VER and the target from its banner. Empty when there is no such
+    compiler."""
+    name = Path(cxx).name.lower().removesuffix(".exe")
+    attempts = [[cxx, "-dM", "-E", "-x", "c++", os.devnull]]
+    if name == "clang-cl":
+        attempts.insert(0, [cxx, "/clang:-dM", "/clang:-E", "/TP", os.devnull])
+    for command in attempts:
+        out = _run(command).stdout if name != "cl" else ""
+        macros = {}
+        for line in out.splitlines():
+            parts = line.split(maxsplit=2)
+            if len(parts) >= 2 and parts[0] == "#define":
+                macros[parts[1]] = parts[2] if len(parts) == 3 else ""
+        if macros:
+            return macros
+    if name == "cl":
+        return msvc_macros(_run([cxx]).stderr)
+    return {}
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
     try:
-        out = subprocess.run([cxx, "-dM", "-E", "-x", "c++", os.devnull], capture_output=True, text=True,
-                             timeout=60).stdout
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
+        return subprocess.CompletedProcess(command, 1, "", "")
+
+
+def msvc_macros(banner: str) -> dict[str, str]:
+    """The macros MSVC would define, from the banner `cl` prints: "Microsoft (R) C/C++ Optimizing
+    Compiler Version 19.38.33135 for x64" gives _MSC_VER 1938 and _M_X64."""
+    found = re.search(r"Version (\d+)\.(\d+)\.\d+(?:\.\d+)? for (\w+)", banner)
+    if not found:
         return {}
-    macros = {}
-    for line in out.splitlines():
-        parts = line.split(maxsplit=2)
-        if len(parts) >= 2 and parts[0] == "#define":
-            macros[parts[1]] = parts[2] if len(parts) == 3 else ""
+    major, minor, target = found.groups()
+    macros = {"_MSC_VER": f"{major}{int(minor):02d}"}
+    macros.update({"x64": {"_M_X64": "100", "_M_AMD64": "100"}, "x86": {"_M_IX86": "600"},
+                   "ARM64": {"_M_ARM64": "1"}}.get(target, {}))
     return macros
 
 
 def compiler_description(macros: dict[str, str]) -> str:
+    """Which compiler, for the build key: clang-cl and MSVC builds differ from clang and GCC ones."""
     if "__clang__" in macros:
-        return f"clang {macros.get('__clang_version__', '?').strip(chr(34))}"
+        version = macros.get("__clang_version__", "?").strip(chr(34)).strip()
+        return f"clang-cl {version}" if "_MSC_VER" in macros else f"clang {version}"
     if "__GNUC__" in macros:
         return f"gcc {macros['__GNUC__']}.{macros.get('__GNUC_MINOR__', '0')}.{macros.get('__GNUC_PATCHLEVEL__', '0')}"
+    if "_MSC_VER" in macros:
+        target = "x64" if "_M_X64" in macros else "arm64" if "_M_ARM64" in macros else "x86" if "_M_IX86" in macros else "?"
+        return f"msvc {macros['_MSC_VER']} {target}"
     return "unknown" if macros else ""
 
 
 def needs_tile_config_fix(macros: dict[str, str]) -> bool:
-    """True for GCC < 13 targeting x86-64 (clang and GCC 13+ emit the tile configuration correctly)."""
+    """True for GCC < 13 targeting x86-64 (clang, clang-cl, MSVC and GCC 13+ emit the tile configuration
+    correctly; the fix is a GCC `-include`, which MSVC would not take anyway)."""
     return ("__x86_64__" in macros and "__GNUC__" in macros and "__clang__" not in macros
-            and int(macros["__GNUC__"]) < 13)
+            and "_MSC_VER" not in macros and int(macros["__GNUC__"]) < 13)
+
+
+def tile_config_flags(macros: dict[str, str], header: Path) -> str:
+    """The CXXFLAGS the build adds for this compiler: the tile-configuration header for GCC < 13 on
+    x86-64, nothing otherwise."""
+    return f"-include {header}" if needs_tile_config_fix(macros) else ""
+
+
+def default_compiler() -> str:
+    """CXX when it is not set: MSVC's cl on Windows (what CMake's Visual Studio generator uses), c++ elsewhere."""
+    return "cl" if sys.platform == "win32" else "c++"
 
 
 def cpu_flags() -> str:
@@ -126,7 +170,7 @@ def marker_path() -> Path:
     return Path(sys.prefix) / "finsent-llama-build.json"
 
 
-def build_wheel(settings: dict, folder: Path, cxx: str) -> Path:
+def build_wheel(settings: dict, folder: Path, cxx: str, macros: dict[str, str]) -> Path:
     env = dict(os.environ, CMAKE_ARGS=settings["cmake_args"], CXX=cxx)
     print(f"llama-cpp-python: compiling llama.cpp (4-12 minutes on 2 cores; kept in {folder})", flush=True)
     with tempfile.TemporaryDirectory(prefix="llama-wheel-") as tmp:
@@ -135,7 +179,7 @@ def build_wheel(settings: dict, folder: Path, cxx: str) -> Path:
             # The header is copied beside the build: CXXFLAGS is split at spaces, the project's path may have some.
             header = Path(tmp) / TILE_CONFIG_HEADER.name
             shutil.copyfile(TILE_CONFIG_HEADER, header)
-            env["CXXFLAGS"] = f"{os.environ.get('CXXFLAGS', '')} -include {header}".strip()
+            env["CXXFLAGS"] = f"{os.environ.get('CXXFLAGS', '')} {tile_config_flags(macros, header)}".strip()
             print(f"llama-cpp-python: {settings['compiler']} needs the AMX tile-configuration fix; building with it")
         # --no-cache-dir: pip's own wheel cache could hand back a wheel built with other settings.
         subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
@@ -152,8 +196,9 @@ def build_wheel(settings: dict, folder: Path, cxx: str) -> Path:
 
 def main() -> int:
     cmake_args = os.environ.get("CMAKE_ARGS", "-DLLAVA_BUILD=OFF")
-    cxx = os.environ.get("CXX", "c++")
-    settings = build_settings(cmake_args, cxx)
+    cxx = os.environ.get("CXX") or default_compiler()
+    macros = compiler_macros(cxx)
+    settings = build_settings(cmake_args, cxx, macros)
     key = build_key(settings)
     marker = marker_path()
     try:
@@ -165,7 +210,7 @@ def main() -> int:
     folder = cache_dir() / "llama-cpp-wheels" / key
     wheels = sorted(folder.glob("*.whl"))
     try:
-        wheel = wheels[0] if wheels else build_wheel(settings, folder, cxx)
+        wheel = wheels[0] if wheels else build_wheel(settings, folder, cxx, macros)
     except subprocess.CalledProcessError:
         print("llama-cpp-python could not be built: pip's messages above say why (a C/C++ compiler and "
               "CMake are needed)", file=sys.stderr)

@@ -94,6 +94,40 @@ def test_build_key_changes_with_what_changes_the_build():
     assert settings["requirement"] == "llama-cpp-python==0.3.36" and settings["tile_config_fix"]
 
 
+# What each compiler predefines (MSVC's from its banner: it cannot list its macros).
+MSVC_BANNER = "Microsoft (R) C/C++ Optimizing Compiler Version 19.38.33135 for x64\nCopyright (C) Microsoft Corporation."
+CLANG_CL_MACROS = {"__clang__": "1", "__clang_version__": '"17.0.3 "', "_MSC_VER": "1938", "__x86_64__": "1",
+                   "_M_X64": "100", "__GNUC__": "4"}  # clang-cl still says GNUC 4 in some modes
+
+
+@pytest.mark.parametrize("compiler,macros,description,fix", [
+    ("gcc 12", GCC_MACROS, "gcc 12.2.0", True),
+    ("gcc 13", {**GCC_MACROS, "__GNUC__": "13"}, "gcc 13.2.0", False),
+    ("msvc", llama_install.msvc_macros(MSVC_BANNER), "msvc 1938 x64", False),
+    ("clang-cl", CLANG_CL_MACROS, "clang-cl 17.0.3", False),
+])
+def test_build_decisions_per_compiler(compiler, macros, description, fix, tmp_path):
+    """Which flags and header each compiler gets, and that its name goes into the cache key: the
+    GCC-only AMX header is for GCC < 13 alone (MSVC and clang-cl are not GCC, and MSVC would not
+    even take `-include`)."""
+    header = tmp_path / "gcc_amx_tile_config.h"
+    assert llama_install.compiler_description(macros) == description
+    assert llama_install.needs_tile_config_fix(macros) is fix
+    assert llama_install.tile_config_flags(macros, header) == (f"-include {header}" if fix else "")
+    settings = llama_install.build_settings("-DLLAVA_BUILD=OFF", "cl" if compiler == "msvc" else "c++",
+                                            macros=macros, flags="avx2")
+    assert settings["compiler"] == description and bool(settings["tile_config_fix"]) is fix
+
+
+def test_every_compiler_has_its_own_cache_key():
+    compilers = [GCC_MACROS, {**GCC_MACROS, "__GNUC__": "13"}, llama_install.msvc_macros(MSVC_BANNER), CLANG_CL_MACROS]
+    keys = {llama_install.build_key(llama_install.build_settings("-DLLAVA_BUILD=OFF", "c++", macros=m, flags="avx2"))
+            for m in compilers}
+    assert len(keys) == 4
+    assert llama_install.msvc_macros("cl: command not found") == {}
+    assert llama_install.msvc_macros(MSVC_BANNER.replace("x64", "ARM64")) == {"_MSC_VER": "1938", "_M_ARM64": "1"}
+
+
 @pytest.mark.parametrize("environ,system,expected", [
     ({}, "linux", "~/.cache/finsent-local"),
     ({"XDG_CACHE_HOME": "/xdg/cache"}, "linux", "/xdg/cache/finsent-local"),

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import click
 
-from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, model_path, plural, progress_bar
+from .common import (PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, model_path, plural, progress_bar,
+                     require_engine)
 from ..engine.labels import SCHEMES
 
 LINE_CHUNK = 64  # texts per classifier call when reading lines: output follows input closely
@@ -71,6 +72,7 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
     when run again with the same arguments. The output gets every input column and row, plus label,
     score, p_<label> per label, and error (empty when fine).
     """
+    require_engine()
     if input_path is None:
         stray = [name for name, value in (("--output", output_path), ("--column", column), ("--sheet", sheet),
                                           ("--encoding", encoding), ("--delimiter", delimiter),

@@ -21,6 +21,15 @@ class UserError(click.ClickException):
     """Printed as one line, exit status 1."""
 
 
+def require_engine() -> None:
+    """One line and exit 1 when llama-cpp-python is not installed (a client-only install)."""
+    from ..engine.availability import engine_missing
+
+    missing = engine_missing()
+    if missing:
+        raise UserError(missing)
+
+
 def model_path(model: str | None) -> Path:
     """The GGUF file to load: --model, FINSENT_MODEL, or the default model, downloaded and converted
     on first use."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..engine.labels import SCHEMES
-from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, model_path, progress_bar
+from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, model_path, progress_bar, require_engine
 
 MISSING_EXTRA = ("finsent eval needs scikit-learn and matplotlib, which are not installed: "
                  "pip install 'finsent-local[eval]' (setup.sh installs them)")
@@ -75,6 +75,7 @@ def evaluate_command(input_path, text_column, label_column, sheet, encoding, del
     news: 0 bearish, 1 bullish, 2 neutral) or scores in [-1, 1]; --label-map for anything else. Rows with
     an empty text or gold label are skipped and counted.
     """
+    require_engine()
     _check_extra()
     from ..engine.classifier import EngineOptions
     from ..engine.service import open_service

@@ -91,6 +91,9 @@ def _model_source(model, threads, prompt_preset):
     from finsent_local.excel.cells import ModelSource
 
     from .classify import _open_service
+    from .common import require_engine
+
+    require_engine()
 
     path, service = _open_service(model, prompt_preset, threads, no_cache=False)
     return ModelSource(service, str(path))

@@ -11,7 +11,7 @@ from .. import __version__
 from .classify import classify
 from .evaluate import evaluate_command
 from .freeze import freeze
-from .common import LOG_LEVEL_HELP, PROMPT_HELP, UserError, model_path as _model_path
+from .common import LOG_LEVEL_HELP, PROMPT_HELP, UserError, model_path as _model_path, require_engine
 
 
 def _convert_output_types(value: tuple[str, ...]) -> list[str]:
@@ -51,6 +51,7 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads, quiet) -> None:
     """Convert a Hugging Face Llama checkpoint (local folder or hub repo id) to GGUF."""
+    require_engine()  # llama.cpp's quantizer
     from finsent_local.convert.errors import ConversionError
     from finsent_local.convert.pipeline import ConvertRequest, convert as run_conversion
 
@@ -95,6 +96,7 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
 def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_preset, threads, no_cache, extra_bufts,
           https_port, log_level):
     """Start the local server (FinSent API, OpenAI API, /v1/label for spreadsheets)."""
+    require_engine()
     from ..model_files import result_cache_path
     from ..server.serve import ServeError, ServeOptions, check_exposure, configure_logging, serve as run_server
 
