@@ -191,7 +191,10 @@ def excel(ctx, url, api_key, sample, force, addin, https_url, manifest_path):
 @click.option("--trust", "do_trust", is_flag=True,
               help="Also add the local certificate authority to your user's trust store (no admin rights).")
 @click.option("--renew", is_flag=True, help="Issue a new localhost certificate now (same authority: no new trust).")
-def certs(do_trust, renew):
+@click.option("--export", "export_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also copy the authority's certificate (not its key) to this file, for another system to trust: "
+                   "Windows, when the server runs in WSL2 (e.g. --export /mnt/c/Users/you/finsent-local-ca.pem).")
+def certs(do_trust, renew, export_path):
     """Make the local HTTPS certificate that `finsent serve --https-port` uses (Excel for Mac and the web
     load add-ins over HTTPS only), and optionally trust it.
 
@@ -199,10 +202,12 @@ def certs(do_trust, renew):
     The certificate authority is made on this machine, for this user, and can only vouch for localhost,
     127.0.0.1 and ::1 (X.509 name constraints). Files: $FINSENT_TLS_DIR or your user config folder.
     """
-    from ..server.tls import CertificateError, ensure_certificates, expires, trust, trust_steps
+    from ..server.tls import (CertificateError, ensure_certificates, expires, export_ca, trust, trust_steps,
+                              windows_path)
 
     try:
         made, done = ensure_certificates(renew=renew)
+        exported = export_ca(made, export_path) if export_path else None
     except CertificateError as e:
         raise UserError(str(e)) from None
     for line in done:
@@ -210,6 +215,10 @@ def certs(do_trust, renew):
     click.echo(f"certificate authority: {made.ca_cert}")
     click.echo(f"localhost certificate: {made.cert} (valid until {expires(made.cert):%Y-%m-%d}; renewed by "
                "finsent serve when 30 days are left)")
+    if exported:
+        click.echo(f"certificate authority exported to {exported} (the certificate only, not its key)")
+        click.echo("On Windows, trust it for your user (no admin rights; Windows asks you to confirm), in PowerShell:")
+        click.echo(f"  {trust_steps(Path(windows_path(exported)), 'Windows')[0].howto}")
     if do_trust:
         outcome = trust(made.ca_cert)
         for line in outcome.lines:

@@ -211,6 +211,30 @@ def trust_steps(ca_cert: Path, system: str | None = None) -> list[TrustStep]:
     return steps
 
 
+def export_ca(certs: LocalCertificates, target: Path) -> Path:
+    """Copy the authority's certificate (never its key) to `target`, for another system to trust: Windows
+    when the server runs in WSL2. Re-exporting the same certificate is fine; another file is not
+    overwritten."""
+    pem = certs.ca_cert.read_bytes()
+    if b"PRIVATE KEY" in pem or not pem.lstrip().startswith(b"-----BEGIN CERTIFICATE-----"):
+        raise CertificateError(f"{certs.ca_cert} is not a certificate alone; not exporting it")
+    target = Path(target)
+    if target.exists() and target.read_bytes() != pem:
+        raise CertificateError(f"{target} exists and is another file; choose another name")
+    if not target.parent.is_dir():
+        raise CertificateError(f"no folder {target.parent}")
+    target.write_bytes(pem)
+    return target
+
+
+def windows_path(path: Path) -> str:
+    """The path as Windows names it: WSL2's /mnt/c/Users/... is C:\\Users\\...; other paths as they are."""
+    parts = Path(path).resolve().parts
+    if len(parts) >= 3 and parts[1] == "mnt" and len(parts[2]) == 1 and parts[2].isalpha():
+        return parts[2].upper() + ":\\" + "\\".join(parts[3:])
+    return str(path)
+
+
 def _ensure_nss_database(folder: Path) -> None:
     """The user's NSS database (what Chromium reads on Linux), created empty when there is none yet."""
     if (folder / "cert9.db").exists():
