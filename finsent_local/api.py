@@ -94,6 +94,26 @@ class _InProcess:
         self.service.close()
 
 
+class _ServiceView:
+    """What the evaluation asks of a classification service (schemes, classify, close), over either kind
+    of backend; closing it leaves the backend open."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.schemes = {name: _Labels(backend.labels(name)) for name in ("3", "7")}
+
+    def classify(self, texts: list, scheme: str) -> list[dict]:
+        return self.backend.classify(texts, scheme)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class _Labels:
+    labels: tuple[str, ...]
+
+
 class _Connected:
     """A running FinSent server, over HTTP (each request with its own deadline)."""
 
@@ -322,6 +342,39 @@ class FinSent:
             if isinstance(e, ClientError):
                 raise FinSentError(str(e)) from None
             raise
+
+    # -- evaluation -----------------------------------------------------------------------------------------
+    def evaluate(self, texts: Iterable, gold: Iterable, scheme: str | None = None, *, label_map: dict | None = None,
+                 neutral_band: float | None = None, seed: int | None = None) -> dict:
+        """How right the labels are: `finsent eval`'s figures (accuracy, F1 per label, confusion matrix,
+        calibration, 95% intervals) for `texts` against their `gold` labels, read with the same
+        conventions (label names, bearish/bullish, -1/0/1, scores...; `label_map` for others). Rows with
+        an empty text or gold label are skipped and counted. Returns what `finsent eval --json` writes,
+        with this model as its one model. Needs scikit-learn (the [eval] extra)."""
+        self._check_open()
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            raise FinSentError("evaluate needs scikit-learn: pip install 'finsent-local[eval]'") from None
+        from pathlib import Path
+
+        from .quality.evaluation import EvalError, EvalRequest, evaluate_rows, labelled_rows
+        from .quality.gold_labels import NEUTRAL_BAND, GoldLabelError
+        from .quality.metrics import DEFAULT_SEED
+        from .quality.report import metrics_json
+
+        name = str(self.model_path) if self.model_path else self._backend.client.base_url
+        request = EvalRequest(Path("(in memory)"), "text", "gold", [Path(name)], scheme=self._scheme(scheme),
+                              label_map=label_map, neutral_band=NEUTRAL_BAND if neutral_band is None else neutral_band,
+                              seed=DEFAULT_SEED if seed is None else seed)
+        kept_texts, golds, numbers, skipped = labelled_rows(list(texts), list(gold))
+        backend = self._backend
+        try:
+            evaluation = evaluate_rows(request, kept_texts, golds, numbers, skipped, [],
+                                       lambda path, prompt: _ServiceView(backend))
+        except (EvalError, GoldLabelError) as e:
+            raise FinSentError(str(e)) from None
+        return metrics_json(evaluation)
 
     def __repr__(self) -> str:
         where = f"model={str(self.model_path)!r}" if self.model_path else f"url={self._backend.client.base_url!r}"

@@ -192,3 +192,26 @@ def test_the_notebook_runs(trained_gguf, tmp_path, monkeypatch):
     assert sum(1 for o in outputs if "image/png" in o.get("data", {})) == 2  # the two charts
     shown = "".join(o.get("text", "") for o in outputs)
     assert "negative" in shown  # fs.label(...) printed a label
+
+
+def test_evaluate_gives_finsent_evals_figures(local, remote, held_out, tmp_path):
+    import json
+
+    pytest.importorskip("sklearn")
+    texts = [t for t, _ in held_out] + ["", "Hooli schedules its annual general meeting"]
+    gold = [g for _, g in held_out] + ["neutral", None]
+    here = local.evaluate(texts, gold)
+    assert here["rows_evaluated"] == len(held_out) and here["rows_skipped"] == {"empty text": 1, "empty gold label": 1}
+    assert here["gold"]["convention"] and here["models"][0]["accuracy"] >= 0.9
+    there = remote.evaluate(texts, gold)
+    assert there["models"][0]["accuracy"] == here["models"][0]["accuracy"]
+    with open(tmp_path / "gold.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["text", "label"], *held_out])
+    code, _, stderr = run_finsent("eval", "--input", str(tmp_path / "gold.csv"), "--text-column", "text", "--label-column",
+                                  "label", "--model", str(local.model_path), "--json", str(tmp_path / "m.json"),
+                                  "--no-cache", "-q")
+    assert code == 0, stderr
+    cli = json.loads((tmp_path / "m.json").read_text())["models"][0]
+    assert cli["accuracy"] == here["models"][0]["accuracy"] and cli["macro_f1"] == pytest.approx(here["models"][0]["macro_f1"])
+    with pytest.raises(FinSentError, match="unmapped|not recognised|no convention|label"):
+        local.evaluate(["Profit rose"], ["sunny"])

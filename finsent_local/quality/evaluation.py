@@ -116,6 +116,30 @@ def evaluate(request: EvalRequest, open_service: Callable, on_model: Callable[[s
     if not request.models:
         raise EvalError("no model to evaluate")
     texts, golds, numbers, skipped, notes = read_labelled_rows(request)
+    return evaluate_rows(request, texts, golds, numbers, skipped, notes, open_service, on_model)
+
+
+def labelled_rows(texts: list, golds: list) -> tuple[list, list, list[int], dict]:
+    """In-memory rows as read_labelled_rows reads a file's: (texts, gold values, 1-based row numbers,
+    skipped counts), rows with an empty text or gold label left out and counted."""
+    kept_texts, kept_golds, numbers = [], [], []
+    skipped = Counter()
+    for row, (text, gold) in enumerate(zip(texts, golds), start=1):
+        if _empty(text) or (isinstance(text, float) and text != text):
+            skipped["empty text"] += 1
+        elif _empty(gold) or (isinstance(gold, float) and gold != gold):
+            skipped["empty gold label"] += 1
+        else:
+            kept_texts.append(text)
+            kept_golds.append(gold)
+            numbers.append(row)
+    return kept_texts, kept_golds, numbers, dict(skipped)
+
+
+def evaluate_rows(request: EvalRequest, texts: list, golds: list, numbers: list[int], skipped: dict, notes: list[str],
+                  open_service: Callable, on_model: Callable[[str, int], Callable[[int], None]]
+                  = lambda name, total: (lambda n: None)) -> Evaluation:
+    """evaluate() on rows already read (a file's, or the Python API's in-memory ones)."""
     if not texts:
         raise EvalError("no row has both a text and a gold label" + _skipped_phrase(skipped))
     gold = read_gold_labels(Counter(_gold_key(v) for v in golds), request.label_map, request.neutral_band)
