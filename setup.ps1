@@ -16,8 +16,12 @@ function Stop-Setup([string]$Message) {
 # Python 3.10 or newer, through the py launcher (python.org's installer puts it in PATH).
 $python = $null
 if (Get-Command py -ErrorAction SilentlyContinue) {
-    $version = & py -3 -c "import sys; print('%d.%d' % sys.version_info[:2])" 2>$null
-    if ($LASTEXITCODE -eq 0 -and [version]$version -ge [version]"3.10") { $python = @("py", "-3") }
+    try {  # Windows PowerShell 5.1 turns a native command's redirected stderr into an error: caught here
+        $version = & py -3 -c "import sys; print('%d.%d' % sys.version_info[:2])" 2>$null
+        if ($LASTEXITCODE -eq 0 -and [version]$version -ge [version]"3.10") { $python = @("py", "-3") }
+    } catch {
+        $python = $null
+    }
 }
 if (-not $python) {
     Stop-Setup ("Python 3.10 or newer is needed. Install it with:`n" +
