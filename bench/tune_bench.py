@@ -63,7 +63,7 @@ def main() -> int:
         loss = lora(input_ids=batch, labels=labels).loss
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return loss.detach().item()
 
     step()  # warm-up
     started = time.perf_counter()
