@@ -7,8 +7,10 @@ the batcher and waits; after BATCH_DELAY_S the batcher sends the texts of every 
 its answers. The Office add-in's functions.js does the same in JavaScript.
 
 Each request has a deadline of its own, and every answered chunk is handed to `on_result` (the cells'
-result cache) as soon as it arrives: a slow server fills a long range part by part, and a chunk that
-times out costs only its own texts, which a recalculation asks again.
+result cache) as soon as it arrives. A call returns as soon as its own texts are answered, so a
+column of single-cell formulas fills in chunk by chunk; a range formula returns when all of its texts
+are in. A chunk that times out costs only its own texts (and those not asked yet): everything answered
+is kept, and a recalculation asks only for the rest.
 """
 
 from __future__ import annotations
@@ -52,13 +54,19 @@ def chunks(texts: list[str], most: int = CHUNK_TEXTS, most_bytes: int = CHUNK_BY
     return out
 
 
+# A call never waits longer than this for the batcher, whatever happens to it (each request has its
+# own, shorter deadline; this only bounds a bug or a thread that could not start).
+CALL_WAIT_S = 900.0
+
+
 class Batcher:
     """`classify(source, scheme, texts)` from any number of threads: ({text: result}, failure).
 
     A source has `.key` (which server: calls to different servers or with different keys are never
     mixed) and `.classify(texts, scheme)` (one request). A failure is a message for the whole call
     (the server is not running); a result with "error" is one text's problem (including a request
-    that timed out)."""
+    that timed out). A call returns as soon as all of its own texts are answered, so single cells fill
+    in chunk by chunk while the rest of a recalculation is still being asked."""
 
     def __init__(self, on_result: Callable[[object, str, str, dict], None] = lambda *a: None,
                  delay_s: float = BATCH_DELAY_S, chunk_texts: int = CHUNK_TEXTS):
@@ -74,25 +82,31 @@ class Batcher:
         with self._lock:
             self._pending.append(call)
             if self._timer is None:
-                self._timer = threading.Timer(self.delay_s, self._flush)
-                self._timer.daemon = True
-                self._timer.start()
-        call.done.wait()  # _flush sets it whatever happens; its requests have deadlines
+                timer = threading.Timer(self.delay_s, self._flush)
+                timer.daemon = True
+                timer.start()  # if this raises (no thread to be had), no timer is left set
+                self._timer = timer
+        if not call.done.wait(CALL_WAIT_S):
+            return call.results, "no answer in time from the batching thread (internal error)"
         return call.results, call.failure
 
     def _flush(self) -> None:
         with self._lock:
             batch, self._pending, self._timer = self._pending, [], None
         try:
-            groups: dict[tuple, tuple[object, str, dict]] = {}
+            groups: dict[tuple, tuple[object, str, dict, list[_Call]]] = {}
             for call in batch:
-                _, _, texts = groups.setdefault((call.source.key, call.scheme), (call.source, call.scheme, {}))
+                _, _, texts, calls = groups.setdefault((call.source.key, call.scheme),
+                                                       (call.source, call.scheme, {}, []))
                 texts.update(dict.fromkeys(call.texts))
-            outcomes = {key: self._ask(source, scheme, list(texts)) for key, (source, scheme, texts) in groups.items()}
-            for call in batch:
-                answers, failure = outcomes[(call.source.key, call.scheme)]
-                call.results = {t: answers[t] for t in call.texts if t in answers}
-                call.failure = failure
+                calls.append(call)
+            for source, scheme, texts, calls in groups.values():
+                answers, failure = self._ask(source, scheme, list(texts), calls)
+                for call in calls:
+                    if not call.done.is_set():
+                        call.results = {t: answers[t] for t in call.texts if t in answers}
+                        call.failure = failure
+                        call.done.set()
         except Exception as e:  # a bug here must not leave Excel's cells waiting forever
             for call in batch:
                 call.failure = call.failure or f"internal error ({type(e).__name__}: {e})"
@@ -100,7 +114,7 @@ class Batcher:
             for call in batch:
                 call.done.set()
 
-    def _ask(self, source, scheme: str, texts: list[str]) -> tuple[dict, str | None]:
+    def _ask(self, source, scheme: str, texts: list[str], calls: list[_Call]) -> tuple[dict, str | None]:
         answers: dict[str, dict] = {}
         parts = chunks(texts, self.chunk_texts)
         for n, chunk in enumerate(parts):
@@ -118,4 +132,8 @@ class Batcher:
                 answers[text] = result
                 if "error" not in result:
                     self.on_result(source, scheme, text, result)
+            for call in calls:  # the calls whose texts are all answered now go back to their cells
+                if not call.done.is_set() and all(t in answers for t in call.texts):
+                    call.results = {t: answers[t] for t in call.texts}
+                    call.done.set()
         return answers, None

@@ -235,18 +235,24 @@ def classify_grid(value, scheme, render, source=None, kind: str = "text") -> lis
             return source
     grid, _ = as_grid(value)
     to_ask: list[str] = []
+    # Results found now are kept here: this call's own new results, stored in the bounded cache, may
+    # push them out of it before the grid is built.
+    fresh: dict = {}
     for row in grid:
         for cell in row:
-            if isinstance(cell, str) and cell.strip() and _cell_problem(cell) is None:
-                if results_cache.get((source.cache_name, kind, scheme_name, cell)) is None:
+            if isinstance(cell, str) and cell.strip() and _cell_problem(cell) is None and cell not in fresh:
+                known = results_cache.get((source.cache_name, kind, scheme_name, cell))
+                if known is None:
                     to_ask.append(cell)
-    fresh: dict = {}
+                else:
+                    fresh[cell] = known
     if to_ask:
         to_ask = list(dict.fromkeys(to_ask))
         if kind == "document":
-            fresh, failure = _documents_summed(source, to_ask, scheme_name)
+            answered, failure = _documents_summed(source, to_ask, scheme_name)
         else:
-            fresh, failure = BATCHER.classify(source, scheme_name, to_ask)
+            answered, failure = BATCHER.classify(source, scheme_name, to_ask)
+        fresh.update(answered)
         if failure:
             return PREFIX + failure
     out = []
@@ -260,7 +266,7 @@ def classify_grid(value, scheme, render, source=None, kind: str = "text") -> lis
             if problem:
                 out_row.append(PREFIX + problem)
                 continue
-            result = fresh.get(cell) or results_cache.get((source.cache_name, kind, scheme_name, cell))
+            result = fresh.get(cell)
             if result is None or "error" in result:
                 message = (result or {}).get("error", {}).get("message", "no result")
                 out_row.append(PREFIX + message)

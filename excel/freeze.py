@@ -36,6 +36,15 @@ WEBSERVICE_LABEL = re.compile(r"(?<![\w.])(?:_xlfn\.)?WEBSERVICE\s*\(\s*\"[^\"]*
 
 # Values that mean "not answered yet": xlwings' async placeholder, the add-in's and Excel's own.
 PENDING_VALUES = ("#N/A waiting", "#GETTING_DATA", "#BUSY!")
+# Messages of a request that failed this time (the cell's answer is not known), as opposed to an answer
+# about the text itself (not text, empty, too long...): freezing them would make a passing failure permanent.
+TRANSIENT_MESSAGES = ("did not answer in time", "server error (HTTP", "unexpected answer from", "server not running",
+                      "server not reachable", "internal error", "no result", "no answer in time", "retry shortly",
+                      "try again shortly", "could not be loaded")
+
+
+def is_transient(value) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX) and any(m in value for m in TRANSIENT_MESSAGES)
 
 
 def is_finsent_formula(formula) -> bool:
@@ -135,6 +144,10 @@ _DROPPED = (
     (re.compile(r"xl/ctrlProps/"), None, "form controls"),
     (re.compile(r"xl/worksheets/sheet\d+\.xml"), b"sparklineGroups", "sparklines"),
     (re.compile(r"xl/richData/"), None, "linked data types and pictures in cells"),
+    (re.compile(r"xl/threadedComments/"), None, "threaded comments (their first lines stay as notes)"),
+    (re.compile(r"xl/metadata\.xml"), None, "dynamic-array formulas (other than FinSent's: they become fixed "
+                                            "Ctrl+Shift+Enter arrays)"),
+    (re.compile(r"xl/worksheets/sheet\d+\.xml"), b"<extLst", "newer formatting and validation kept in extensions"),
 )
 
 
@@ -291,6 +304,10 @@ def _write_values(sheet, cell, call: FinSentCall, text, scheme, source, report: 
         values = [[values]]
     if values and values[0] and isinstance(values[0][0], str) and values[0][0].startswith(PREFIX + "server not"):
         raise FreezeError(values[0][0][len(PREFIX):])
+    failed = next((v for row in values for v in row if is_transient(v)), None)
+    if failed is not None:
+        report.left.append(f"{place}: {failed[len(PREFIX):]} (run freeze again)")
+        return
     old_top, old_left, old_bottom, old_right = _spill_area(cell)
     bottom, right = cell.row + len(values) - 1, cell.column + max(len(r) for r in values) - 1
     for r in range(cell.row, bottom + 1):
@@ -329,15 +346,16 @@ def _save(book, path: Path, output: Path | None, report: FreezeReport) -> None:
 # -- the open workbook (the xlwings macro) --------------------------------------------------------------------
 def freeze_selection(selection) -> str:
     """Replace the FinSent formulas in an xlwings Range (the selection) by the values Excel shows; a
-    formula that spills is replaced with its whole spill area. Refused, changing nothing, while a
-    FinSent cell is still waiting for its result. Returns the message for the user."""
+    formula that spills, or an array formula (Ctrl+Shift+Enter), is replaced with its whole area. Every
+    check comes before any write: while a FinSent cell is still waiting for its result, nothing is
+    changed. Returns the message for the user."""
     anchors, waiting = {}, []
-    for cell in selection:
+    for cell in formula_cells(selection):
         formula = cell.formula2 if hasattr(cell, "formula2") else cell.formula
         if not is_finsent_formula(formula):
             continue
         area = spill_area_of(cell)
-        if any(is_pending(v) for row in _as_rows(area.options(ndim=2).value) for v in row):
+        if any(is_pending(v) for row in _as_rows(area.options(ndim=2, err_to_str=True).value) for v in row):
             waiting.append(cell.address)
         anchors.setdefault(area.address, area)
     if waiting:
@@ -350,11 +368,28 @@ def freeze_selection(selection) -> str:
     return f"Froze {len(anchors)} FinSent formula(s) into values."
 
 
+XL_CELL_TYPE_FORMULAS = -4123  # Excel's xlCellTypeFormulas
+
+
+def formula_cells(selection) -> list:
+    """The cells of the selection that hold a formula, in every area of it (Ctrl+click selections),
+    asked of Excel in one call (SpecialCells), so a selected whole column is not a million cells."""
+    try:
+        found = selection.api.SpecialCells(XL_CELL_TYPE_FORMULAS)
+    except Exception:  # Excel raises when there is none
+        return []
+    sheet = selection.sheet
+    return [sheet.range(cell.Address) for area in found.Areas for cell in area.Cells]
+
+
 def spill_area_of(cell):
-    """The range a cell's formula fills: its spill area (Excel 365's dynamic arrays), else the cell."""
+    """The range a cell's formula fills: its spill area (Excel 365's dynamic arrays), its array
+    formula's range (Ctrl+Shift+Enter), else the cell."""
     api = cell.api
     if getattr(api, "HasSpill", False):
         return cell.sheet.range(api.SpillParent.SpillingToRange.Address)
+    if getattr(api, "HasArray", False):
+        return cell.sheet.range(api.CurrentArray.Address)
     return cell
 
 

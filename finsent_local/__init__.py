@@ -7,7 +7,12 @@
 (finsent_local.api; imported on first use, so `import finsent_local` loads neither llama.cpp nor pandas.)
 """
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # for type checkers: the names below are loaded lazily at run time
+    from .api import FinSent, FinSentError, Result
 
 __all__ = ["FinSent", "FinSentError", "Result", "__version__"]
 

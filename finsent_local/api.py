@@ -234,7 +234,14 @@ class FinSent:
     def labels(self, scheme: str | None = None) -> tuple[str, ...]:
         """The scheme's labels, from most negative to most positive."""
         self._check_open()
-        return self._backend.labels(self._scheme(scheme))
+        from .client import ClientError
+
+        try:
+            return self._backend.labels(self._scheme(scheme))
+        except ClientError as e:  # the server stopped
+            raise FinSentError(str(e)) from None
+        except KeyError:
+            raise FinSentError("the server has no labels yet (its model is still loading); try again shortly") from None
 
     def _scheme(self, scheme) -> str:
         value = str(scheme if scheme is not None else self.scheme).strip()
@@ -374,6 +381,12 @@ class FinSent:
                                        lambda path, prompt: _ServiceView(backend))
         except (EvalError, GoldLabelError) as e:
             raise FinSentError(str(e)) from None
+        except Exception as e:
+            from .client import ClientError
+
+            if isinstance(e, ClientError):  # the server stopped
+                raise FinSentError(str(e)) from None
+            raise
         return metrics_json(evaluation)
 
     def __repr__(self) -> str:

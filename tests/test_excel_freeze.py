@@ -191,17 +191,15 @@ def test_formula_forms_are_recognised_and_read():
 
 class _ExcelRange:
     """STAND-IN for an xlwings Range in a running Excel (which cannot exist here): cells with a formula
-    and a shown value, and Excel 365's spill areas (api.HasSpill, SpillParent, SpillingToRange)."""
+    and a shown value, SpecialCells(xlCellTypeFormulas) over the selection's areas, and Excel 365's
+    spill areas (api.HasSpill, SpillParent.SpillingToRange). Addresses are "row,col;row,col..."."""
 
     def __init__(self, sheet, cells):
         self.sheet, self.cells = sheet, cells  # [(row, col), ...]
 
-    def __iter__(self):
-        return iter([_ExcelRange(self.sheet, [c]) for c in self.cells])
-
     @property
     def address(self):
-        return ",".join(f"R{r}C{c}" for r, c in self.cells)
+        return ";".join(f"{r},{c}" for r, c in self.cells)
 
     @property
     def formula2(self):
@@ -209,12 +207,28 @@ class _ExcelRange:
 
     @property
     def api(self):
-        sheet, cell = self.sheet, self.cells[0]
-        area = next((a for a in sheet.spills if cell in a), None)
+        sheet, cells = self.sheet, self.cells
+        area = next((a for a in sheet.spills if cells[0] in a), None)
+        formulas = [c for c in cells if c in sheet.formulas]
+        Cell = type("Cell", (), {})
 
         class Api:
             HasSpill = area is not None
-            SpillParent = type("Parent", (), {"SpillingToRange": type("To", (), {"Address": area})})
+            HasArray = False
+            SpillParent = type("Parent", (), {"SpillingToRange": type("To", (), {
+                "Address": ";".join(f"{r},{c}" for r, c in area or ())})})
+
+            @staticmethod
+            def SpecialCells(kind):
+                assert kind == -4123  # xlCellTypeFormulas
+                if not formulas:
+                    raise RuntimeError("No cells were found.")  # as Excel does
+                found = []
+                for r, c in formulas:
+                    one = Cell()
+                    one.Address = f"{r},{c}"
+                    found.append(one)
+                return type("Found", (), {"Areas": [type("Area", (), {"Cells": found})]})
 
         return Api
 
@@ -238,7 +252,11 @@ class _ExcelSheet:
         self.formulas, self.values, self.spills = formulas, values, spills
 
     def range(self, area):
-        return _ExcelRange(self, list(area))
+        if isinstance(area, str):
+            area = [tuple(int(n) for n in cell.split(",")) for cell in area.split(";")]
+        found = _ExcelRange(self, list(area))
+        found.sheet = self
+        return found
 
 
 def test_the_xlwings_macro_freezes_the_selection_and_refuses_waiting_cells():
@@ -257,6 +275,17 @@ def test_the_xlwings_macro_freezes_the_selection_and_refuses_waiting_cells():
     assert sheet.formulas == {(1, 3): "=SUM(A1:A2)"}  # the other formula stays
     assert [sheet.values[c] for c in ((1, 1), (2, 1), *spill)] == ["neutral", "mildly positive", "negative", 0.1, 0.2]
     assert freeze_selection(sheet.range([(1, 3)])) == "No FinSent formulas in the selection."
+    assert freeze_selection(sheet.range([(4, 4)])) == "No FinSent formulas in the selection."  # no formula at all
+
+
+def test_a_failed_request_is_never_frozen_into_a_value():
+    from finsent_local.excel.freeze import is_transient
+
+    assert is_transient("#FINSENT! server at http://127.0.0.1:8000 did not answer in time")
+    assert is_transient("#FINSENT! the model is still loading; try again shortly")
+    assert is_transient("#FINSENT! no result") and is_transient("#FINSENT! server error (HTTP 502)")
+    assert not any(is_transient(v) for v in ("#FINSENT! text is empty", "#FINSENT! not text (a number)",
+                                             "#FINSENT! text too long", "negative", 0.5, None))
 
 
 def test_parts_openpyxl_drops_are_named(server, tmp_path):

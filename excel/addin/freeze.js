@@ -13,8 +13,9 @@
 
   // =FINSENT, _SCORE, _PROBS, _DOC, _DOC_SCORE, with the add-in's LOCAL. namespace or the prefixes files
   // store them with, and the documented WEBSERVICE(".../v1/label?...") form.
-  const FUNCTION_CALL = /(?<![\w.])(?:LOCAL\.|_xludf\.|_xldudf_LOCAL_)?FINSENT(?:_SCORE|_PROBS|_DOC_SCORE|_DOC)?\s*\(/i;
-  const WEBSERVICE_LABEL = /(?<![\w.])(?:_xlfn\.)?WEBSERVICE\s*\(\s*"[^"]*\/v1\/label\?/i;
+  // (No lookbehind: Safari before 16.4, which older Excel for Mac uses, cannot parse it.)
+  const FUNCTION_CALL = /(?:^|[^\w.])(?:LOCAL\.|_xludf\.|_xldudf_LOCAL_)?FINSENT(?:_SCORE|_PROBS|_DOC_SCORE|_DOC)?\s*\(/i;
+  const WEBSERVICE_LABEL = /(?:^|[^\w.])(?:_xlfn\.)?WEBSERVICE\s*\(\s*"[^"]*\/v1\/label\?/i;
   const PENDING = ["#BUSY!", "#GETTING_DATA", "#N/A waiting"];
 
   function isFinSentFormula(formula) {
