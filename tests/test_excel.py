@@ -18,6 +18,7 @@ import pytest
 
 from conftest import run_finsent
 from running_server import RunningServer
+from xlwings_stand_ins import classify_requests, xlwings_udfs_with_com_stand_ins
 from finsent_local.excel import cells
 from finsent_local.excel.finsent_udf import FINSENT, FINSENT_DOC, FINSENT_DOC_SCORE, FINSENT_PROBS, FINSENT_SCORE
 
@@ -31,12 +32,6 @@ def sheet_env(server, monkeypatch):
     monkeypatch.delenv("FINSENT_API_KEY", raising=False)
     cells.results_cache.clear()
     return server
-
-
-def _classify_requests(server) -> int:
-    metrics = urllib.request.urlopen(server.url + "/metrics").read().decode()
-    return sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-               if line.startswith('finsent_requests_total{method="POST",route="/v1/classify"'))
 
 
 def test_single_cell(sheet_env):
@@ -65,10 +60,10 @@ def test_documents_are_summed_up_from_their_sentences(sheet_env):
 def test_column_range_keeps_its_shape_in_one_request(sheet_env):
     column = [["Globex files for bankruptcy protection"], [None], ["Hooli schedules its annual general meeting"],
               ["Initech raises full-year guidance"]]
-    before = _classify_requests(sheet_env)
+    before = classify_requests(sheet_env.url)
     result = FINSENT(column, "3")
     assert result == [["negative"], [""], ["neutral"], ["positive"]]
-    assert _classify_requests(sheet_env) == before + 1
+    assert classify_requests(sheet_env.url) == before + 1
 
 
 def test_two_dimensional_range(sheet_env):
@@ -84,10 +79,10 @@ def test_two_dimensional_range(sheet_env):
 def test_recalculation_is_stable_and_free(sheet_env):
     texts = [["Acme Corp misses earnings estimates as costs rise"], ["Wonka Brands reports a solid quarterly profit"]]
     first = FINSENT(texts, "7")
-    before = _classify_requests(sheet_env)
+    before = classify_requests(sheet_env.url)
     for _ in range(3):
         assert FINSENT(texts, "7") == first
-    assert _classify_requests(sheet_env) == before  # served from the in-process cache
+    assert classify_requests(sheet_env.url) == before  # served from the in-process cache
     assert all(row[0] in LABELS_7 for row in first)
 
 
@@ -157,21 +152,7 @@ def test_settings_come_from_xlwings_conf(tmp_path, monkeypatch):
 def test_vba_wrapper_from_xlwings(monkeypatch):
     """STAND-INS for the Windows-only COM modules (Excel cannot exist here), so xlwings' own VBA
     generator runs on our functions."""
-    for name in ("pythoncom", "pywintypes", "win32com", "win32com.client"):
-        stand_in = types.ModuleType(name)
-        stand_in.Dispatch = lambda *a, **k: None
-        stand_in.CoInitialize = lambda: None
-        stand_in.com_error = Exception
-        stand_in.client = stand_in
-        monkeypatch.setitem(sys.modules, name, stand_in)
-    import xlwings
-
-    udfs = importlib.import_module("xlwings.udfs")
-    monkeypatch.setattr(xlwings, "func", udfs.xlfunc)
-    monkeypatch.setattr(xlwings, "arg", udfs.xlarg)
-    monkeypatch.setattr(xlwings, "ret", udfs.xlret)
-    monkeypatch.setattr(xlwings, "sub", udfs.xlsub)
-    module = importlib.reload(importlib.import_module("finsent_local.excel.finsent_udf"))
+    udfs, module = xlwings_udfs_with_com_stand_ins(monkeypatch)
     try:
         from io import StringIO
 

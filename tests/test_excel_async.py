@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 
 import pytest
 
@@ -14,12 +13,7 @@ from finsent_local.excel import cells
 from finsent_local.excel.batching import CHUNK_TEXTS, chunks
 from finsent_local.excel.finsent_udf import FINSENT, FINSENT_PROBS
 from load_mix import post_json
-
-
-def _classify_requests(url: str) -> int:
-    metrics = urllib.request.urlopen(url + "/metrics").read().decode()
-    return sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-               if line.startswith('finsent_requests_total{method="POST",route="/v1/classify"'))
+from xlwings_stand_ins import classify_requests, xlwings_udfs_with_com_stand_ins
 
 
 @pytest.fixture
@@ -39,13 +33,13 @@ def test_200_cells_at_once_make_a_handful_of_requests(sheet_env):
         start.wait()  # as a column recalculating: every call arrives together
         answers[i] = FINSENT(texts[i], "7")
 
-    before = _classify_requests(sheet_env.url)
+    before = classify_requests(sheet_env.url)
     threads = [threading.Thread(target=cell, args=(i,)) for i in range(200)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
-    requests = _classify_requests(sheet_env.url) - before
+    requests = classify_requests(sheet_env.url) - before
     assert len(answers) == 200
     assert requests <= 8, requests  # 200 texts in chunks of 64: 4, a few more if the calls span two windows
     one_by_one = [post_json(sheet_env.url + "/v1/classify", {"texts": [t]})["results"][0]["label"] for t in texts]
@@ -124,22 +118,8 @@ def test_the_functions_are_asynchronous_in_xlwings_metadata(monkeypatch):
     and UDF server module load: each function is declared async_mode="threading", the freeze macro is
     a sub, and xlwings' async thread pool is widened so calls arriving together run (and batch) at once."""
     import importlib
-    import sys
-    import types
 
-    import xlwings
-
-    for name in ("pythoncom", "pywintypes", "win32com", "win32com.client"):
-        stand_in = types.ModuleType(name)
-        stand_in.Dispatch = lambda *a, **k: None
-        stand_in.CoInitialize = lambda: None
-        stand_in.com_error = Exception
-        stand_in.client = stand_in
-        monkeypatch.setitem(sys.modules, name, stand_in)
-    udfs = importlib.import_module("xlwings.udfs")
-    for name, real in (("func", udfs.xlfunc), ("arg", udfs.xlarg), ("ret", udfs.xlret), ("sub", udfs.xlsub)):
-        monkeypatch.setattr(xlwings, name, real)
-    module = importlib.reload(importlib.import_module("finsent_local.excel.finsent_udf"))
+    udfs, module = xlwings_udfs_with_com_stand_ins(monkeypatch)
     try:
         for name in ("FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE"):
             assert getattr(module, name).__xlfunc__["async_mode"] == "threading", name

@@ -77,7 +77,18 @@ class EvalError(ValueError):
 
 
 def _empty(value) -> bool:
-    return value is None or isinstance(value, NotText) or (isinstance(value, str) and not value.strip())
+    """None, a blank string, NaN (pandas' missing value) or a cell that is not text."""
+    return (value is None or isinstance(value, NotText) or (isinstance(value, str) and not value.strip())
+            or (isinstance(value, float) and value != value))
+
+
+def _skip_reason(text, gold) -> str | None:
+    """Why a row is not evaluated (counted under this reason), or None."""
+    if _empty(text):
+        return "empty text"
+    if _empty(gold):
+        return "empty gold label"
+    return None
 
 
 def read_labelled_rows(request: EvalRequest):
@@ -93,10 +104,9 @@ def read_labelled_rows(request: EvalRequest):
     for text_chunk, gold_chunk in zip(text_table.texts(CHUNK_ROWS), gold_table.texts(CHUNK_ROWS)):
         for text, gold in zip(text_chunk, gold_chunk):
             row += 1
-            if _empty(text):
-                skipped["empty text"] += 1
-            elif _empty(gold) or (isinstance(gold, float) and gold != gold):
-                skipped["empty gold label"] += 1
+            reason = _skip_reason(text, gold)
+            if reason:
+                skipped[reason] += 1
             else:
                 texts.append(text)
                 golds.append(gold)
@@ -125,10 +135,9 @@ def labelled_rows(texts: list, golds: list) -> tuple[list, list, list[int], dict
     kept_texts, kept_golds, numbers = [], [], []
     skipped = Counter()
     for row, (text, gold) in enumerate(zip(texts, golds), start=1):
-        if _empty(text) or (isinstance(text, float) and text != text):
-            skipped["empty text"] += 1
-        elif _empty(gold) or (isinstance(gold, float) and gold != gold):
-            skipped["empty gold label"] += 1
+        reason = _skip_reason(text, gold)
+        if reason:
+            skipped[reason] += 1
         else:
             kept_texts.append(text)
             kept_golds.append(gold)

@@ -1,0 +1,35 @@
+"""xlwings' Windows-only UDF machinery loaded here with STAND-INS for the COM modules (Excel cannot exist
+here), so xlwings' own decorators and VBA generator run on the project's functions; and the server's
+count of /v1/classify requests, to see how the functions batch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+import urllib.request
+
+
+def xlwings_udfs_with_com_stand_ins(monkeypatch):
+    """(xlwings.udfs, finsent_udf reloaded with xlwings' real func/arg/ret/sub decorators). The caller
+    reloads finsent_udf again after monkeypatch.undo(), for the other tests' plain functions."""
+    import xlwings
+
+    for name in ("pythoncom", "pywintypes", "win32com", "win32com.client"):
+        stand_in = types.ModuleType(name)
+        stand_in.Dispatch = lambda *a, **k: None
+        stand_in.CoInitialize = lambda: None
+        stand_in.com_error = Exception
+        stand_in.client = stand_in
+        monkeypatch.setitem(sys.modules, name, stand_in)
+    udfs = importlib.import_module("xlwings.udfs")
+    for name, real in (("func", udfs.xlfunc), ("arg", udfs.xlarg), ("ret", udfs.xlret), ("sub", udfs.xlsub)):
+        monkeypatch.setattr(xlwings, name, real)
+    return udfs, importlib.reload(importlib.import_module("finsent_local.excel.finsent_udf"))
+
+
+def classify_requests(url: str) -> int:
+    """POST /v1/classify requests the server has answered so far (its /metrics)."""
+    metrics = urllib.request.urlopen(url + "/metrics").read().decode()
+    return sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith('finsent_requests_total{method="POST",route="/v1/classify"'))
