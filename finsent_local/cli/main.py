@@ -11,6 +11,7 @@ from .. import __version__
 from .classify import classify
 from .evaluate import evaluate_command
 from .freeze import freeze
+from .tune import tune_command
 from .common import LOG_LEVEL_HELP, PROMPT_HELP, UserError, model_path as _model_path, require_engine
 
 
@@ -28,6 +29,7 @@ def cli() -> None:
     finsent serve                          start the local server (converts the model on first run)
     finsent classify "Profit soared 40%"   label text from the terminal
     finsent eval --input gold.csv ...      how right the labels are on a labelled file
+    finsent tune --input desk.csv ...      teach it your labels (LoRA), get a tuned GGUF file
     finsent convert SOURCE --outtype q8_0  make a GGUF file from a Hugging Face checkpoint
     finsent excel                          set up the =FINSENT() Excel function
     finsent excel freeze BOOK.xlsx         replace its FinSent formulas by their values
@@ -233,6 +235,7 @@ def certs(do_trust, renew, export_path):
 
 cli.add_command(classify)
 cli.add_command(evaluate_command)
+cli.add_command(tune_command)
 excel.add_command(freeze)
 
 

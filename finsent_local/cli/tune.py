@@ -1,0 +1,226 @@
+"""`finsent tune`: fine-tune the model on a labelled file (LoRA), and get a GGUF file for serve, classify,
+Ray and Excel, with the base's and the tuned model's figures side by side."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from ..engine.labels import SCHEMES
+from ..model_files import DEFAULT_REPO
+from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, progress_bar, require_engine
+
+MISSING_EXTRA = ("finsent tune needs torch, transformers, peft, scikit-learn and matplotlib, which are not all "
+                 "installed: pip install 'finsent-local[tune]'")
+INTERRUPTED_EXIT = 130  # as a shell reports a process stopped by Ctrl-C
+
+
+class Interrupted(UserError):
+    exit_code = INTERRUPTED_EXIT
+
+
+def _check_extra() -> None:
+    try:
+        import matplotlib  # noqa: F401
+        import peft  # noqa: F401
+        import sklearn  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise UserError(MISSING_EXTRA) from None
+
+
+def _outtypes(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(t.strip().lower() for v in value for t in v.split(",") if t.strip())
+
+
+class _StopOnCtrlC:
+    """While training, the first Ctrl-C asks for a stop at the next step boundary (the checkpoint is then
+    written); a second one, or one outside training, interrupts at once."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.training = False
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _on_signal(self, signum, frame):
+        if not self.training or self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        click.echo("\nStopping after this step, keeping a checkpoint (Ctrl-C again to stop at once)", err=True)
+
+
+class _TrainingBar:
+    """Steps with the last loss, validation figures and tqdm's time left; a line per validation when the
+    bar cannot be drawn (not a terminal), so logs show progress too."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        self.postfix = {}
+
+    def __call__(self, report) -> None:
+        if self.bar is None:
+            self.bar = progress_bar(report.total, "step", self.quiet, initial=report.step, desc="training")
+        if report.loss is not None:
+            self.postfix["loss"] = f"{report.loss:.3f}"
+        if report.validation is not None:
+            self.postfix["val loss"] = f"{report.validation['loss']:.3f}"
+            self.postfix["val acc"] = f"{report.validation['accuracy']:.1%}"
+            if self.bar.disable and not self.quiet:
+                click.echo(f"step {report.step}/{report.total}: validation loss {report.validation['loss']:.4f}, "
+                           f"greedy-answer accuracy {report.validation['accuracy']:.1%}", err=True)
+        self.bar.n = report.step
+        self.bar.set_postfix(self.postfix, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@click.command("tune")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="The labelled file: .csv .tsv .jsonl .parquet .xlsx (read as finsent eval reads it).")
+@click.option("--text-column", required=True, help="The column that holds the texts (.xlsx: header or letter).")
+@click.option("--label-column", required=True, help="The column that holds the labels.")
+@click.option("--output", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder to create for the tuned model: GGUF file(s), report.html, tune-manifest.json, adapter/.")
+@click.option("--scheme", type=click.Choice(list(SCHEMES)), default=SCHEMES[0], show_default=True,
+              help=SCHEME_HELP + " 7-label gold can tune 3 (collapsed by sign); 3-label gold tunes 3 only.")
+@click.option("--base", default=DEFAULT_REPO, show_default=True,
+              help="The Hugging Face checkpoint to tune: a hub repo id or a local folder (as for finsent convert).")
+@click.option("--revision", help="Hub branch, tag or commit of --base.")
+@click.option("--outtype", "outtypes", multiple=True, default=("q4_k_m",), show_default=True,
+              help="GGUF type(s) of the tuned model, as for finsent convert; the first is the one compared.")
+@click.option("--validation", "validation_path", type=click.Path(path_type=Path),
+              help="A labelled file of its own for validation (same columns). Default: a stratified share of --input.")
+@click.option("--validation-share", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
+              help="Share of each label's rows held out for validation (without --validation).")
+@click.option("--sheet", help=".xlsx: the sheet (default: the first).")
+@click.option("--encoding", help=".csv/.tsv: the file's text encoding (default: UTF-8, else Windows-1252, said so).")
+@click.option("--delimiter", help=".csv: the field separator (default: ',', or ';' when the header has only semicolons).")
+@click.option("--label-map", help="Label values to labels: a JSON object or a file holding one (as for finsent eval).")
+@click.option("--neutral-band", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True,
+              help="Labels that are scores in [-1, 1]: within this distance of 0 is neutral.")
+@click.option("--prompt", type=click.Choice(["card", "train"]), default="card", show_default=True,
+              help=PROMPT_HELP + " Serve the tuned model with the same one.")
+@click.option("--epochs", type=click.IntRange(1, 100), default=3, show_default=True, help="Passes over the training rows.")
+@click.option("--learning-rate", type=click.FloatRange(1e-7, 1.0), default=2e-4, show_default=True)
+@click.option("--rank", type=click.IntRange(1, 512), default=16, show_default=True, help="LoRA rank.")
+@click.option("--alpha", type=click.IntRange(1, 4096), default=32, show_default=True, help="LoRA alpha (scale = alpha/rank).")
+@click.option("--dropout", type=click.FloatRange(0.0, 0.9), default=0.05, show_default=True, help="LoRA dropout.")
+@click.option("--target-modules", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", show_default=True,
+              help="The projections that get adapters, comma-separated.")
+@click.option("--batch-tokens", type=click.IntRange(64, 1_000_000), default=512, show_default=True,
+              help="Padded tokens per training step (about 8 headlines); lower it if memory runs short.")
+@click.option("--patience", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Stop after this many validations in a row without a lower validation loss.")
+@click.option("--validations-per-epoch", type=click.IntRange(1, 100), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, the order and the adapters' start.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where torch trains: auto takes a CUDA GPU when torch sees one.")
+@click.option("--resume", is_flag=True, help="Continue the checkpoint an interrupted run kept in OUTPUT.partial/.")
+@click.option("--keep-worse", is_flag=True, help="Write the tuned model even when it is worse than the base on validation.")
+@click.option("--force", is_flag=True, help="Replace an existing --output folder (once the new model is ready).")
+@click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (conversion, evaluation).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def tune_command(input_path, text_column, label_column, output, scheme, base, revision, outtypes, validation_path,
+                 validation_share, sheet, encoding, delimiter, label_map, neutral_band, prompt, epochs, learning_rate,
+                 rank, alpha, dropout, target_modules, batch_tokens, patience, validations_per_epoch, seed, device,
+                 resume, keep_worse, force, threads, quiet):
+    """Teach the model your labels: LoRA fine-tuning on a labelled file, merged and converted to GGUF.
+
+    \b
+    finsent tune --input desk.csv --text-column headline --label-column label --output desk-model
+    finsent serve --model desk-model/desk-model-Q4_K_M.gguf
+
+    The base and the tuned model are measured on the validation rows (finsent eval's figures, in the
+    terminal and in OUTPUT/report.html); a tuned model worse than the base is not written unless
+    --keep-worse. Ctrl-C keeps a checkpoint: run the same command with --resume to continue.
+    """
+    require_engine()  # the converter's quantizer and the evaluation
+    _check_extra()
+    from ..quality.evaluation import EvalError
+    from ..quality.gold_labels import GoldLabelError, load_label_map
+    from ..jobs.errors import JobError
+    from ..quality.report import summary_lines
+    from ..tuning.examples import TuneDataError
+    from ..tuning.run import Progress, TuneError, TunedWorse, TuneRequest, partial_folder, tune
+    from ..tuning.training import TrainingSettings, TrainingStopped
+
+    try:
+        mapping = load_label_map(label_map) if label_map else None
+    except GoldLabelError as e:
+        raise UserError(str(e)) from None
+    settings = TrainingSettings(rank=rank, alpha=alpha, dropout=dropout,
+                                target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
+                                learning_rate=learning_rate, epochs=epochs, batch_tokens=batch_tokens, patience=patience,
+                                validations_per_epoch=validations_per_epoch, seed=seed)
+    request = TuneRequest(input_path, text_column, label_column, output.expanduser().absolute(), scheme, base, revision,
+                          _outtypes(outtypes), validation_path, validation_share, sheet, encoding,
+                          delimiter_character(delimiter), mapping, neutral_band, prompt, settings, device, resume,
+                          keep_worse, force, threads, quiet)
+    partial = partial_folder(request.output)
+    training_bar = _TrainingBar(quiet)
+    eval_bars = []
+
+    def on_eval_model(name: str, texts: int):
+        bar = progress_bar(texts, "text", quiet, desc=name)
+        eval_bars.append(bar)
+        return bar.update
+
+    def say(line: str) -> None:
+        training_bar.close()
+        if not quiet:
+            click.echo(line, err=True)
+
+    with _StopOnCtrlC() as ctrl_c:
+        def on_training_step(report) -> None:
+            ctrl_c.training = True
+            training_bar(report)
+
+        def on_training(active: bool) -> None:
+            ctrl_c.training = active
+            if not active:
+                training_bar.close()
+
+        progress = Progress(say, on_training_step, on_eval_model, on_training)
+        try:
+            result = tune(request, progress, ctrl_c.stop.is_set)
+        except TrainingStopped as e:
+            raise Interrupted(f"stopped after step {e.step} of {e.total}; the checkpoint is in {partial}: run the same "
+                              "command with --resume to continue") from None
+        except KeyboardInterrupt:
+            kept = (partial / "checkpoint").is_dir()
+            raise Interrupted("interrupted; " + (f"the checkpoint in {partial} is kept: run the same command with "
+                                                 "--resume to continue" if kept else
+                                                 f"nothing was written to {request.output}")) from None
+        except TunedWorse as e:
+            for line in summary_lines(e.evaluation):
+                click.echo(line)
+            raise UserError(str(e)) from None
+        except (TuneError, TuneDataError, EvalError, GoldLabelError, JobError) as e:
+            raise UserError(str(e)) from None
+        finally:
+            training_bar.close()
+            for bar in eval_bars:
+                bar.close()
+    for line in summary_lines(result.evaluation):
+        click.echo(line)
+    if result.worse:
+        click.echo("The tuned model is worse than the base on validation; written anyway (--keep-worse).", err=True)
+    click.echo(f"Wrote {result.output}: " + ", ".join(p.name for p in result.model_files)
+               + ", report.html, tune-manifest.json, adapter/", err=True)
+    click.echo(f"Serve it: finsent serve --model {result.model_files[0]}" + ("" if prompt == "card" else
+                                                                             f" --prompt {prompt}"), err=True)
+    sys.stdout.flush()

@@ -1,0 +1,331 @@
+"""`finsent tune` as one job: labelled file -> LoRA training -> merged checkpoint -> GGUF (the project's
+converter, verified) -> `finsent eval`'s figures for the base and the tuned model on the validation rows
+-> the output folder, or nothing.
+
+Files: everything is made in `<output>.partial/` beside the output folder: the base converted for the
+comparison, the training checkpoint (what --resume continues), the merged checkpoint, and the outputs
+being made. The output folder appears, whole, by one rename at the very end; the partial folder is then
+removed. An interrupted or failed run leaves the output untouched and the partial folder (with its
+checkpoint) for --resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import __version__
+from ..files import sha256_of, write_json_atomically
+from ..model_files import DEFAULT_REPO
+from ..quality.evaluation import EvalRequest, Evaluation, evaluate_rows, read_labelled_rows
+from ..quality.gold_labels import NEUTRAL_BAND
+from .examples import VALIDATION_SHARE, LabelledRows, labelled_rows, stratified_split, training_examples
+from .training import TrainingSettings
+
+CHECKPOINT_FOLDER = "checkpoint"
+MANIFEST_FILE = "tune-manifest.json"
+REPORT_FILE = "report.html"
+ADAPTER_FOLDER = "adapter"
+
+
+class TuneError(ValueError):
+    """The tuning cannot run as asked: one line for the user."""
+
+
+class TunedWorse(Exception):
+    """The tuned model labels the validation rows worse than the base: nothing was written."""
+
+    def __init__(self, message: str, evaluation: Evaluation):
+        super().__init__(message)
+        self.evaluation = evaluation
+
+
+@dataclass(frozen=True)
+class TuneRequest:
+    input_path: Path
+    text_column: str
+    label_column: str
+    output: Path
+    scheme: str = "7"
+    base: str = DEFAULT_REPO  # a hub repo id or a local checkpoint folder
+    revision: str | None = None
+    outtypes: tuple[str, ...] = ("q4_k_m",)
+    validation_path: Path | None = None  # else a stratified share of the input
+    validation_share: float = VALIDATION_SHARE
+    sheet: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    label_map: dict | None = None
+    neutral_band: float = NEUTRAL_BAND
+    prompt: str = "card"
+    settings: TrainingSettings = field(default_factory=TrainingSettings)
+    device: str = "auto"
+    resume: bool = False
+    keep_worse: bool = False
+    force: bool = False
+    threads: int = 0
+    quiet: bool = False
+
+
+@dataclass
+class TuneResult:
+    output: Path
+    model_files: list[Path]
+    evaluation: Evaluation
+    manifest: dict
+    worse: bool
+
+
+@dataclass
+class Progress:
+    """What the command shows: lines, the training bar (one StepReport at a time), eval's bars."""
+    say: Callable[[str], None] = lambda line: None
+    on_training_step: Callable = lambda report: None
+    on_eval_model: Callable[[str, int], Callable[[int], None]] = lambda name, total: (lambda n: None)
+    on_training: Callable[[bool], None] = lambda active: None  # training starts (True) or ends (False)
+
+
+def partial_folder(output: Path) -> Path:
+    return output.with_name(output.name + ".partial")
+
+
+def _check_output(request: TuneRequest) -> Path:
+    from ..convert.outtypes import OUT_TYPES
+
+    for name in request.outtypes:
+        if name not in OUT_TYPES:
+            raise TuneError(f"unknown output type {name!r}; choose from {', '.join(OUT_TYPES)}")
+    if not request.outtypes or len(set(request.outtypes)) != len(request.outtypes):
+        raise TuneError("give each --outtype once")
+    output, partial = request.output, partial_folder(request.output)
+    if output.exists() and not (output.is_dir() and not any(output.iterdir())) and not request.force:
+        raise TuneError(f"{output} exists; use --force to replace it (when the new model is ready)")
+    if not output.parent.is_dir():
+        raise TuneError(f"no folder {output.parent} for --output")
+    has_checkpoint = (partial / CHECKPOINT_FOLDER).is_dir()
+    if request.resume and not has_checkpoint:
+        raise TuneError(f"nothing to resume: no checkpoint in {partial}")
+    if not request.resume and has_checkpoint:
+        raise TuneError(f"an interrupted run's checkpoint is in {partial}: add --resume to continue it, "
+                        "or delete that folder to start over")
+    return partial
+
+
+def _read_rows(request: TuneRequest, path: Path) -> tuple[LabelledRows, dict, list[str]]:
+    texts, golds, numbers, skipped, notes = read_labelled_rows(EvalRequest(
+        path, request.text_column, request.label_column, [], scheme=request.scheme, sheet=request.sheet,
+        encoding=request.encoding, delimiter=request.delimiter, label_map=request.label_map,
+        neutral_band=request.neutral_band))
+    if not texts:
+        raise TuneError(f"{path}: no row has both a text and a label")
+    return labelled_rows(texts, golds, numbers, request.scheme, request.label_map, request.neutral_band), skipped, notes
+
+
+def _subset(rows: LabelledRows, indices: list[int]) -> LabelledRows:
+    return LabelledRows([rows.texts[i] for i in indices], [rows.labels[i] for i in indices],
+                        [rows.row_numbers[i] for i in indices], rows.convention)
+
+
+def _weights_sha256(folder: Path) -> tuple[str, dict[str, str]]:
+    """One sha256 over the checkpoint's weight files (name and sha256 of each, sorted): the base's identity."""
+    files = {p.name: sha256_of(p) for p in sorted(folder.glob("*.safetensors"))}
+    combined = hashlib.sha256("".join(f"{name} {sha}\n" for name, sha in files.items()).encode()).hexdigest()
+    return combined, files
+
+
+def _digest(values: list) -> str:
+    return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()
+
+
+def tune(request: TuneRequest, progress: Progress = Progress(), stop_requested: Callable[[], bool] = lambda: False
+         ) -> TuneResult:
+    """The whole job (see the module docstring). Raises TuneError, TunedWorse, TrainingStopped."""
+    from ..convert.errors import ConversionError
+    from ..convert.source import resolve_source
+    from .training import TrainingError, merge_adapter, resolve_device, save_adapter, train
+
+    partial = _check_output(request)
+    rows, skipped, notes = _read_rows(request, request.input_path)
+    for note in notes:
+        progress.say(note)
+    if request.validation_path:
+        train_rows = rows
+        validation_rows, _, _ = _read_rows(request, request.validation_path)
+        split = {"validation_file": str(request.validation_path.resolve()), "validation_sha256": sha256_of(request.validation_path)}
+    else:
+        train_at, validation_at = stratified_split(rows.labels, request.validation_share, request.settings.seed)
+        train_rows, validation_rows = _subset(rows, train_at), _subset(rows, validation_at)
+        split = {"validation_share": request.validation_share, "split_seed": request.settings.seed}
+    try:
+        device = resolve_device(request.device)
+        source = resolve_source(request.base, request.revision, request.quiet)
+    except (TrainingError, ConversionError) as e:
+        raise TuneError(str(e)) from None
+    base_sha, base_files = _weights_sha256(source.path)
+    if not base_files:
+        raise TuneError(f"{source.path} holds no .safetensors weights: --base needs a Hugging Face checkpoint")
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source.path)
+
+    def tokenize(text: str, special: bool) -> list[int]:
+        return tokenizer(text, add_special_tokens=special)["input_ids"]
+
+    # No end-of-text token after the answer: the engine reads the label's own tokens, and a stop token the
+    # base may never have learnt there would pull the loss away from the labels.
+    train_examples = training_examples(train_rows, request.scheme, tokenize, request.prompt)
+    validation_examples = training_examples(validation_rows, request.scheme, tokenize, request.prompt)
+    data = {
+        "input": str(request.input_path.resolve()), "sha256": sha256_of(request.input_path),
+        "rows_read": len(rows.texts) + sum(skipped.values()), "rows_skipped": skipped,
+        "train_rows": len(train_rows.texts), "validation_rows": len(validation_rows.texts),
+        "train_labels": dict(sorted(Counter(train_rows.labels).items())),
+        "validation_labels": dict(sorted(Counter(validation_rows.labels).items())),
+        "gold_convention": rows.convention, **split,
+    }
+    base = {"source": source.repo_id or str(source.path), "revision": source.revision, "sha256": base_sha,
+            "files": base_files}
+    fingerprint = {"base_sha256": base_sha, "data_sha256": data["sha256"], "split": split,
+                   "train": _digest([(e.input_ids, e.labels) for e in train_examples]),
+                   "validation": _digest([(e.input_ids, e.labels) for e in validation_examples]),
+                   "scheme": request.scheme, "prompt": request.prompt, "settings": request.settings.as_dict()}
+
+    partial.mkdir(exist_ok=True)
+    base_gguf = _base_gguf(request, source.path, partial, progress)
+    progress.say(f"Training LoRA adapters on {len(train_examples):,} rows ({len(validation_examples):,} for "
+                 f"validation) on the {device.upper()}")
+    progress.on_training(True)
+    try:
+        trained = train(source.path, train_examples, validation_examples, request.settings,
+                        partial / CHECKPOINT_FOLDER, fingerprint, device, progress.on_training_step, stop_requested)
+    except TrainingError as e:
+        raise TuneError(str(e)) from None
+    finally:
+        progress.on_training(False)
+
+    staging = partial / "output"
+    shutil.rmtree(staging, ignore_errors=True)  # what an earlier attempt left half-made
+    staging.mkdir()
+    save_adapter(trained.model, staging / ADAPTER_FOLDER)
+    merged = partial / "merged" / request.output.name  # the folder's name becomes the model's name in the GGUF
+    shutil.rmtree(merged, ignore_errors=True)
+    progress.say("Merging the adapter into the base weights")
+    merge_adapter(trained.model, source.path, merged)
+    model_files = _convert(request, merged, staging, progress)
+    shutil.rmtree(partial / "merged", ignore_errors=True)
+
+    evaluation = _before_and_after(request, base_gguf, model_files[0], validation_rows, progress)
+    base_accuracy, tuned_accuracy = (m["accuracy"] for m in evaluation.metrics)
+    worse = tuned_accuracy < base_accuracy
+    manifest = _manifest(request, base, data, trained, evaluation, model_files, worse)
+    from ..quality.report import write_report
+
+    write_report(evaluation, staging / REPORT_FILE)
+    write_json_atomically(staging / MANIFEST_FILE, manifest)
+    if worse and not request.keep_worse:
+        raise TunedWorse(
+            f"the tuned model is worse than the base on the {len(evaluation.texts):,} validation rows (accuracy "
+            f"{tuned_accuracy:.1%} against {base_accuracy:.1%}): nothing was written to {request.output}. Its report "
+            f"is {staging / REPORT_FILE}; to keep it anyway, run the same command with --resume --keep-worse",
+            evaluation)
+    _place(staging, request.output)
+    shutil.rmtree(partial, ignore_errors=True)
+    final_files = [request.output / path.name for path in model_files]
+    return TuneResult(request.output, final_files, evaluation, manifest, worse)
+
+
+def _base_gguf(request: TuneRequest, base_dir: Path, partial: Path, progress: Progress) -> Path:
+    """The base converted to the first output type, for the before/after comparison (kept for --resume)."""
+    from ..convert.errors import ConversionError
+    from ..convert.pipeline import ConvertRequest, convert
+
+    outtype = request.outtypes[0]
+    path = partial / f"base-{outtype.upper()}.gguf"
+    if path.exists():  # the converter gives a file its final name only once it is whole
+        return path
+    progress.say(f"Converting the base to {outtype.upper()} for the before/after comparison")
+    try:
+        convert(ConvertRequest(source=str(base_dir), outtypes=[outtype], outfile=str(path), verify=False,
+                               quiet=request.quiet, threads=request.threads))
+    except ConversionError as e:
+        raise TuneError(f"cannot convert the base: {e}") from None
+    return path
+
+
+def _convert(request: TuneRequest, merged: Path, staging: Path, progress: Progress) -> list[Path]:
+    from ..convert.errors import ConversionError
+    from ..convert.pipeline import ConvertRequest, convert
+
+    progress.say(f"Converting the tuned model to {', '.join(t.upper() for t in request.outtypes)} (with verification)")
+    try:
+        converted = convert(ConvertRequest(source=str(merged), outtypes=list(request.outtypes),
+                                           outfile=str(staging / f"{request.output.name}-{{outtype}}.gguf"),
+                                           verify=True, quiet=request.quiet, threads=request.threads))
+    except ConversionError as e:
+        raise TuneError(f"the tuned model failed conversion: {e}") from None
+    return [item.path for item in converted]
+
+
+def _before_and_after(request: TuneRequest, base_gguf: Path, tuned_gguf: Path, rows: LabelledRows,
+                      progress: Progress) -> Evaluation:
+    """`finsent eval` on the validation rows: the base, then the tuned model (the engine, the same prompt)."""
+    from ..engine.classifier import EngineOptions
+    from ..engine.service import open_service
+    from ..limits import Limits
+
+    eval_request = EvalRequest(request.validation_path or request.input_path, request.text_column,
+                               request.label_column, [base_gguf, tuned_gguf], [request.prompt], request.scheme,
+                               threads=request.threads)
+
+    def open_model(path: Path, prompt: str):
+        return open_service(path, EngineOptions(prompt_preset=prompt, n_threads=request.threads), None,
+                            Limits(max_wait_s=None))
+
+    progress.say("Measuring the base and the tuned model on the validation rows")
+    return evaluate_rows(eval_request, rows.texts, rows.labels, rows.row_numbers, {}, [], open_model,
+                         progress.on_eval_model)
+
+
+def _manifest(request: TuneRequest, base: dict, data: dict, trained, evaluation: Evaluation,
+              model_files: list[Path], worse: bool) -> dict:
+    from ..quality.report import metrics_json
+
+    # eval's figures per model; the file paths inside the partial folder would be stale: names only
+    figures = metrics_json(evaluation)
+    for model in figures["models"]:
+        model["model"] = Path(model["model"]).name
+    return {
+        "tool": f"finsent-local {__version__}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "scheme": request.scheme,
+        "prompt": request.prompt,
+        "base": base,
+        "data": data,
+        "settings": {**request.settings.as_dict(), "device": trained.device},
+        "training": {"steps": trained.steps, "planned_steps": trained.total_steps, "best_step": trained.best_step,
+                     "stopped_by": trained.stop_reason, "seconds": round(trained.seconds, 1),
+                     "validations": trained.history},
+        "metrics": {"base": figures["models"][0], "tuned": figures["models"][1]},
+        "tuned_is_worse": worse,
+        "files": [{"file": path.name, "sha256": sha256_of(path)} for path in model_files],
+    }
+
+
+def _place(staging: Path, output: Path) -> None:
+    """The finished folder takes the output's name in one rename (an existing output, --force, is moved
+    aside first and removed after)."""
+    old = None
+    if output.exists():
+        old = output.with_name(output.name + f".replaced-{os.getpid()}")
+        os.replace(output, old)
+    os.replace(staging, output)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()

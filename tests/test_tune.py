@@ -1,0 +1,250 @@
+"""`finsent tune` end to end (issue 21), the real command in subprocesses: PEFT LoRA on the trained fixture,
+merged, converted by the project's converter, measured by finsent eval's code, served by finsent serve.
+
+The domain shift: a desk's house rule ("guidance reiterated" and four other phrasings are mildly
+positive, house_rule_data.py) that the fixture labels otherwise. The fixture is a 2-layer model of hidden
+size 256, which learns at a higher rate than the 1B model's default (2e-4): the tests pass
+--learning-rate 1e-3 and keep every other default (rank 16, alpha 32, 3 epochs, early stopping).
+A run takes about 30 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_finsent
+from house_rule_data import HOUSE_RULE_LABEL, house_rule_held_out, house_rule_rows, write_labelled_csv
+from sentiment_data import held_out_examples
+
+from finsent_local.files import sha256_of
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+TEST_SETTINGS = ("--learning-rate", "1e-3", "--outtype", "q8_0")
+# Measured on the GGUF files with the engine (AMD EPYC, AVX2): the house-rule held-out rows go from 0% to
+# 80% (four phrasings of five are learnt; "confirms its annual targets" stays neutral, next to the
+# fixture's neutral "confirms the date of its investor day"), the fixture's own held-out set goes from
+# 97% to 86%. The targets leave a margin for other CPUs' float rounding in training.
+BASE_HOUSE_RULE_AT_MOST = 0.10
+TUNED_HOUSE_RULE_AT_LEAST = 0.70
+ORIGINAL_MAY_DROP_BY = 0.20
+# A resumed run takes the very steps an uninterrupted one takes, from the same optimizer state and random
+# state: equal adapters are expected (measured: identical). The tolerance only allows a float32 rounding
+# difference (relative 1e-7 of weights of order 1e-2), should torch pick other kernels after a reload.
+RESUME_TOLERANCE = 1e-6
+
+
+@pytest.fixture(scope="module")
+def desk_csv(tmp_path_factory) -> Path:
+    return write_labelled_csv(tmp_path_factory.mktemp("desk") / "desk.csv", house_rule_rows())
+
+
+def tune_args(csv: Path, output: Path, base: Path, *extra: str) -> list[str]:
+    return ["tune", "--input", str(csv), "--text-column", "headline", "--label-column", "label",
+            "--output", str(output), "--base", str(base), *TEST_SETTINGS, *extra]
+
+
+@pytest.fixture(scope="module")
+def tuned(desk_csv, trained_checkpoint, tmp_path_factory):
+    """One uninterrupted run: (output folder, stdout, stderr)."""
+    output = tmp_path_factory.mktemp("tuned") / "desk-model"
+    code, out, err = run_finsent(*tune_args(desk_csv, output, trained_checkpoint))
+    assert code == 0, err
+    return output, out, err
+
+
+def labels_of(model: Path, pairs: list[tuple[str, str]]) -> float:
+    """Accuracy of the engine on a GGUF file (the Python API, in this process)."""
+    from finsent_local import FinSent
+
+    with FinSent(model=str(model)) as fs:
+        results = fs.classify_many([text for text, _ in pairs])
+    return sum(r.label == gold for r, (_, gold) in zip(results, pairs)) / len(pairs)
+
+
+def test_the_house_rule_is_learnt_and_the_rest_kept(tuned, trained_gguf):
+    output, _, _ = tuned
+    tuned_file = output / "desk-model-Q8_0.gguf"
+    house, original = house_rule_held_out(), held_out_examples(per_label=10)
+    base_house, tuned_house = labels_of(trained_gguf["q8_0"], house), labels_of(tuned_file, house)
+    base_original, tuned_original = labels_of(trained_gguf["q8_0"], original), labels_of(tuned_file, original)
+    assert base_house <= BASE_HOUSE_RULE_AT_MOST, base_house
+    assert tuned_house >= TUNED_HOUSE_RULE_AT_LEAST, tuned_house
+    assert tuned_original >= base_original - ORIGINAL_MAY_DROP_BY, (base_original, tuned_original)
+
+
+def test_output_folder_manifest_and_side_by_side(tuned, desk_csv, trained_checkpoint):
+    output, out, err = tuned
+    assert sorted(p.name for p in output.iterdir()) == [
+        "adapter", "desk-model-Q8_0.gguf", "desk-model-Q8_0.gguf.manifest.json", "report.html", "tune-manifest.json"]
+    assert not output.with_name("desk-model.partial").exists()
+    manifest = json.loads((output / "tune-manifest.json").read_text())
+    weights = sorted(trained_checkpoint.glob("*.safetensors"))
+    assert manifest["base"]["files"] == {p.name: sha256_of(p) for p in weights}
+    assert manifest["data"]["sha256"] == sha256_of(desk_csv)
+    rows = house_rule_rows()
+    assert manifest["data"]["rows_read"] == len(rows)
+    assert manifest["data"]["train_rows"] + manifest["data"]["validation_rows"] == len(rows)
+    assert manifest["data"]["validation_labels"][HOUSE_RULE_LABEL] == round(sum(l == HOUSE_RULE_LABEL for _, l in rows) * 0.2)
+    assert manifest["settings"]["rank"] == 16 and manifest["settings"]["learning_rate"] == 1e-3
+    assert manifest["training"]["validations"][0]["step"] == 0  # the base's own validation, then each epoch
+    base, after = manifest["metrics"]["base"], manifest["metrics"]["tuned"]
+    assert after["accuracy"] > base["accuracy"] and not manifest["tuned_is_worse"]
+    assert manifest["files"] == [{"file": "desk-model-Q8_0.gguf", "sha256": sha256_of(output / "desk-model-Q8_0.gguf")}]
+    # the terminal: both models side by side, then where the model is and how to serve it
+    assert re.search(r"^base-Q8_0\.gguf\s+\d+\.\d%", out, re.M) and re.search(r"^desk-model-Q8_0\.gguf\s+\d+\.\d%", out, re.M)
+    assert f"{after['accuracy']:.1%}" in out
+    assert f"finsent serve --model {output / 'desk-model-Q8_0.gguf'}" in err
+    assert "Traceback" not in err
+    report = (output / "report.html").read_text()
+    assert "base-Q8_0.gguf" in report and "desk-model-Q8_0.gguf" in report
+
+
+def test_the_tuned_file_is_served_with_the_new_labels(tuned):
+    from running_server import RunningServer
+    from test_server_api import http
+
+    output, _, _ = tuned
+    server = RunningServer("--model", str(output / "desk-model-Q8_0.gguf"), "--no-cache")
+    try:
+        house = house_rule_held_out()
+        status, _, body = http("POST", server.url + "/v1/classify", {"texts": [t for t, _ in house], "scheme": "7"})
+        assert status == 200
+        labels = [r["label"] for r in json.loads(body)["results"]]
+        assert labels.count(HOUSE_RULE_LABEL) / len(labels) >= TUNED_HOUSE_RULE_AT_LEAST
+        status, _, body = http("POST", server.url + "/v1/classify",
+                               {"text": "Virtucon files for bankruptcy protection", "scheme": "3"})
+        assert status == 200 and json.loads(body)["label"] == "negative"
+    finally:
+        server.stop()
+
+
+def _adapter_weights(output: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    return load_file(output / "adapter" / "adapter_model.safetensors")
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_resume_ends_where_an_uninterrupted_run_does(tuned, desk_csv, trained_checkpoint,
+                                                                                  tmp_path):
+    output = tmp_path / "desk-model"
+    args = tune_args(desk_csv, output, trained_checkpoint)
+    proc = subprocess.Popen([sys.executable, "-m", "finsent_local.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:  # after the first epoch's validation, mid-training
+        if any(re.match(r"step [1-9]\d*/\d+: validation", line) for line in lines):
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    assert proc.wait(timeout=120) == 130
+    reader.join(timeout=10)
+    err = "".join(lines)
+    stopped = re.search(r"stopped after step (\d+) of (\d+); the checkpoint is in (\S+): run the same command with "
+                        r"--resume to continue", err)
+    assert stopped, err
+    assert 0 < int(stopped.group(1)) < int(stopped.group(2))
+    assert "Traceback" not in err and not output.exists()
+    assert (output.with_name("desk-model.partial") / "checkpoint" / "state.pt").is_file()
+
+    code, _, err = run_finsent(*args)  # without --resume: refused, the checkpoint is not overwritten
+    assert code == 1 and "add --resume to continue it, or delete that folder" in err
+
+    code, out, err = run_finsent(*args, "--resume")
+    assert code == 0, err
+    assert not output.with_name("desk-model.partial").exists()
+    resumed, uninterrupted = _adapter_weights(output), _adapter_weights(tuned[0])
+    assert resumed.keys() == uninterrupted.keys()
+    assert max(float(abs(resumed[k] - uninterrupted[k]).max()) for k in resumed) <= RESUME_TOLERANCE
+    first = json.loads((tuned[0] / "tune-manifest.json").read_text())
+    again = json.loads((output / "tune-manifest.json").read_text())
+    assert again["training"]["validations"] == first["training"]["validations"]
+    assert again["metrics"]["tuned"]["accuracy"] == first["metrics"]["tuned"]["accuracy"]
+
+
+def test_a_worse_model_is_not_written_unless_asked(desk_csv, trained_checkpoint, tmp_path):
+    """A validation file that contradicts the training rows (the house-rule phrasings labelled neutral
+    there) makes the tuned model worse than the base on it."""
+    contradicting = [(text, "neutral") for text, _ in house_rule_held_out()] + held_out_examples(per_label=5)
+    validation = write_labelled_csv(tmp_path / "validation.csv", contradicting)
+    output = tmp_path / "desk-model"
+    args = tune_args(desk_csv, output, trained_checkpoint, "--validation", str(validation))
+    code, out, err = run_finsent(*args)
+    assert code == 1
+    assert re.search(r"the tuned model is worse than the base on the 95 validation rows \(accuracy [\d.]+% against "
+                     r"[\d.]+%\): nothing was written", err), err
+    assert "run the same command with --resume --keep-worse" in err
+    assert re.search(r"^base-Q8_0\.gguf\s", out, re.M)  # the figures are shown all the same
+    assert not output.exists()
+
+    code, out, err = run_finsent(*args, "--resume", "--keep-worse")
+    assert code == 0, err
+    assert "worse than the base on validation; written anyway (--keep-worse)" in err
+    assert json.loads((output / "tune-manifest.json").read_text())["tuned_is_worse"] is True
+
+
+def _bad_file(path: Path, rows: list[tuple[str, str]]) -> Path:
+    return write_labelled_csv(path, rows)
+
+
+@pytest.mark.parametrize("rows,extra,message", [
+    ([(f"Acme Corp headline {i}", "positive") for i in range(12)], (),
+     "every row has the label 'positive': fine-tuning needs at least two labels"),
+    ([(f"Acme Corp headline {i}", "positive") for i in range(10)] + [("Globex dips", "negative")] * 2, (),
+     "too few rows: 'negative' has 2; at least 5 rows per label are needed"),
+    ([(f"Acme Corp headline {i}", "positive" if i % 2 else "sunny") for i in range(12)], (),
+     "cannot read these gold labels: 'sunny' (6)"),
+    ([(f"Acme Corp headline {i}", "positive" if i % 2 else "negative") for i in range(11)]
+     + [("profit " * 2000, "positive")], (),
+     "row 12: the text is too long"),
+    ([(f"Acme Corp headline {i}", "positive" if i % 2 else "negative") for i in range(12)], ("--outtype", "q3_x"),
+     "unknown output type 'q3_x'"),
+    ([(f"Acme Corp headline {i}", "positive" if i % 2 else "negative") for i in range(12)], ("--resume",),
+     "nothing to resume: no checkpoint in"),
+    ([(f"Acme Corp headline {i}", "positive" if i % 2 else "negative") for i in range(12)], ("--text-column", "body"),
+     "body"),
+])
+def test_bad_input_is_one_line(rows, extra, message, trained_checkpoint, tmp_path):
+    csv = _bad_file(tmp_path / "labels.csv", rows)
+    output = tmp_path / "out"
+    code, _, err = run_finsent(*tune_args(csv, output, trained_checkpoint, "--scheme", "3", *extra))
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], err
+    assert not output.exists() and not output.with_name("out.partial").exists()
+
+
+def test_refusals_before_any_work(desk_csv, trained_checkpoint, tmp_path):
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    code, _, err = run_finsent(*tune_args(desk_csv, existing, trained_checkpoint))
+    assert code == 1 and f"{existing} exists; use --force to replace it" in err
+    assert (existing / "keep.txt").read_text() == "mine"
+    code, _, err = run_finsent(*tune_args(desk_csv, tmp_path / "out", tmp_path))  # a folder without weights
+    assert code == 1 and "holds no .safetensors weights" in err
+    code, _, err = run_finsent(*tune_args(desk_csv, tmp_path / "out", trained_checkpoint, "--device", "cuda"))
+    assert code == 1 and "--device cuda: torch sees no CUDA GPU here" in err  # this machine has none
+
+
+def test_missing_extra_names_it(desk_csv, tmp_path):
+    """peft not installed: hidden from the import system (sys.modules[name] = None makes `import peft`
+    fail as it would without the package)."""
+    hide = "import sys; sys.modules['peft'] = None; from finsent_local.cli.main import main; main()"
+    proc = subprocess.run([sys.executable, "-c", hide, *tune_args(desk_csv, tmp_path / "out", tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("Error: finsent tune needs torch, transformers, peft, scikit-learn and matplotlib, "
+                                   "which are not all installed: pip install 'finsent-local[tune]'")
