@@ -93,10 +93,12 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
 @click.option("--https-port", type=int, default=None,
               help="Also serve HTTPS on this port (e.g. 8443; 0: any free port) with a local certificate for "
               "localhost, for the Excel add-in on Mac and the web (see: finsent certs --help).")
+@click.option("--lora", "lora_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="A LoRA adapter GGUF (finsent tune --adapter-only) applied to the model at load time.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]),
               help=LOG_LEVEL_HELP)
 def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_preset, threads, no_cache, extra_bufts,
-          https_port, log_level):
+          https_port, lora_path, log_level):
     """Start the local server (FinSent API, OpenAI API, /v1/label for spreadsheets)."""
     require_engine()
     from ..model_files import result_cache_path
@@ -107,11 +109,21 @@ def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_p
         check_exposure(host, api_key)  # before any download or conversion
     except ServeError as e:
         raise UserError(str(e)) from None
+    model_file = _model_path(model)
+    if lora_path is not None:  # checked before listening: a wrong adapter is one line, not a failed load
+        from ..engine.lora import AdapterMismatch, check_adapter
+
+        if not lora_path.is_file():
+            raise UserError(f"adapter file not found: {lora_path} (from --lora)")
+        try:
+            check_adapter(model_file, lora_path)
+        except AdapterMismatch as e:
+            raise UserError(str(e)) from None
     options = ServeOptions(
-        model_path=_model_path(model), host=host, port=port, api_key=api_key or None,
+        model_path=model_file, host=host, port=port, api_key=api_key or None,
         cors_origins=tuple(cors_origins), allowed_hosts=tuple(allowed_hosts), gpu=gpu, prompt_preset=prompt_preset,
         threads=threads, use_extra_bufts=extra_bufts, result_cache=None if no_cache else result_cache_path(),
-        https_port=https_port,
+        https_port=https_port, lora_path=lora_path,
     )
     try:
         run_server(options)

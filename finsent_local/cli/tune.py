@@ -4,14 +4,13 @@ Ray and Excel, with the base's and the tuned model's figures side by side."""
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from pathlib import Path
 
 import click
 
 from ..engine.labels import SCHEMES
-from ..model_files import DEFAULT_REPO
+from ..model_files import DEFAULT_OUTTYPE, DEFAULT_REPO
 from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, progress_bar, require_engine
 
 MISSING_EXTRA = ("finsent tune needs torch, transformers, peft, scikit-learn and matplotlib, which are not all "
@@ -129,6 +128,9 @@ class _TrainingBar:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, the order and the adapters' start.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where torch trains: auto takes a CUDA GPU when torch sees one.")
+@click.option("--adapter-only", is_flag=True,
+              help="Write a GGUF LoRA adapter (tens of MB) instead of a whole model, for finsent serve --model BASE "
+                   "--lora FILE: one base file serves several desks' adapters. It fits the base converted to --outtype.")
 @click.option("--resume", is_flag=True, help="Continue the checkpoint an interrupted run kept in OUTPUT.partial/.")
 @click.option("--keep-worse", is_flag=True, help="Write the tuned model even when it is worse than the base on validation.")
 @click.option("--force", is_flag=True, help="Replace an existing --output folder (once the new model is ready).")
@@ -137,7 +139,7 @@ class _TrainingBar:
 def tune_command(input_path, text_column, label_column, output, scheme, base, revision, outtypes, validation_path,
                  validation_share, sheet, encoding, delimiter, label_map, neutral_band, prompt, epochs, learning_rate,
                  rank, alpha, dropout, target_modules, batch_tokens, patience, validations_per_epoch, seed, device,
-                 resume, keep_worse, force, threads, quiet):
+                 adapter_only, resume, keep_worse, force, threads, quiet):
     """Teach the model your labels: LoRA fine-tuning on a labelled file, merged and converted to GGUF.
 
     \b
@@ -168,8 +170,8 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
                                 validations_per_epoch=validations_per_epoch, seed=seed)
     request = TuneRequest(input_path, text_column, label_column, output.expanduser().absolute(), scheme, base, revision,
                           _outtypes(outtypes), validation_path, validation_share, sheet, encoding,
-                          delimiter_character(delimiter), mapping, neutral_band, prompt, settings, device, resume,
-                          keep_worse, force, threads, quiet)
+                          delimiter_character(delimiter), mapping, neutral_band, prompt, settings, device, adapter_only,
+                          resume, keep_worse, force, threads, quiet)
     partial = partial_folder(request.output)
     training_bar = _TrainingBar(quiet)
     eval_bars = []
@@ -221,6 +223,14 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
         click.echo("The tuned model is worse than the base on validation; written anyway (--keep-worse).", err=True)
     click.echo(f"Wrote {result.output}: " + ", ".join(p.name for p in result.model_files)
                + ", report.html, tune-manifest.json, adapter/", err=True)
-    click.echo(f"Serve it: finsent serve --model {result.model_files[0]}" + ("" if prompt == "card" else
-                                                                             f" --prompt {prompt}"), err=True)
-    sys.stdout.flush()
+    with_prompt = "" if prompt == "card" else f" --prompt {prompt}"
+    if not adapter_only:
+        click.echo(f"Serve it: finsent serve --model {result.model_files[0]}{with_prompt}", err=True)
+        return
+    outtype = request.outtypes[0]
+    if base == DEFAULT_REPO and outtype == DEFAULT_OUTTYPE:  # the file `finsent serve` makes and uses by default
+        click.echo(f"Serve it: finsent serve --lora {result.model_files[0]}{with_prompt}", err=True)
+    else:
+        click.echo(f"Serve it on the base converted to {outtype.upper()} (finsent convert {base} --outtype {outtype}): "
+                   f"finsent serve --model BASE-{outtype.upper()}.gguf --lora {result.model_files[0]}{with_prompt}",
+                   err=True)

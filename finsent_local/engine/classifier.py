@@ -23,7 +23,8 @@ import numpy as np
 from . import cpu_buffers
 from .label_trie import LabelTrie
 from .labels import DEFAULT_PROMPT_PRESET, FINSENT_SPEC_KEY, LabelScheme, schemes_from_spec
-from .llama_runtime import ContextOptions, LlamaContext, LlamaModel, ModelOptions
+from .llama_runtime import ContextOptions, LlamaContext, LlamaModel, LoraAdapter, ModelOptions
+from .lora import check_adapter
 
 
 class TextError(ValueError):
@@ -52,6 +53,7 @@ class EngineOptions:
     use_extra_bufts: bool | None = None
     prefix_reuse: bool = True
     kv_f32: bool = False  # F32 KV cache and no flash attention: for exact comparisons only
+    lora_path: Path | None = None  # a LoRA adapter GGUF applied at load time (lora.py)
 
 
 @dataclass
@@ -83,6 +85,8 @@ def _log_softmax_at(logits: np.ndarray):
 class ClassifierEngine:
     def __init__(self, model_path: str | Path, options: EngineOptions = EngineOptions()):
         self.options = options
+        if options.lora_path is not None:  # from the files' headers, before loading anything
+            check_adapter(Path(model_path), Path(options.lora_path))
         self.cpu_buffers = cpu_buffers.decide(options.use_extra_bufts, model_path, options.n_gpu_layers)
         self.model = LlamaModel(
             model_path, ModelOptions(n_gpu_layers=options.n_gpu_layers, use_extra_bufts=self.cpu_buffers.use)
@@ -103,6 +107,8 @@ class ClassifierEngine:
             ContextOptions(n_ctx=options.n_ctx, n_batch=options.batch_tokens, n_seq_max=n_seq_max,
                            n_threads=options.n_threads, kv_f32=options.kv_f32),
         )
+        if options.lora_path is not None:  # before the prefixes are computed: they pass through it too
+            self.context.use_adapters([LoraAdapter(self.model, options.lora_path)])
         self._prefix_tokens: dict[str, list[int]] = {}
         if options.prefix_reuse:
             for name in self.schemes:

@@ -174,6 +174,16 @@ class LlamaModel:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
 
 
+class LoraAdapter:
+    """A LoRA adapter GGUF loaded for a model (llama.cpp frees it with the model)."""
+
+    def __init__(self, model: LlamaModel, path: str | Path):
+        self.path = Path(path)
+        self.ptr = llama_cpp.llama_adapter_lora_init(model.ptr, str(self.path).encode())
+        if not self.ptr:
+            raise LlamaRuntimeError(f"llama.cpp could not load the LoRA adapter {self.path} (not one for this model?)")
+
+
 @dataclass(frozen=True)
 class ContextOptions:
     n_ctx: int = 2048
@@ -218,6 +228,13 @@ class LlamaContext:
 
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
+
+    def use_adapters(self, adapters: list[LoraAdapter], scale: float = 1.0) -> None:
+        """Apply these LoRA adapters (at this scale, times alpha / rank) to every decode from now on."""
+        pointers = (llama_cpp.llama_adapter_lora_p_ctypes * len(adapters))(*(a.ptr for a in adapters))
+        scales = (ctypes.c_float * len(adapters))(*([scale] * len(adapters)))
+        if llama_cpp.llama_set_adapters_lora(self.ptr, pointers, len(adapters), scales) != 0:
+            raise LlamaRuntimeError("llama.cpp could not apply the LoRA adapter to the context")
 
     def remove(self, seq_id: int, start: int = 0, end: int = -1) -> None:
         llama_cpp.llama_memory_seq_rm(self.memory, seq_id, start, end)

@@ -151,6 +151,8 @@ def result_cache_for(cache_path: Path, model_path: Path, engine: ClassifierEngin
     memo = cache_path.with_name("model-fingerprints.json")
     namespace = "|".join([file_fingerprint(model_path, memo), engine.options.prompt_preset, str(engine.prompt_version),
                           str(engine.options.max_prompt_tokens)])
+    if engine.options.lora_path is not None:  # the adapter changes every answer
+        namespace += "|lora:" + file_fingerprint(Path(engine.options.lora_path), memo)
     try:
         return ResultCache(cache_path, namespace)
     except CacheUnavailable as e:

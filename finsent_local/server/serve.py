@@ -39,6 +39,7 @@ class ServeOptions:
     result_cache: Path | None = None
     http_threads: int = 16
     https_port: int | None = None  # also serve HTTPS on this port (0: any free one), for the Office add-in
+    lora_path: Path | None = None  # a LoRA adapter GGUF applied to the model at load time
 
 
 def check_exposure(host: str, api_key: str | None) -> None:
@@ -56,7 +57,8 @@ def gpu_layers(gpu: str) -> int:
 
 def build_runtime(options: ServeOptions) -> Runtime:
     engine_options = EngineOptions(prompt_preset=options.prompt_preset, n_threads=options.threads,
-                                   n_gpu_layers=gpu_layers(options.gpu), use_extra_bufts=options.use_extra_bufts)
+                                   n_gpu_layers=gpu_layers(options.gpu), use_extra_bufts=options.use_extra_bufts,
+                                   lora_path=options.lora_path)
     return Runtime(model_path=options.model_path, engine_options=engine_options, limits=Limits(),
                    cache_path=options.result_cache)
 
@@ -76,6 +78,8 @@ def banner(runtime: Runtime, url: str, https_url: str | None = None, has_key: bo
         f"FinSent Local is ready at {url}",
         f"  web page: {url}/   (paste headlines or drop a CSV/XLSX file; see the labels and a chart)",
         f"  model:    {runtime.model_path} ({engine.model.description()}, {size_mb:.0f} MB)",
+    ] + ([f"  adapter:  {runtime.engine_options.lora_path} (LoRA, applied at load time)"]
+         if runtime.engine_options.lora_path else []) + [
         f"  backend:  {runtime.backend}" + (" (all layers offloaded)" if runtime.backend == "CUDA" else f" ({threads} threads)"),
         f"  weights:  extra CPU buffer types {'on' if engine.cpu_buffers.use else 'off'}: {engine.cpu_buffers.reason}",
         f"  prompt:   {runtime.engine_options.prompt_preset}",

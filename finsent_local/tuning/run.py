@@ -11,6 +11,7 @@ checkpoint) for --resume.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -67,6 +68,7 @@ class TuneRequest:
     prompt: str = "card"
     settings: TrainingSettings = field(default_factory=TrainingSettings)
     device: str = "auto"
+    adapter_only: bool = False  # a GGUF LoRA adapter for the base file instead of a merged model
     resume: bool = False
     keep_worse: bool = False
     force: bool = False
@@ -104,6 +106,8 @@ def _check_output(request: TuneRequest) -> Path:
             raise TuneError(f"unknown output type {name!r}; choose from {', '.join(OUT_TYPES)}")
     if not request.outtypes or len(set(request.outtypes)) != len(request.outtypes):
         raise TuneError("give each --outtype once")
+    if request.adapter_only and len(request.outtypes) > 1:
+        raise TuneError("--adapter-only makes one adapter, for the base file of one --outtype: give one")
     output, partial = request.output, partial_folder(request.output)
     if output.exists() and not (output.is_dir() and not any(output.iterdir())) and not request.force:
         raise TuneError(f"{output} exists; use --force to replace it (when the new model is ready)")
@@ -215,12 +219,18 @@ def tune(request: TuneRequest, progress: Progress = Progress(), stop_requested: 
     shutil.rmtree(staging, ignore_errors=True)  # what an earlier attempt left half-made
     staging.mkdir()
     save_adapter(trained.model, staging / ADAPTER_FOLDER)
-    merged = partial / "merged" / request.output.name  # the folder's name becomes the model's name in the GGUF
-    shutil.rmtree(merged, ignore_errors=True)
-    progress.say("Merging the adapter into the base weights")
-    merge_adapter(trained.model, source.path, merged)
-    model_files = _convert(request, merged, staging, progress)
-    shutil.rmtree(partial / "merged", ignore_errors=True)
+    if request.adapter_only:
+        model_files = [_write_adapter(request, trained.model, source, staging, progress)]
+        trained.model = None
+    else:
+        merged = partial / "merged" / request.output.name  # the folder's name becomes the model's name in the GGUF
+        shutil.rmtree(merged, ignore_errors=True)
+        progress.say("Merging the adapter into the base weights")
+        merge_adapter(trained.model, source.path, merged)
+        trained.model = None  # 3.7 GB of float32 weights for the real model: free before conversion and eval
+        gc.collect()
+        model_files = _convert(request, merged, staging, progress)
+        shutil.rmtree(partial / "merged", ignore_errors=True)
 
     evaluation = _before_and_after(request, base_gguf, model_files[0], validation_rows, progress)
     base_accuracy, tuned_accuracy = (m["accuracy"] for m in evaluation.metrics)
@@ -274,19 +284,36 @@ def _convert(request: TuneRequest, merged: Path, staging: Path, progress: Progre
     return [item.path for item in converted]
 
 
-def _before_and_after(request: TuneRequest, base_gguf: Path, tuned_gguf: Path, rows: LabelledRows,
+def _write_adapter(request: TuneRequest, model, source, staging: Path, progress: Progress) -> Path:
+    """The adapter as a GGUF adapter for the base converted to the (first) --outtype: its MLP width."""
+    from ..convert.checkpoint import Checkpoint
+    from ..convert.outtypes import OUT_TYPES
+    from ..convert.pipeline import ffn_width_for
+    from .adapter_gguf import write_adapter_gguf
+
+    width = ffn_width_for(OUT_TYPES[request.outtypes[0]], Checkpoint(source.path).config.intermediate_size, None)
+    path = staging / f"{request.output.name}-lora.gguf"
+    progress.say(f"Writing the LoRA adapter for the base's {request.outtypes[0].upper()} file")
+    write_adapter_gguf(model, source.path, width, request.settings.alpha, source.repo_id or source.path.name, path)
+    return path
+
+
+def _before_and_after(request: TuneRequest, base_gguf: Path, tuned: Path, rows: LabelledRows,
                       progress: Progress) -> Evaluation:
-    """`finsent eval` on the validation rows: the base, then the tuned model (the engine, the same prompt)."""
+    """`finsent eval` on the validation rows: the base, then the tuned model (the engine, the same prompt).
+    With --adapter-only the tuned model is the base file with the adapter applied, as `serve --lora` runs it."""
     from ..engine.classifier import EngineOptions
     from ..engine.service import open_service
     from ..limits import Limits
 
     eval_request = EvalRequest(request.validation_path or request.input_path, request.text_column,
-                               request.label_column, [base_gguf, tuned_gguf], [request.prompt], request.scheme,
+                               request.label_column, [base_gguf, tuned], [request.prompt], request.scheme,
                                threads=request.threads)
 
     def open_model(path: Path, prompt: str):
-        return open_service(path, EngineOptions(prompt_preset=prompt, n_threads=request.threads), None,
+        lora = path if request.adapter_only and path == tuned else None
+        return open_service(base_gguf if lora else path,
+                            EngineOptions(prompt_preset=prompt, n_threads=request.threads, lora_path=lora), None,
                             Limits(max_wait_s=None))
 
     progress.say("Measuring the base and the tuned model on the validation rows")
@@ -315,6 +342,8 @@ def _manifest(request: TuneRequest, base: dict, data: dict, trained, evaluation:
                      "validations": trained.history},
         "metrics": {"base": figures["models"][0], "tuned": figures["models"][1]},
         "tuned_is_worse": worse,
+        "kind": "lora adapter" if request.adapter_only else "merged model",
+        **({"adapter_for": {"outtype": request.outtypes[0], "base": base["source"]}} if request.adapter_only else {}),
         "files": [{"file": path.name, "sha256": sha256_of(path)} for path in model_files],
     }
 

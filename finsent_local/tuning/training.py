@@ -169,9 +169,7 @@ def resolve_device(device: str) -> str:
 
 def _load_lora_model(base_dir: Path, settings: TrainingSettings, device: str):
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
-
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()  # the command shows its own progress, not the library's
@@ -179,15 +177,40 @@ def _load_lora_model(base_dir: Path, settings: TrainingSettings, device: str):
     torch.manual_seed(settings.seed)  # the adapters' initial weights
     # float32: CPUs without bf16 units train fastest in it, and the merged weights are rounded once, at the end
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    return add_lora(base, settings).to(device)
+
+
+def add_lora(base, settings: TrainingSettings):
+    """PEFT LoRA adapters on the base model's projections (the base's own weights frozen)."""
+    from peft import LoraConfig, get_peft_model
+
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=list(settings.target_modules), task_type="CAUSAL_LM", bias="none")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # peft calling transformers' renamed helpers
         try:
-            model = get_peft_model(base, config)
+            return get_peft_model(base, config)
         except ValueError as e:  # e.g. a target module the model does not have
             raise TrainingError(f"cannot add LoRA adapters: {str(e).splitlines()[0]}") from None
-    return model.to(device)
+
+
+def training_step(model, batch: list[Example], optimizer, device) -> float:
+    """One optimizer step on a batch: the mean loss over its answer tokens, backward, AdamW."""
+    import torch
+
+    logits, targets, _ = _answer_logits(model, batch, device)
+    loss = torch.nn.functional.cross_entropy(logits, targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def new_optimizer(model, settings: TrainingSettings):
+    import torch
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
 
 
 def _adapter_state(model) -> dict:
@@ -249,8 +272,7 @@ def train(base_dir: Path, train_examples: list[Example], validation_examples: li
             for batch in epoch_batches(train_examples, settings.batch_tokens, settings.seed, epoch)]
     total = len(plan)
     validate_at = _validation_steps(plan, settings.validations_per_epoch)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+    optimizer = new_optimizer(model, settings)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total, max(1, round(total * settings.warmup_share))))
 
     state = {"step": 0, "best_loss": math.inf, "best_step": 0, "since_best": 0, "history": [], "done": None}
@@ -304,15 +326,11 @@ def train(base_dir: Path, train_examples: list[Example], validation_examples: li
             if stop_requested():
                 checkpoint()
                 raise TrainingStopped(state["step"], total)
-            epoch, batch_indices = plan[state["step"]]
-            logits, targets, _ = _answer_logits(model, [train_examples[i] for i in batch_indices], device)
-            loss = torch.nn.functional.cross_entropy(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            _, batch_indices = plan[state["step"]]
+            loss = training_step(model, [train_examples[i] for i in batch_indices], optimizer, device)
             schedule.step()
             state["step"] += 1
-            on_step(StepReport(state["step"], total, state["step"] / total * settings.epochs, loss=loss.item()))
+            on_step(StepReport(state["step"], total, state["step"] / total * settings.epochs, loss=loss))
             if state["step"] in validate_at:
                 stop_early = run_validation()
                 if stop_early:
