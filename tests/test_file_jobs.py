@@ -385,12 +385,12 @@ def test_progress_bar_on_a_terminal_only(model, env, tmp_path):
     blank = sum(1 for row in data[1:] if not row[1].strip())
     command = [sys.executable, "-m", "finsent_local.cli", "classify", "--model", str(model), "--input",
                str(tmp_path / "news.csv"), "--column", "headline"]
-    # A terminal 100 columns wide, and one that reports 0 columns (a serial console, some containers):
-    # tqdm alone would draw nothing there.
-    for columns in (100, 0):
+    # A terminal 100 columns wide, and ones that report 0 columns, or 0 columns and 0 lines (a serial
+    # console, some containers, `script`): tqdm alone would draw nothing there.
+    for lines, columns in ((24, 100), (24, 0), (0, 0)):
         leader, follower = pty.openpty()
-        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-        proc = subprocess.Popen([*command, "--output", str(tmp_path / f"a{columns}.csv")], stderr=follower,
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        proc = subprocess.Popen([*command, "--output", str(tmp_path / f"a{lines}x{columns}.csv")], stderr=follower,
                                 stdout=subprocess.DEVNULL, env={**os.environ, **env})
         os.close(follower)
         seen = b""
@@ -403,7 +403,7 @@ def test_progress_bar_on_a_terminal_only(model, env, tmp_path):
                 break
             seen += block
         assert proc.wait(timeout=60) == 0
-        assert b"300/300" in seen and b"row/s" in seen, (columns, seen[-500:])
+        assert b"300/300" in seen and b"row/s" in seen, (lines, columns, seen[-500:])
     for extra in ([], ["--quiet"]):
         out = tmp_path / f"b{len(extra)}.csv"
         code, _, stderr = run_finsent(*command[3:], "--output", str(out), *extra, env=env)

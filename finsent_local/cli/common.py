@@ -41,14 +41,15 @@ def model_path(model: str | None) -> Path:
         raise UserError(str(e)) from None
 
 
-def _fixed_progress_width() -> int | None:
-    """None: the bar follows the terminal's width. A terminal that reports 0 columns (a serial console,
-    some containers) gets 80, as tqdm would otherwise draw nothing at all."""
+def _fixed_terminal_size() -> tuple[int | None, int | None]:
+    """(columns, lines) to give tqdm; None: follow the terminal. A terminal that reports 0 columns or 0
+    lines (a serial console, some containers, `script`) gets 80 x 24: tqdm would otherwise draw nothing
+    at all (0 lines hides every bar)."""
     try:
-        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+        size = os.get_terminal_size(sys.stderr.fileno())
     except (OSError, ValueError):
-        return 80
-    return None if columns > 0 else 80
+        return 80, 24
+    return (None if size.columns > 0 else 80), (None if size.lines > 0 else 24)
 
 
 def progress_bar(total: int | None, unit: str, quiet: bool, initial: int = 0, desc: str | None = None):
@@ -56,9 +57,9 @@ def progress_bar(total: int | None, unit: str, quiet: bool, initial: int = 0, de
     from tqdm import tqdm
 
     show = not quiet and sys.stderr.isatty()
-    width = _fixed_progress_width() if show else None
+    width, lines = _fixed_terminal_size() if show else (None, None)
     return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not show, file=sys.stderr,
-                dynamic_ncols=width is None, ncols=width, smoothing=0.1)
+                dynamic_ncols=width is None, ncols=width, nrows=lines, smoothing=0.1)
 
 
 def delimiter_character(delimiter: str | None) -> str | None:

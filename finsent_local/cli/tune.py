@@ -74,6 +74,7 @@ class _TrainingBar:
         if report.loss is not None:
             self.postfix["loss"] = f"{report.loss:.3f}"
         if report.validation is not None:
+            self.postfix.setdefault("loss", "-")  # keeps the order: loss, then validation
             self.postfix["val loss"] = f"{report.validation['loss']:.3f}"
             self.postfix["val acc"] = f"{report.validation['accuracy']:.1%}"
             if self.bar.disable and not self.quiet:
