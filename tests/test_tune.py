@@ -331,3 +331,26 @@ def test_an_adapter_that_does_not_fit_is_one_line(adapter, trained_gguf, tmp_pat
     code, _, err = run_finsent("serve", "--port", "0", "--model", str(trained_gguf["f16"]), "--lora",
                                str(tmp_path / "none.gguf"))
     assert code == 1 and "adapter file not found" in err
+
+
+def test_a_crash_keeps_the_last_checkpoint(tuned, desk_csv, trained_checkpoint, tmp_path):
+    """SIGKILL (nothing can run at exit) mid-training: --resume continues from the last checkpoint written
+    (before training, or after a validation) and still ends where an uninterrupted run does."""
+    output = tmp_path / "desk-model"
+    args = tune_args(desk_csv, output, trained_checkpoint)
+    proc = subprocess.Popen([sys.executable, "-m", "finsent_local.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if any(re.match(r"step [1-9]\d*/\d+: validation", line) for line in lines):
+            proc.kill()
+            break
+        time.sleep(0.02)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert (output.with_name("desk-model.partial") / "checkpoint" / "state.pt").is_file() and not output.exists()
+    code, _, err = run_finsent(*args, "--resume")
+    assert code == 0, err
+    resumed, uninterrupted = _adapter_weights(output), _adapter_weights(tuned[0])
+    assert max(float(abs(resumed[k] - uninterrupted[k]).max()) for k in resumed) <= RESUME_TOLERANCE

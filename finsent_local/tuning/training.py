@@ -370,7 +370,8 @@ def merge_adapter(model, base_dir: Path, destination: Path) -> None:
     import torch
     from transformers import AutoConfig
 
-    base_dtype = getattr(AutoConfig.from_pretrained(base_dir), "dtype", None) or torch.float32
+    config = AutoConfig.from_pretrained(base_dir)
+    base_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or torch.float32
     if isinstance(base_dtype, str):
         base_dtype = getattr(torch, base_dtype)
     merged = model.merge_and_unload().to("cpu").to(base_dtype)
