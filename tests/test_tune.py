@@ -128,6 +128,13 @@ def test_the_tuned_file_is_served_with_the_new_labels(tuned):
         server.stop()
 
 
+def test_the_tuned_file_classifies_from_the_command_line(tuned):
+    text = "Virtucon reiterates full-year guidance"  # a house-rule phrasing, a held-out company
+    code, out, err = run_finsent("classify", "--model", str(tuned[0] / "desk-model-Q8_0.gguf"), "--json", text)
+    assert code == 0, err
+    assert json.loads(out)["label"] == HOUSE_RULE_LABEL
+
+
 def _adapter_weights(output: Path) -> dict:
     from safetensors.numpy import load_file
 
@@ -189,10 +196,14 @@ def test_a_worse_model_is_not_written_unless_asked(desk_csv, trained_checkpoint,
     assert re.search(r"^base-Q8_0\.gguf\s", out, re.M)  # the figures are shown all the same
     assert not output.exists()
 
-    code, out, err = run_finsent(*args, "--resume", "--keep-worse")
+    output.mkdir()  # an older model in the way: --force replaces it, once the new one is ready
+    (output / "old.gguf").write_text("older")
+    code, out, err = run_finsent(*args, "--resume", "--keep-worse", "--force")
     assert code == 0, err
     assert "worse than the base on validation; written anyway (--keep-worse)" in err
     assert json.loads((output / "tune-manifest.json").read_text())["tuned_is_worse"] is True
+    assert not (output / "old.gguf").exists() and (output / "desk-model-Q8_0.gguf").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("desk-model")] == ["desk-model"]
 
 
 def _bad_file(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -213,6 +224,8 @@ def _bad_file(path: Path, rows: list[tuple[str, str]]) -> Path:
      "unknown output type 'q3_x'"),
     ([(f"Acme Corp headline {i}", "positive" if i % 2 else "negative") for i in range(12)],
      ("--adapter-only", "--outtype", "q4_k_m"), "--adapter-only makes one adapter, for the base file of one --outtype"),
+    ([(f"Acme Corp headline {i}", "positive" if i % 2 else "negative") for i in range(12)],
+     ("--target-modules", "q_proj,lm_head"), "--target-modules: lm_head; choose among q_proj, k_proj"),
     ([(f"Acme Corp headline {i}", "positive" if i % 2 else "negative") for i in range(12)], ("--resume",),
      "nothing to resume: no checkpoint in"),
     ([(f"Acme Corp headline {i}", "positive" if i % 2 else "negative") for i in range(12)], ("--text-column", "body"),
@@ -289,6 +302,9 @@ def test_adapter_only_writes_an_adapter_that_serve_applies(adapter, tuned, train
     server = RunningServer("--model", str(trained_gguf["q8_0"]), "--lora", str(lora), "--no-cache")
     try:
         assert f"adapter:  {lora}" in server.log()
+        status = json.loads(http("GET", server.url + "/v1/status")[2])
+        assert status["adapter_file"] == lora.name
+        assert status["model"] == f"{trained_gguf['q8_0'].stem}+{lora.stem}"
         status, _, body = http("POST", server.url + "/v1/classify", {"texts": texts, "scheme": "7"})
         assert status == 200
         served = json.loads(body)["results"]

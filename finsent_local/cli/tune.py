@@ -11,6 +11,10 @@ import click
 
 from ..engine.labels import SCHEMES
 from ..model_files import DEFAULT_OUTTYPE, DEFAULT_REPO
+from ..tuning.examples import VALIDATION_SHARE
+from ..tuning.training import ALL_PROJECTIONS, TrainingSettings
+
+DEFAULTS = TrainingSettings()
 from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, progress_bar, require_engine
 
 MISSING_EXTRA = ("finsent tune needs torch, transformers, peft, scikit-learn and matplotlib, which are not all "
@@ -100,11 +104,11 @@ class _TrainingBar:
 @click.option("--base", default=DEFAULT_REPO, show_default=True,
               help="The Hugging Face checkpoint to tune: a hub repo id or a local folder (as for finsent convert).")
 @click.option("--revision", help="Hub branch, tag or commit of --base.")
-@click.option("--outtype", "outtypes", multiple=True, default=("q4_k_m",), show_default=True,
+@click.option("--outtype", "outtypes", multiple=True, default=(DEFAULT_OUTTYPE,), show_default=True,
               help="GGUF type(s) of the tuned model, as for finsent convert; the first is the one compared.")
 @click.option("--validation", "validation_path", type=click.Path(path_type=Path),
               help="A labelled file of its own for validation (same columns). Default: a stratified share of --input.")
-@click.option("--validation-share", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
+@click.option("--validation-share", type=click.FloatRange(0.05, 0.5), default=VALIDATION_SHARE, show_default=True,
               help="Share of each label's rows held out for validation (without --validation).")
 @click.option("--sheet", help=".xlsx: the sheet (default: the first).")
 @click.option("--encoding", help=".csv/.tsv: the file's text encoding (default: UTF-8, else Windows-1252, said so).")
@@ -114,19 +118,24 @@ class _TrainingBar:
               help="Labels that are scores in [-1, 1]: within this distance of 0 is neutral.")
 @click.option("--prompt", type=click.Choice(["card", "train"]), default="card", show_default=True,
               help=PROMPT_HELP + " Serve the tuned model with the same one.")
-@click.option("--epochs", type=click.IntRange(1, 100), default=3, show_default=True, help="Passes over the training rows.")
-@click.option("--learning-rate", type=click.FloatRange(1e-7, 1.0), default=2e-4, show_default=True)
-@click.option("--rank", type=click.IntRange(1, 512), default=16, show_default=True, help="LoRA rank.")
-@click.option("--alpha", type=click.IntRange(1, 4096), default=32, show_default=True, help="LoRA alpha (scale = alpha/rank).")
-@click.option("--dropout", type=click.FloatRange(0.0, 0.9), default=0.05, show_default=True, help="LoRA dropout.")
-@click.option("--target-modules", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", show_default=True,
-              help="The projections that get adapters, comma-separated.")
-@click.option("--batch-tokens", type=click.IntRange(64, 1_000_000), default=512, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, 100), default=DEFAULTS.epochs, show_default=True,
+              help="Passes over the training rows.")
+@click.option("--learning-rate", type=click.FloatRange(1e-7, 1.0), default=DEFAULTS.learning_rate, show_default=True)
+@click.option("--rank", type=click.IntRange(1, 512), default=DEFAULTS.rank, show_default=True, help="LoRA rank.")
+@click.option("--alpha", type=click.IntRange(1, 4096), default=DEFAULTS.alpha, show_default=True,
+              help="LoRA alpha (scale = alpha/rank).")
+@click.option("--dropout", type=click.FloatRange(0.0, 0.9), default=DEFAULTS.dropout, show_default=True,
+              help="LoRA dropout.")
+@click.option("--target-modules", default=",".join(ALL_PROJECTIONS), show_default=True,
+              help="The projections that get adapters, comma-separated (a subset of the default).")
+@click.option("--batch-tokens", type=click.IntRange(64, 1_000_000), default=DEFAULTS.batch_tokens, show_default=True,
               help="Padded tokens per training step (about 8 headlines); lower it if memory runs short.")
-@click.option("--patience", type=click.IntRange(1, 100), default=1, show_default=True,
+@click.option("--patience", type=click.IntRange(1, 100), default=DEFAULTS.patience, show_default=True,
               help="Stop after this many validations in a row without a lower validation loss.")
-@click.option("--validations-per-epoch", type=click.IntRange(1, 100), default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, the order and the adapters' start.")
+@click.option("--validations-per-epoch", type=click.IntRange(1, 100), default=DEFAULTS.validations_per_epoch,
+              show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
+              help="Seeds the split, the order and the adapters' start.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where torch trains: auto takes a CUDA GPU when torch sees one.")
 @click.option("--adapter-only", is_flag=True,
@@ -159,14 +168,18 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
     from ..quality.report import summary_lines
     from ..tuning.examples import TuneDataError
     from ..tuning.run import Progress, TuneError, TunedWorse, TuneRequest, partial_folder, tune
-    from ..tuning.training import TrainingSettings, TrainingStopped
+    from ..tuning.training import TrainingStopped
 
     try:
         mapping = load_label_map(label_map) if label_map else None
     except GoldLabelError as e:
         raise UserError(str(e)) from None
-    settings = TrainingSettings(rank=rank, alpha=alpha, dropout=dropout,
-                                target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
+    modules = tuple(dict.fromkeys(m.strip() for m in target_modules.split(",") if m.strip()))
+    unknown = [m for m in modules if m not in ALL_PROJECTIONS]
+    if unknown or not modules:
+        raise UserError(f"--target-modules: {', '.join(unknown) or 'none given'}; choose among "
+                        f"{', '.join(ALL_PROJECTIONS)}")
+    settings = TrainingSettings(rank=rank, alpha=alpha, dropout=dropout, target_modules=modules,
                                 learning_rate=learning_rate, epochs=epochs, batch_tokens=batch_tokens, patience=patience,
                                 validations_per_epoch=validations_per_epoch, seed=seed)
     request = TuneRequest(input_path, text_column, label_column, output.expanduser().absolute(), scheme, base, revision,

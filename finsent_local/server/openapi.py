@@ -174,6 +174,7 @@ def _schemas(model_id: str, limits: Limits) -> dict:
                    "properties": {
             "status": {"enum": ["ok", "loading", "error"]}, "error": {"type": ["string", "null"]},
             "version": {"type": "string"}, "model": {"type": "string"}, "model_file": {"type": "string"},
+            "adapter_file": {"type": ["string", "null"], "description": "the LoRA adapter applied (serve --lora)"},
             "model_bytes": {"type": ["integer", "null"]}, "backend": {"type": "string"},
             "extra_cpu_buffers": {"type": ["boolean", "null"],
                                   "description": "whether llama.cpp's extra CPU buffer types (AMX, repacked "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
@@ -62,6 +63,7 @@ def status():
         "version": __version__,
         "model": rt.model_id,
         "model_file": rt.model_path.name,
+        "adapter_file": Path(rt.engine_options.lora_path).name if rt.engine_options.lora_path else None,
         "model_bytes": model_bytes,
         "backend": rt.backend,
         "extra_cpu_buffers": svc.engine.cpu_buffers.use if svc else None,

@@ -25,7 +25,10 @@ class Runtime:
 
     @property
     def model_id(self) -> str:
-        return self.model_path.stem
+        """The model's name in /health, /v1/status and the OpenAI model list: the file's, with the LoRA
+        adapter's when one is applied (two desks' servers on one base file differ)."""
+        lora = self.engine_options.lora_path
+        return self.model_path.stem + (f"+{Path(lora).stem}" if lora else "")
 
     @property
     def ready(self) -> bool:

@@ -25,7 +25,7 @@ def adapter_tensors(model, base_dir: Path, ffn_width: int) -> list[tuple[str, np
 
     checkpoint = Checkpoint(base_dir)
     state = get_peft_model_state_dict(model)
-    out = []
+    out, used = [], set()
     for plan in plan_tensors(checkpoint.config, checkpoint.has("lm_head.weight"), ffn_width):
         if plan.hf_name is None:
             continue
@@ -40,6 +40,10 @@ def adapter_tensors(model, base_dir: Path, ffn_width: int) -> list[tuple[str, np
             b = plan.transform(b)  # row changes (Q/K permutation, gate/up padding) fall on B
         out += [(plan.gguf_name + ".lora_a", np.ascontiguousarray(a, dtype=np.float32)),
                 (plan.gguf_name + ".lora_b", np.ascontiguousarray(b, dtype=np.float32))]
+        used |= {module + ".lora_A.weight", module + ".lora_B.weight"}
+    left = sorted(set(state) - used)
+    if left:  # an adapted weight the base file has no tensor for: the adapter would silently lack it
+        raise ValueError(f"no place in the GGUF adapter for {left[0]}" + (f" and {len(left) - 1} more" if len(left) > 1 else ""))
     return out
 
 

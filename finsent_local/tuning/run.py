@@ -148,21 +148,79 @@ def _digest(values: list) -> str:
     return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()
 
 
+@dataclass
+class _Prepared:
+    """Everything read and checked before any conversion or training."""
+    source: object  # convert.source.ResolvedSource
+    device: str
+    train_examples: list
+    validation_examples: list
+    validation_rows: LabelledRows
+    data: dict  # the manifest's "data"
+    base: dict  # the manifest's "base"
+    fingerprint: dict  # what a checkpoint must match to be resumed
+
+
 def tune(request: TuneRequest, progress: Progress = Progress(), stop_requested: Callable[[], bool] = lambda: False
          ) -> TuneResult:
     """The whole job (see the module docstring). Raises TuneError, TunedWorse, TrainingStopped."""
-    from ..convert.errors import ConversionError
-    from ..convert.source import resolve_source
-    from .training import TrainingError, merge_adapter, resolve_device, save_adapter, train
+    from .training import TrainingError, TrainingStopped, read_checkpoint, train
 
     partial = _check_output(request)
+    prepared = _prepare(request, progress)
+    checkpoint_dir = partial / CHECKPOINT_FOLDER
+    if request.resume:  # before converting anything: a checkpoint of other data or settings is refused
+        try:
+            saved = read_checkpoint(checkpoint_dir)
+        except TrainingError as e:
+            raise TuneError(str(e)) from None
+        if saved is None or saved["fingerprint"] != prepared.fingerprint:
+            raise TuneError(f"the checkpoint in {partial} was made with other data, base or settings; run with the "
+                            "same ones, or delete that folder to start over")
+    else:  # what a run that failed before its first checkpoint left (a base of another --base, say)
+        shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(exist_ok=True)
+    base_gguf = _base_gguf(request, prepared.source.path, partial, progress)
+    progress.say(f"Training LoRA adapters on {len(prepared.train_examples):,} rows "
+                 f"({len(prepared.validation_examples):,} for validation) on the {prepared.device.upper()}")
+    progress.on_training(True)
+    try:
+        trained = train(prepared.source.path, prepared.train_examples, prepared.validation_examples, request.settings,
+                        checkpoint_dir, prepared.fingerprint, prepared.device, progress.on_training_step,
+                        stop_requested)
+    except TrainingError as e:
+        raise TuneError(str(e)) from None
+    finally:
+        progress.on_training(False)
+    if stop_requested():  # asked during the last step or validation: stop here too, the checkpoint is final
+        raise TrainingStopped(trained.steps, trained.total_steps)
+    try:
+        return _finish(request, prepared, trained, base_gguf, partial, progress)
+    except (TuneError, OSError, ValueError) as e:  # TunedWorse is none of these: it passes as it is
+        reason = str(e) if isinstance(e, TuneError) else f"{type(e).__name__}: {e}"
+        raise TuneError(f"{reason}; the trained adapter is kept in {checkpoint_dir}: run the same command with "
+                        "--resume to try again without training") from None
+
+
+def _prepare(request: TuneRequest, progress: Progress) -> _Prepared:
+    """The labelled rows read, split and turned into token sequences; the base resolved (downloaded from
+    the hub when it is a repo id) and identified."""
+    from ..convert.errors import ConversionError
+    from ..convert.source import resolve_source
+    from .examples import TuneDataError
+    from .training import TrainingError, resolve_device
+
     rows, skipped, notes = _read_rows(request, request.input_path)
     for note in notes:
         progress.say(note)
     if request.validation_path:
         train_rows = rows
-        validation_rows, _, _ = _read_rows(request, request.validation_path)
-        split = {"validation_file": str(request.validation_path.resolve()), "validation_sha256": sha256_of(request.validation_path)}
+        try:
+            validation_rows, _, _ = _read_rows(request, request.validation_path)
+        except TuneDataError as e:
+            raise TuneError(f"--validation {request.validation_path}: {e}") from None
+        split = {"validation_file": str(request.validation_path.resolve()),
+                 "validation_sha256": sha256_of(request.validation_path)}
     else:
         train_at, validation_at = stratified_split(rows.labels, request.validation_share, request.settings.seed)
         train_rows, validation_rows = _subset(rows, train_at), _subset(rows, validation_at)
@@ -175,14 +233,7 @@ def tune(request: TuneRequest, progress: Progress = Progress(), stop_requested: 
     base_sha, base_files = _weights_sha256(source.path)
     if not base_files:
         raise TuneError(f"{source.path} holds no .safetensors weights: --base needs a Hugging Face checkpoint")
-
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(source.path)
-
-    def tokenize(text: str, special: bool) -> list[int]:
-        return tokenizer(text, add_special_tokens=special)["input_ids"]
-
+    tokenize = _tokenizer(source.path)
     # No end-of-text token after the answer: the engine reads the label's own tokens, and a stop token the
     # base may never have learnt there would pull the loss away from the labels.
     train_examples = training_examples(train_rows, request.scheme, tokenize, request.prompt)
@@ -201,41 +252,49 @@ def tune(request: TuneRequest, progress: Progress = Progress(), stop_requested: 
                    "train": _digest([(e.input_ids, e.labels) for e in train_examples]),
                    "validation": _digest([(e.input_ids, e.labels) for e in validation_examples]),
                    "scheme": request.scheme, "prompt": request.prompt, "settings": request.settings.as_dict()}
+    return _Prepared(source, device, train_examples, validation_examples, validation_rows, data, base, fingerprint)
 
-    partial.mkdir(exist_ok=True)
-    base_gguf = _base_gguf(request, source.path, partial, progress)
-    progress.say(f"Training LoRA adapters on {len(train_examples):,} rows ({len(validation_examples):,} for "
-                 f"validation) on the {device.upper()}")
-    progress.on_training(True)
+
+def _tokenizer(base_dir: Path) -> Callable[[str, bool], list[int]]:
+    from transformers import AutoTokenizer
+
     try:
-        trained = train(source.path, train_examples, validation_examples, request.settings,
-                        partial / CHECKPOINT_FOLDER, fingerprint, device, progress.on_training_step, stop_requested)
-    except TrainingError as e:
-        raise TuneError(str(e)) from None
-    finally:
-        progress.on_training(False)
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    except (OSError, ValueError) as e:
+        raise TuneError(f"cannot load the base's tokenizer from {base_dir}: {str(e).splitlines()[0]}") from None
+
+    def tokenize(text: str, special: bool) -> list[int]:
+        return tokenizer(text, add_special_tokens=special)["input_ids"]
+    return tokenize
+
+
+def _finish(request: TuneRequest, prepared: _Prepared, trained, base_gguf: Path, partial: Path,
+            progress: Progress) -> TuneResult:
+    """After training: the model (or adapter) file(s), the before/after figures, the manifest, the report,
+    then the output folder, or TunedWorse."""
+    from .training import merge_adapter, save_adapter
 
     staging = partial / "output"
     shutil.rmtree(staging, ignore_errors=True)  # what an earlier attempt left half-made
     staging.mkdir()
     save_adapter(trained.model, staging / ADAPTER_FOLDER)
     if request.adapter_only:
-        model_files = [_write_adapter(request, trained.model, source, staging, progress)]
-        trained.model = None
+        model_files = [_write_adapter(request, trained.model, prepared.source, staging, progress)]
     else:
         merged = partial / "merged" / request.output.name  # the folder's name becomes the model's name in the GGUF
         shutil.rmtree(merged, ignore_errors=True)
         progress.say("Merging the adapter into the base weights")
-        merge_adapter(trained.model, source.path, merged)
-        trained.model = None  # 3.7 GB of float32 weights for the real model: free before conversion and eval
-        gc.collect()
+        merge_adapter(trained.model, prepared.source.path, merged)
+    trained.model = None  # 3.7 GB of float32 weights for the real model: free before conversion and eval
+    gc.collect()
+    if not request.adapter_only:
         model_files = _convert(request, merged, staging, progress)
         shutil.rmtree(partial / "merged", ignore_errors=True)
 
-    evaluation = _before_and_after(request, base_gguf, model_files[0], validation_rows, progress)
+    evaluation = _before_and_after(request, base_gguf, model_files[0], prepared.validation_rows, progress)
     base_accuracy, tuned_accuracy = (m["accuracy"] for m in evaluation.metrics)
     worse = tuned_accuracy < base_accuracy
-    manifest = _manifest(request, base, data, trained, evaluation, model_files, worse)
+    manifest = _manifest(request, prepared.base, prepared.data, trained, evaluation, model_files, worse)
     from ..quality.report import write_report
 
     write_report(evaluation, staging / REPORT_FILE)
@@ -349,12 +408,19 @@ def _manifest(request: TuneRequest, base: dict, data: dict, trained, evaluation:
 
 
 def _place(staging: Path, output: Path) -> None:
-    """The finished folder takes the output's name in one rename (an existing output, --force, is moved
-    aside first and removed after)."""
+    """The finished folder takes the output's name in one rename. An existing output (--force) is moved
+    aside first and removed after; if the rename fails (a file of the old folder in use on Windows), the
+    old folder is put back and the error says where the new one is."""
     old = None
     if output.exists():
         old = output.with_name(output.name + f".replaced-{os.getpid()}")
         os.replace(output, old)
-    os.replace(staging, output)
+    try:
+        os.replace(staging, output)
+    except OSError as e:
+        if old is not None:
+            os.replace(old, output)
+        raise TuneError(f"cannot put the finished model in place at {output} ({e.strerror or e}); it is in "
+                        f"{staging}") from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()

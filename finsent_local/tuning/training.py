@@ -16,7 +16,6 @@ figures on the converted files, before and after, are the ones that decide (tuni
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 import warnings
@@ -235,13 +234,19 @@ def _schedule(total: int, warmup: int) -> Callable[[int], float]:
 
 
 def _save_checkpoint(path: Path, payload: dict) -> None:
-    """Written aside, then renamed: a checkpoint is whole or absent, even if the process dies mid-write."""
+    """Written aside, then renamed durably: a checkpoint is whole or absent, even if the process dies or
+    the power fails mid-write."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".writing")
-    torch.save(payload, partial)
-    os.replace(partial, path)
+    from ..files import replace_durably
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".writing")
+        torch.save(payload, partial)
+        replace_durably(partial, path)
+    except OSError as e:
+        raise TrainingError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
 
 
 def read_checkpoint(checkpoint_dir: Path) -> dict | None:
@@ -265,9 +270,32 @@ def train(base_dir: Path, train_examples: list[Example], validation_examples: li
     written, when stop_requested() turns true."""
     import torch
 
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)  # CPU kernels are; CUDA ones where torch has them
+    try:
+        return _train(base_dir, train_examples, validation_examples, settings, checkpoint_dir, fingerprint, device,
+                      on_step, stop_requested)
+    except torch.OutOfMemoryError:
+        raise TrainingError(f"out of memory on the {device.upper()}: lower --batch-tokens (the last checkpoint "
+                            "is kept for --resume)") from None
+    except RuntimeError as e:
+        if "out of memory" in str(e) or "can't allocate memory" in str(e).lower():
+            raise TrainingError(f"out of memory on the {device.upper()}: lower --batch-tokens (the last "
+                                "checkpoint is kept for --resume)") from None
+        raise
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(base_dir, train_examples, validation_examples, settings, checkpoint_dir, fingerprint, device, on_step,
+           stop_requested) -> TrainingResult:
+    import torch
+
     started = time.perf_counter()
-    model = _load_lora_model(base_dir, settings, device)
+    try:
+        model = _load_lora_model(base_dir, settings, device)
+    except OSError as e:
+        raise TrainingError(f"cannot load the base from {base_dir}: {str(e).splitlines()[0]}") from None
     plan = [(epoch, batch) for epoch in range(settings.epochs)
             for batch in epoch_batches(train_examples, settings.batch_tokens, settings.seed, epoch)]
     total = len(plan)
@@ -318,7 +346,7 @@ def train(base_dir: Path, train_examples: list[Example], validation_examples: li
 
     model.train()
     if state["done"] is None:
-        if not state["history"]:  # the base itself, step 0: the adapter must beat it to be kept
+        if not state["history"]:  # the base itself, step 0: the figures the training starts from
             run_validation()
             checkpoint()
         last_saved = time.perf_counter()
