@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConversionError
+from .errors import ConversionError, HubUnreachable
 
 NEEDED_FILES = [
     "config.json",
@@ -81,10 +81,7 @@ def _download(repo_id: str, revision: str | None, quiet: bool) -> ResolvedSource
     except hub_errors.RevisionNotFoundError:
         raise ConversionError(f"{repo_id}: revision {revision!r} not found") from None
     except (hub_errors.LocalEntryNotFoundError, hub_errors.OfflineModeIsEnabled):
-        raise ConversionError(
-            f"cannot download {repo_id}: the hub is unreachable and it is not in the local cache "
-            "(convert from a local directory instead)"
-        ) from None
+        raise HubUnreachable(repo_id) from None
     except OSError as e:  # connection errors surface as requests/httpx subclasses of OSError
         raise ConversionError(f"cannot download {repo_id}: {type(e).__name__}: {e}".splitlines()[0]) from None
     # The snapshot folder is named after the commit the revision resolved to.

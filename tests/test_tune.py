@@ -370,3 +370,15 @@ def test_a_crash_keeps_the_last_checkpoint(tuned, desk_csv, trained_checkpoint, 
     assert code == 0, err
     resumed, uninterrupted = _adapter_weights(output), _adapter_weights(tuned[0])
     assert max(float(abs(resumed[k] - uninterrupted[k]).max()) for k in resumed) <= RESUME_TOLERANCE
+
+
+def test_the_default_base_offline_is_one_line(desk_csv, tmp_path):
+    """The default base is the hub's Llama-FinSent-S: with the hub out of reach and nothing cached (an
+    empty HF_HOME), one line, before anything is written."""
+    args = tune_args(desk_csv, tmp_path / "out", tmp_path)
+    args = args[: args.index("--base")] + args[args.index("--base") + 2 :]
+    code, _, err = run_finsent(*args, env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert code == 1 and err.strip().splitlines() == [
+        "Error: cannot download oopere/Llama-FinSent-S: the hub is unreachable and it is not in the local cache "
+        "(give --base a local checkpoint folder instead)"]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

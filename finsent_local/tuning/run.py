@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,7 +206,7 @@ def tune(request: TuneRequest, progress: Progress = Progress(), stop_requested: 
 def _prepare(request: TuneRequest, progress: Progress) -> _Prepared:
     """The labelled rows read, split and turned into token sequences; the base resolved (downloaded from
     the hub when it is a repo id) and identified."""
-    from ..convert.errors import ConversionError
+    from ..convert.errors import ConversionError, HubUnreachable
     from ..convert.source import resolve_source
     from .examples import TuneDataError
     from .training import TrainingError, resolve_device
@@ -228,6 +229,8 @@ def _prepare(request: TuneRequest, progress: Progress) -> _Prepared:
     try:
         device = resolve_device(request.device)
         source = resolve_source(request.base, request.revision, request.quiet)
+    except HubUnreachable as e:
+        raise TuneError(str(HubUnreachable(e.repo_id, "give --base a local checkpoint folder instead"))) from None
     except (TrainingError, ConversionError) as e:
         raise TuneError(str(e)) from None
     base_sha, base_files = _weights_sha256(source.path)
@@ -323,10 +326,17 @@ def _base_gguf(request: TuneRequest, base_dir: Path, partial: Path, progress: Pr
     progress.say(f"Converting the base to {outtype.upper()} for the before/after comparison")
     try:
         convert(ConvertRequest(source=str(base_dir), outtypes=[outtype], outfile=str(path), verify=False,
-                               quiet=request.quiet, threads=request.threads))
+                               quiet=request.quiet, threads=request.threads), _converter_progress(request))
     except ConversionError as e:
         raise TuneError(f"cannot convert the base: {e}") from None
     return path
+
+
+def _converter_progress(request: TuneRequest):
+    """The converter's status lines; its bars only on a terminal, as the command's own bars."""
+    from ..convert.progress import Progress as ConverterProgress
+
+    return ConverterProgress(request.quiet, bars=sys.stderr.isatty())
 
 
 def _convert(request: TuneRequest, merged: Path, staging: Path, progress: Progress) -> list[Path]:
@@ -337,7 +347,8 @@ def _convert(request: TuneRequest, merged: Path, staging: Path, progress: Progre
     try:
         converted = convert(ConvertRequest(source=str(merged), outtypes=list(request.outtypes),
                                            outfile=str(staging / f"{request.output.name}-{{outtype}}.gguf"),
-                                           verify=True, quiet=request.quiet, threads=request.threads))
+                                           verify=True, quiet=request.quiet, threads=request.threads),
+                            _converter_progress(request))
     except ConversionError as e:
         raise TuneError(f"the tuned model failed conversion: {e}") from None
     return [item.path for item in converted]
