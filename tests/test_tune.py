@@ -196,6 +196,8 @@ def test_a_worse_model_is_not_written_unless_asked(desk_csv, trained_checkpoint,
     assert re.search(r"^base-Q8_0\.gguf\s", out, re.M)  # the figures are shown all the same
     assert not output.exists()
 
+    code, _, err = run_finsent(*args, "--resume", "--keep-worse", "--epochs", "2")  # not what was trained
+    assert code == 1 and "was made with other data, base or settings" in err
     output.mkdir()  # an older model in the way: --force replaces it, once the new one is ready
     (output / "old.gguf").write_text("older")
     code, out, err = run_finsent(*args, "--resume", "--keep-worse", "--force")

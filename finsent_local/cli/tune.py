@@ -167,7 +167,7 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
     from ..jobs.errors import JobError
     from ..quality.report import summary_lines
     from ..tuning.examples import TuneDataError
-    from ..tuning.run import Progress, TuneError, TunedWorse, TuneRequest, partial_folder, tune
+    from ..tuning.run import Progress, TuneError, TunedWorse, TuneRequest, has_checkpoint, partial_folder, tune
     from ..tuning.training import TrainingStopped
 
     try:
@@ -217,9 +217,8 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
             raise Interrupted(f"stopped after step {e.step} of {e.total}; the checkpoint is in {partial}: run the same "
                               "command with --resume to continue") from None
         except KeyboardInterrupt:
-            kept = (partial / "checkpoint").is_dir()
             raise Interrupted("interrupted; " + (f"the checkpoint in {partial} is kept: run the same command with "
-                                                 "--resume to continue" if kept else
+                                                 "--resume to continue" if has_checkpoint(request.output) else
                                                  f"nothing was written to {request.output}")) from None
         except TunedWorse as e:
             for line in summary_lines(e.evaluation):

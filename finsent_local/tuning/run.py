@@ -99,6 +99,13 @@ def partial_folder(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
+def has_checkpoint(output: Path) -> bool:
+    """Whether an earlier run of this --output kept a training checkpoint (what --resume continues)."""
+    from .training import CHECKPOINT_FILE
+
+    return (partial_folder(output) / CHECKPOINT_FOLDER / CHECKPOINT_FILE).is_file()
+
+
 def _check_output(request: TuneRequest) -> Path:
     from ..convert.outtypes import OUT_TYPES
 
@@ -114,10 +121,10 @@ def _check_output(request: TuneRequest) -> Path:
         raise TuneError(f"{output} exists; use --force to replace it (when the new model is ready)")
     if not output.parent.is_dir():
         raise TuneError(f"no folder {output.parent} for --output")
-    has_checkpoint = (partial / CHECKPOINT_FOLDER).is_dir()
-    if request.resume and not has_checkpoint:
+    kept = has_checkpoint(output)
+    if request.resume and not kept:
         raise TuneError(f"nothing to resume: no checkpoint in {partial}")
-    if not request.resume and has_checkpoint:
+    if not request.resume and kept:
         raise TuneError(f"an interrupted run's checkpoint is in {partial}: add --resume to continue it, "
                         "or delete that folder to start over")
     return partial

@@ -275,11 +275,8 @@ def train(base_dir: Path, train_examples: list[Example], validation_examples: li
     try:
         return _train(base_dir, train_examples, validation_examples, settings, checkpoint_dir, fingerprint, device,
                       on_step, stop_requested)
-    except torch.OutOfMemoryError:
-        raise TrainingError(f"out of memory on the {device.upper()}: lower --batch-tokens (the last checkpoint "
-                            "is kept for --resume)") from None
-    except RuntimeError as e:
-        if "out of memory" in str(e) or "can't allocate memory" in str(e).lower():
+    except (RuntimeError, MemoryError) as e:  # torch's CUDA and CPU allocators both raise RuntimeErrors
+        if isinstance(e, MemoryError) or "out of memory" in str(e) or "can't allocate memory" in str(e):
             raise TrainingError(f"out of memory on the {device.upper()}: lower --batch-tokens (the last "
                                 "checkpoint is kept for --resume)") from None
         raise
