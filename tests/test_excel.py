@@ -18,20 +18,12 @@ import pytest
 
 from conftest import run_finsent
 from running_server import RunningServer
-from xlwings_stand_ins import classify_requests, xlwings_udfs_with_com_stand_ins
+from xlwings_stand_ins import classify_requests, sheet_env, xlwings_udfs_with_com_stand_ins  # noqa: F401 (a fixture)
 from finsent_local.excel import cells
 from finsent_local.excel.finsent_udf import FINSENT, FINSENT_DOC, FINSENT_DOC_SCORE, FINSENT_PROBS, FINSENT_SCORE
 
 LABELS_7 = {"strong negative", "moderately negative", "mildly negative", "neutral", "mildly positive",
             "moderately positive", "strong positive"}
-
-
-@pytest.fixture
-def sheet_env(server, monkeypatch):
-    monkeypatch.setenv("FINSENT_URL", server.url)
-    monkeypatch.delenv("FINSENT_API_KEY", raising=False)
-    cells.results_cache.clear()
-    return server
 
 
 def test_single_cell(sheet_env):

@@ -7,21 +7,11 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from finsent_local.excel import cells
 from finsent_local.excel.batching import CHUNK_TEXTS, chunks
 from finsent_local.excel.finsent_udf import FINSENT, FINSENT_PROBS
 from load_mix import post_json
-from xlwings_stand_ins import classify_requests, xlwings_udfs_with_com_stand_ins
-
-
-@pytest.fixture
-def sheet_env(server, monkeypatch):
-    monkeypatch.setenv("FINSENT_URL", server.url)
-    monkeypatch.delenv("FINSENT_API_KEY", raising=False)
-    cells.results_cache.clear()
-    return server
+from xlwings_stand_ins import classify_requests, sheet_env, xlwings_udfs_with_com_stand_ins  # noqa: F401 (a fixture)
 
 
 def test_200_cells_at_once_make_a_handful_of_requests(sheet_env):

@@ -1,6 +1,7 @@
 """xlwings' Windows-only UDF machinery loaded here with STAND-INS for the COM modules (Excel cannot exist
 here), so xlwings' own decorators and VBA generator run on the project's functions; and the server's
-count of /v1/classify requests, to see how the functions batch."""
+count of /v1/classify requests, to see how the functions batch; and the `sheet_env` fixture (the
+functions pointed at the test server, with an empty cell cache)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,19 @@ import importlib
 import sys
 import types
 import urllib.request
+
+import pytest
+
+
+@pytest.fixture
+def sheet_env(server, monkeypatch):
+    """The Excel functions pointed at the session's server, without a key, their result cache empty."""
+    from finsent_local.excel import cells
+
+    monkeypatch.setenv("FINSENT_URL", server.url)
+    monkeypatch.delenv("FINSENT_API_KEY", raising=False)
+    cells.results_cache.clear()
+    return server
 
 
 def xlwings_udfs_with_com_stand_ins(monkeypatch):

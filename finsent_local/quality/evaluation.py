@@ -98,21 +98,11 @@ def read_labelled_rows(request: EvalRequest):
     if text_table.format_name == "text lines":
         raise EvalError("a .txt file holds texts only: evaluate a table with a text column and a label column")
     gold_table = open_table(request.input_path, request.label_column, **common, text_only=False)
-    texts, golds, numbers = [], [], []
-    skipped = Counter()
-    row = 0
-    for text_chunk, gold_chunk in zip(text_table.texts(CHUNK_ROWS), gold_table.texts(CHUNK_ROWS)):
-        for text, gold in zip(text_chunk, gold_chunk):
-            row += 1
-            reason = _skip_reason(text, gold)
-            if reason:
-                skipped[reason] += 1
-            else:
-                texts.append(text)
-                golds.append(gold)
-                numbers.append(row)
+    pairs = (pair for text_chunk, gold_chunk in zip(text_table.texts(CHUNK_ROWS), gold_table.texts(CHUNK_ROWS))
+             for pair in zip(text_chunk, gold_chunk))
+    texts, golds, numbers, skipped = _kept_rows(pairs)
     notes = list(dict.fromkeys(text_table.notes + gold_table.notes))
-    return texts, golds, numbers, dict(skipped), notes
+    return texts, golds, numbers, skipped, notes
 
 
 def _gold_key(value):
@@ -132,9 +122,14 @@ def evaluate(request: EvalRequest, open_service: Callable, on_model: Callable[[s
 def labelled_rows(texts: list, golds: list) -> tuple[list, list, list[int], dict]:
     """In-memory rows as read_labelled_rows reads a file's: (texts, gold values, 1-based row numbers,
     skipped counts), rows with an empty text or gold label left out and counted."""
+    return _kept_rows(zip(texts, golds))
+
+
+def _kept_rows(pairs) -> tuple[list, list, list[int], dict]:
+    """(text, gold) pairs in row order, streamed: the rows kept, their 1-based numbers, the skipped counts."""
     kept_texts, kept_golds, numbers = [], [], []
     skipped = Counter()
-    for row, (text, gold) in enumerate(zip(texts, golds), start=1):
+    for row, (text, gold) in enumerate(pairs, start=1):
         reason = _skip_reason(text, gold)
         if reason:
             skipped[reason] += 1
