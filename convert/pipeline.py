@@ -58,12 +58,17 @@ class ConvertedFile:
     verification: dict = field(default_factory=dict)
 
 
-def output_paths(request: ConvertRequest, model_name: str) -> dict[str, Path]:
-    for name in request.outtypes:
+def check_outtypes(names: list[str]) -> None:
+    """Known output types, each once."""
+    for name in names:
         if name not in OUT_TYPES:
             raise ConversionError(f"unknown output type {name!r}; choose from {', '.join(OUT_TYPES)}")
-    if len(set(request.outtypes)) != len(request.outtypes):
+    if len(set(names)) != len(names):
         raise ConversionError("an output type is given twice")
+
+
+def output_paths(request: ConvertRequest, model_name: str) -> dict[str, Path]:
+    check_outtypes(request.outtypes)
     pattern = request.outfile or f"{model_name}-{{outtype}}.gguf"
     if len(request.outtypes) > 1 and "{outtype}" not in pattern:
         raise ConversionError("with several --outtype values, --outfile must contain {outtype}")

@@ -62,6 +62,11 @@ def progress_bar(total: int | None, unit: str, quiet: bool, initial: int = 0, de
                 dynamic_ncols=width is None, ncols=width, nrows=lines, smoothing=0.1)
 
 
+def outtype_list(value: tuple[str, ...]) -> list[str]:
+    """--outtype values: repeated (`--outtype q8_0 --outtype q4_k_m`) or comma-separated (`q8_0,q4_k_m`)."""
+    return [t.strip().lower() for v in value for t in v.split(",") if t.strip()]
+
+
 def delimiter_character(delimiter: str | None) -> str | None:
     """A tab is hard to type in a shell: --delimiter tab and '\\t' mean it too."""
     return "\t" if delimiter in ("tab", "\\t") else delimiter

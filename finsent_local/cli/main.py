@@ -12,12 +12,7 @@ from .classify import classify
 from .evaluate import evaluate_command
 from .freeze import freeze
 from .tune import tune_command
-from .common import LOG_LEVEL_HELP, PROMPT_HELP, UserError, model_path as _model_path, require_engine
-
-
-def _convert_output_types(value: tuple[str, ...]) -> list[str]:
-    # Accept both `--outtype q8_0 --outtype q4_k_m` and `--outtype q8_0,q4_k_m`.
-    return [t.strip().lower() for v in value for t in v.split(",") if t.strip()]
+from .common import LOG_LEVEL_HELP, PROMPT_HELP, UserError, outtype_list, model_path as _model_path, require_engine
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,7 +53,7 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
     from finsent_local.convert.pipeline import ConvertRequest, convert as run_conversion
 
     request = ConvertRequest(
-        source=source, outtypes=_convert_output_types(outtypes), outfile=outfile, revision=revision,
+        source=source, outtypes=outtype_list(outtypes), outfile=outfile, revision=revision,
         pad_ffn=pad_ffn, verify=verify, force=force, quiet=quiet, threads=threads,
     )
     try:

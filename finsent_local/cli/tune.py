@@ -15,7 +15,8 @@ from ..tuning.examples import VALIDATION_SHARE
 from ..tuning.training import ALL_PROJECTIONS, TrainingSettings
 
 DEFAULTS = TrainingSettings()
-from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, progress_bar, require_engine
+from .common import (PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, outtype_list, progress_bar,
+                     require_engine)
 
 MISSING_EXTRA = ("finsent tune needs torch, transformers, peft, scikit-learn and matplotlib, which are not all "
                  "installed: pip install 'finsent-local[tune]'")
@@ -35,10 +36,6 @@ def _check_extra() -> None:
         import transformers  # noqa: F401
     except ImportError:
         raise UserError(MISSING_EXTRA) from None
-
-
-def _outtypes(value: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(t.strip().lower() for v in value for t in v.split(",") if t.strip())
 
 
 class _StopOnCtrlC:
@@ -183,7 +180,7 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
                                 learning_rate=learning_rate, epochs=epochs, batch_tokens=batch_tokens, patience=patience,
                                 validations_per_epoch=validations_per_epoch, seed=seed)
     request = TuneRequest(input_path, text_column, label_column, output.expanduser().absolute(), scheme, base, revision,
-                          _outtypes(outtypes), validation_path, validation_share, sheet, encoding,
+                          tuple(outtype_list(outtypes)), validation_path, validation_share, sheet, encoding,
                           delimiter_character(delimiter), mapping, neutral_band, prompt, settings, device, adapter_only,
                           resume, keep_worse, force, threads, quiet)
     partial = partial_folder(request.output)

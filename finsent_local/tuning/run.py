@@ -107,13 +107,15 @@ def has_checkpoint(output: Path) -> bool:
 
 
 def _check_output(request: TuneRequest) -> Path:
-    from ..convert.outtypes import OUT_TYPES
+    from ..convert.errors import ConversionError
+    from ..convert.pipeline import check_outtypes
 
-    for name in request.outtypes:
-        if name not in OUT_TYPES:
-            raise TuneError(f"unknown output type {name!r}; choose from {', '.join(OUT_TYPES)}")
-    if not request.outtypes or len(set(request.outtypes)) != len(request.outtypes):
-        raise TuneError("give each --outtype once")
+    try:
+        check_outtypes(list(request.outtypes))
+    except ConversionError as e:
+        raise TuneError(str(e)) from None
+    if not request.outtypes:
+        raise TuneError("give an --outtype")
     if request.adapter_only and len(request.outtypes) > 1:
         raise TuneError("--adapter-only makes one adapter, for the base file of one --outtype: give one")
     output, partial = request.output, partial_folder(request.output)
