@@ -170,16 +170,21 @@ class FinSent:
         if missing:  # a client-only install: FinSent.connect(url) works there
             raise FinSentError(missing + "; or use FinSent.connect(url) with a running server")
         from .engine.classifier import EngineOptions
+        from .engine.llama_runtime import gpu_layers
         from .engine.service import open_service
         from .first_run import ModelUnavailable, ensure_model
         from .limits import Limits
         from .model_files import result_cache_path
 
         try:
+            n_gpu_layers = gpu_layers(gpu)
+        except ValueError as e:  # not a choice, or GpuUnavailable
+            raise FinSentError(str(e)) from None
+        try:
             path = ensure_model(model)
         except ModelUnavailable as e:
             raise FinSentError(str(e)) from None
-        options = EngineOptions(prompt_preset=prompt, n_threads=threads, n_gpu_layers=_gpu_layers(gpu))
+        options = EngineOptions(prompt_preset=prompt, n_threads=threads, n_gpu_layers=n_gpu_layers)
         try:
             service = open_service(path, options, result_cache_path() if cache else None, Limits(max_wait_s=None))
         except Exception as e:
@@ -392,17 +397,6 @@ class FinSent:
     def __repr__(self) -> str:
         where = f"model={str(self.model_path)!r}" if self.model_path else f"url={self._backend.client.base_url!r}"
         return f"FinSent({where}, scheme={self.scheme!r}{', closed' if self._closed else ''})"
-
-
-def _gpu_layers(gpu: str) -> int:
-    from .engine.llama_runtime import GpuUnavailable, gpu_layers
-
-    if gpu not in ("auto", "on", "off"):
-        raise FinSentError(f'gpu must be "auto", "on" or "off", not {gpu!r}')
-    try:
-        return gpu_layers(gpu)
-    except GpuUnavailable as e:
-        raise FinSentError(str(e)) from None
 
 
 def _pandas():

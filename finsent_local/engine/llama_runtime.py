@@ -50,9 +50,15 @@ class GpuUnavailable(ValueError):
     """A GPU was asked for ("on"), but this llama.cpp build has no GPU support."""
 
 
+GPU_CHOICES = ("auto", "on", "off")
+
+
 def gpu_layers(gpu: str) -> int:
     """llama.cpp's n_gpu_layers for a --gpu choice: "off" 0; "auto" every layer when this build can
-    offload, else 0; "on" every layer, or GpuUnavailable."""
+    offload, else 0; "on" every layer, or GpuUnavailable. The one place that decides it (finsent serve,
+    the Python API, the benchmarks); any other choice is a ValueError."""
+    if gpu not in GPU_CHOICES:
+        raise ValueError(f'gpu must be "auto", "on" or "off", not {gpu!r}')
     if gpu == "off":
         return 0
     supported = gpu_offload_supported()

@@ -16,7 +16,6 @@ model path, each node downloads and converts the default model once into its own
 
 from __future__ import annotations
 
-import codecs
 import logging
 import os
 import re
@@ -39,6 +38,7 @@ class FinSentScorer:
         import ray
 
         from ..engine.classifier import EngineOptions
+        from ..engine.llama_runtime import gpu_layers
         from ..first_run import ModelUnavailable, ensure_model
         from ..limits import Limits
         from ..engine.service import open_service
@@ -53,7 +53,7 @@ class FinSentScorer:
             self.failure = e
             return
         self.service = open_service(path, EngineOptions(prompt_preset=prompt_preset, n_threads=threads,
-                                                        n_gpu_layers=-1 if on_gpu else 0),
+                                                        n_gpu_layers=gpu_layers("auto" if on_gpu else "off")),
                                     None, Limits(max_wait_s=None))
         self.column = column
         self.scheme = scheme
@@ -185,6 +185,9 @@ def input_files(path: Path) -> list[Path]:
     """The input's data files: the file itself, or those in the folder (and below) by extension."""
     path = Path(path)
     if path.is_dir():
+        if unfinished_output(path):
+            raise TableError(f"{path} is the output of a `finsent classify --ray` job that did not finish (no "
+                             f"{SUCCESS_NAME} in it): run that job again before reading it")
         return sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in READERS
                       and not f.name.startswith((".", "_")))
     return [path]
@@ -257,35 +260,21 @@ def _read(ray_data, path: Path, kind: str, layout: CsvLayout | None):
     return ray_data.read_datasource(_json_lines_source(path), num_cpus=IO_CPUS)
 
 
-READ_BYTES = 4 << 20  # a JSON Lines file is read this much at a time
-
-
 def _json_lines_source(path: Path):
-    """Each line of the JSON Lines files as text. Not ray.data.read_text: it splits with str.splitlines,
-    which also breaks at U+2028, U+2029 and U+0085, characters a JSON string may hold as they are."""
+    """Each line of the JSON Lines files as text, split as the single-machine job splits them
+    (tables.split_json_lines). Not ray.data.read_text: it splits with str.splitlines, which also breaks at a
+    lone CR, U+2028, U+2029 and U+0085, characters a JSON string may hold as they are."""
     from ray.data.datasource import FileBasedDatasource
 
     class JsonLinesAsText(FileBasedDatasource):
         def _read_stream(self, f, file_path: str):
             import pyarrow as pa
 
-            pending, first = b"", True
-            while True:
-                chunk = f.read(READ_BYTES)
-                data = pending + chunk
-                lines = data.split(b"\n")
-                pending = lines.pop() if chunk else b""
-                if first and lines and lines[0].startswith(codecs.BOM_UTF8):
-                    lines[0] = lines[0][len(codecs.BOM_UTF8):]
-                first = False
-                try:
-                    texts = [line.decode("utf-8").rstrip("\r") for line in lines if line.strip()]
-                except UnicodeDecodeError:
-                    raise TableError(f"{Path(file_path).name} is not UTF-8 text") from None
+            from .tables import split_json_lines
+
+            for texts in split_json_lines(f, Path(file_path).name):
                 if texts:
                     yield pa.table({LINE_COLUMN: pa.array(texts, pa.string())})
-                if not chunk:
-                    return
 
     return JsonLinesAsText(str(path), file_extensions=["jsonl"])
 
@@ -317,42 +306,52 @@ def _json_lines_sink(path: Path):
 
 # -- the output folder --------------------------------------------------------------------------------------
 MANIFEST_NAME = ".finsent-ray-output.json"
+# Written last, after every block: the mark a reader (Spark, Hadoop tools, `finsent classify --ray` itself)
+# takes for "this folder is whole". A failed or interrupted job leaves its files without it.
+SUCCESS_NAME = "_SUCCESS"
 
 
-def check_output_place(input_path: Path, output: Path, force: bool) -> None:
-    """Refuse an output that would touch the input, or a folder finsent did not make. Nothing is
-    deleted here: only files an earlier --ray run recorded in the folder's manifest ever are."""
-    source, target = Path(input_path).resolve(), Path(output).resolve()
-    if target == source or target in source.parents or source in target.parents:
-        raise TableError(f"the output {output} is, holds or lies inside the input {input_path}; choose another "
-                         "--output folder")
-    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
-        return
-    if not force:
-        raise TableError(f"{output} exists; use --force to replace it (the output of --ray is a folder)")
-    if not target.is_dir() or not (target / MANIFEST_NAME).is_file():
-        raise TableError(f"{output} was not written by `finsent classify --ray` (no {MANIFEST_NAME} in it), so "
-                         "--force will not delete it; choose a new or empty --output folder")
-    strangers = [p.name for p in target.iterdir() if p.name != MANIFEST_NAME and p.name not in _recorded(target)]
-    if strangers:
-        raise TableError(f"{output} also holds files that `finsent classify --ray` did not write "
-                         f"({', '.join(sorted(strangers)[:5])}), so --force will not touch it; choose another --output")
+def check_output_place(input_path: Path, output: Path, force: bool, model: str | None = None) -> None:
+    """Refuse an output that would touch the input (or the model file), or a folder finsent did not make
+    (output_place's rules). Nothing is deleted here: only files an earlier --ray run recorded in the
+    folder's manifest ever are."""
+    from ..output_place import FolderOutput, OutputRefused, check_outputs, made_by_manifest
+
+    model_file = Path(model).expanduser() if model and "://" not in model else None
+    try:
+        check_outputs([FolderOutput(output, "--output", "finsent classify --ray",
+                                    made_by_manifest(MANIFEST_NAME, _listed_files))], [input_path, model_file], force)
+    except OutputRefused as e:
+        raise TableError(str(e)) from None
+
+
+def _listed_files(manifest: dict) -> list[str]:
+    files = manifest.get("files")
+    return [name for name in files if isinstance(name, str)] if isinstance(files, list) else []
 
 
 def _recorded(folder: Path) -> set[str]:
+    from ..output_place import made_by_manifest
+
+    return (made_by_manifest(MANIFEST_NAME, _listed_files)(folder) or set()) - {MANIFEST_NAME}
+
+
+def unfinished_output(folder: Path) -> bool:
+    """Whether `folder` is the output of a --ray job that failed or was interrupted: its manifest says
+    unfinished (or there is no _SUCCESS mark beside it)."""
     import json
 
+    folder = Path(folder)
     try:
-        files = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("files")
-    except (OSError, ValueError, AttributeError):
-        return set()
-    return {name for name in files if isinstance(name, str) and "/" not in name and name not in ("", ".", "..")} \
-        if isinstance(files, list) else set()
+        manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # not ours: nothing to say about it
+    return not (isinstance(manifest, dict) and manifest.get("finished") is True and (folder / SUCCESS_NAME).is_file())
 
 
 def claim_output_folder(output: Path) -> None:
     """Empty the folder of an earlier run's files (only those its manifest names) or create it, and
-    mark it as ours before anything is written into it."""
+    mark it as ours, unfinished, before anything is written into it."""
     output = Path(output)
     if (output / MANIFEST_NAME).is_file():
         for name in _recorded(output):
@@ -369,11 +368,20 @@ def _write_manifest(output: Path, files: list[str], finished: bool) -> None:
 
 
 def record_output_files(output: Path) -> list[Path]:
-    """After the write: name every file in the folder in the manifest (a rerun with --force deletes
-    exactly these), and return them."""
-    files = sorted(p for p in Path(output).iterdir() if p.is_file() and p.name != MANIFEST_NAME)
-    _write_manifest(Path(output), [p.name for p in files], finished=True)
+    """Name every file in the folder in the manifest, still unfinished (a rerun with --force deletes
+    exactly these, also after a failure half-way), and return them."""
+    files = sorted(p for p in Path(output).iterdir() if p.is_file() and p.name not in (MANIFEST_NAME, SUCCESS_NAME))
+    _write_manifest(Path(output), [p.name for p in files], finished=False)
     return files
+
+
+def mark_output_finished(output: Path, files: list[Path]) -> None:
+    """After the last block is written: the _SUCCESS mark, then the manifest says finished."""
+    from ..files import fsync_folder, write_text_atomically
+
+    write_text_atomically(Path(output) / SUCCESS_NAME, "", mode=0o644)
+    _write_manifest(Path(output), [p.name for p in files] + [SUCCESS_NAME], finished=True)
+    fsync_folder(Path(output))
 
 
 def plan_resources(cluster_cpus: int, threads: int, actors: int | None) -> tuple[int, int]:
@@ -397,7 +405,7 @@ def run_ray_job(job: RayJob, address: str, say: Callable[[str], None] = print) -
         raise TableError("--ray needs Ray Data: pip install 'finsent-local[cluster]' (or 'ray[data]')")
     kind = input_kind(job.input_path)
     output = Path(job.output_path)
-    check_output_place(job.input_path, output, job.force)
+    check_output_place(job.input_path, output, job.force, job.model)
     layout = None
     if kind == "csv":
         layout = csv_layout(input_files(job.input_path), job.column, job.encoding, job.delimiter)
@@ -519,8 +527,9 @@ def _run_on_cluster(ray, job: RayJob, kind: str, layout: CsvLayout | None, outpu
     except Exception as e:
         raise RayJobFailed(f"{_root_cause(e)} (details in Ray's logs: /tmp/ray/session_latest/logs on each node)") \
             from None
-    finally:
+    finally:  # whatever happened, the manifest names what was written (for --force), still unfinished
         files = record_output_files(output)
+    mark_output_finished(output, files)  # only now: every block is on disk
     return files
 
 

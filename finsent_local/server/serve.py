@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from ..engine.classifier import EngineOptions
 from ..limits import Limits
-from ..engine.llama_runtime import GpuUnavailable, gpu_layers as llama_gpu_layers
+from ..engine.llama_runtime import GpuUnavailable, gpu_layers
 from . import ServerConfig, create_app
 from .config import CONFIG_KEY
 from .runtime import Runtime
@@ -47,17 +47,14 @@ def check_exposure(host: str, api_key: str | None) -> None:
         raise ServeError(f"refusing to listen on {host} without an API key: set --api-key or FINSENT_API_KEY")
 
 
-def gpu_layers(gpu: str) -> int:
+def build_runtime(options: ServeOptions) -> Runtime:
     try:
-        return llama_gpu_layers(gpu)
+        n_gpu_layers = gpu_layers(options.gpu)
     except GpuUnavailable:
         raise ServeError("--gpu on, but this llama-cpp-python was built without GPU support (see the README: CUDA)") \
             from None
-
-
-def build_runtime(options: ServeOptions) -> Runtime:
     engine_options = EngineOptions(prompt_preset=options.prompt_preset, n_threads=options.threads,
-                                   n_gpu_layers=gpu_layers(options.gpu), use_extra_bufts=options.use_extra_bufts,
+                                   n_gpu_layers=n_gpu_layers, use_extra_bufts=options.use_extra_bufts,
                                    lora_path=options.lora_path)
     return Runtime(model_path=options.model_path, engine_options=engine_options, limits=Limits(),
                    cache_path=options.result_cache)
