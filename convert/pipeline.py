@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from finsent_local.files import write_json_atomically
+from finsent_local.output_place import FileOutput, OutputRefused, check_outputs, is_gguf
 from finsent_local.engine.llama_runtime import LlamaRuntimeError, quantize_model
 
 from . import verify
@@ -73,12 +74,31 @@ def output_paths(request: ConvertRequest, model_name: str) -> dict[str, Path]:
     if len(request.outtypes) > 1 and "{outtype}" not in pattern:
         raise ConversionError("with several --outtype values, --outfile must contain {outtype}")
     paths = {t: Path(pattern.replace("{outtype}", t.upper())).expanduser().resolve() for t in request.outtypes}
-    for path in paths.values():
-        if path.exists() and not request.force:
-            raise ConversionError(f"{path} exists; use --force to overwrite it")
-        if not path.parent.is_dir():
-            raise ConversionError(f"output folder {path.parent} does not exist")
+    # A GGUF file may go into the checkpoint's own folder (llama.cpp's habit), never over one of its files;
+    # --force replaces only a GGUF file (a mistyped --outfile model.safetensors is refused, not overwritten).
+    source = Path(request.source).expanduser()
+    inputs = [p for p in source.iterdir() if p.is_file()] if source.is_dir() else []
+    try:
+        check_outputs([FileOutput(path, "--outfile", "a GGUF file", is_gguf) for path in paths.values()], inputs,
+                      request.force)
+    except OutputRefused as e:
+        raise ConversionError(str(e)) from None
+    for path in paths.values():  # the sha256 manifest beside each file: replaced only when this tool wrote it
+        beside = manifest_path(path)
+        if (beside.exists() or beside.is_symlink()) and not _is_our_manifest(beside):
+            raise ConversionError(f"{beside} exists and was not written by `finsent convert`; move it, or choose "
+                                  "another --outfile")
     return paths
+
+
+def _is_our_manifest(path: Path) -> bool:
+    """A `<output>.manifest.json` the converter wrote (a tool key naming this project)."""
+    import json
+
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8")).get("tool", "")).startswith("finsent-local")
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def ffn_width_for(outtype: OutType, intermediate: int, pad_ffn: bool | None) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finsent_local.files import write_text_atomically
+from finsent_local.output_place import FileOutput, OutputRefused, check_file_output
 
 UDF_MODULE = "finsent_udf"
 UDF_STUB = '''"""FinSent functions for xlwings (written by `finsent excel`; the code lives in the finsent-local package)."""
@@ -179,6 +180,14 @@ MANIFEST_MODE = 0o644
 MAC_ADDIN_MENU = "Home > Add-ins > My Add-ins > Developer Add-ins > FinSent Local"
 
 
+def _is_addin_manifest(path: Path) -> bool:
+    """An Office add-in manifest (what --force may replace), by its root element."""
+    try:
+        return b"<OfficeApp" in path.read_bytes()[:4096]
+    except OSError:
+        return False
+
+
 def install_addin(https_url: str, api_key: str | None, out: Path, home: Path | None = None,
                   platform: str = sys.platform, force: bool = False) -> AddinSetup:
     """Write the add-in's manifest for the server at https_url; on a Mac, also into Excel's wef folder
@@ -188,8 +197,10 @@ def install_addin(https_url: str, api_key: str | None, out: Path, home: Path | N
     xml = manifest_xml(https_url, api_key)
     if not out.parent.is_dir():
         raise ManifestError(f"folder {out.parent} does not exist (create it first, or choose another --manifest)")
-    if out.exists() and not force:
-        raise ManifestError(f"{out} exists; use --force to overwrite it")
+    try:
+        check_file_output(FileOutput(out, "--manifest", "an add-in manifest", _is_addin_manifest), force=force)
+    except OutputRefused as e:
+        raise ManifestError(str(e)) from None
     write_text_atomically(out, xml, mode=MANIFEST_MODE)
     sideloaded = None
     if platform == "darwin":  # Excel's own add-in folder: made and refreshed as Excel expects

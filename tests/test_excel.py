@@ -234,12 +234,19 @@ def test_finsent_excel_refuses_to_overwrite_a_workbook(tmp_path):
     sample.write_bytes(b"my work")
     env = {"HOME": str(home), "USERPROFILE": str(home), "FINSENT_API_KEY": ""}
     code, _, stderr = run_finsent("excel", "--sample", str(sample), env=env)
-    assert code == 1 and stderr.strip() == f"Error: {sample} exists; use --force to overwrite it"
+    assert code == 1 and stderr.strip() == f"Error: {sample} exists; use --force to replace it"
     assert sample.read_bytes() == b"my work"
     assert not (home / ".xlwings" / "xlwings.conf").exists()  # refused before writing anything
+    code, _, stderr = run_finsent("excel", "--sample", str(sample), "--force", env=env)  # not a workbook: kept
+    assert code == 1 and stderr.strip() == (f"Error: {sample} exists and is not an Excel workbook, so --force will not "
+                                            "replace it; choose another --sample")
+    assert sample.read_bytes() == b"my work"
+    import openpyxl
+
+    openpyxl.Workbook().save(sample)  # an earlier sample workbook: --force replaces it
     code, _, stderr = run_finsent("excel", "--sample", str(sample), "--force", env=env)
     assert code == 0, stderr
-    assert sample.read_bytes().startswith(b"PK")  # an .xlsx now
+    assert openpyxl.load_workbook(sample).active["A1"].value is not None  # the sample's own header now
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -409,3 +409,29 @@ def test_progress_bar_on_a_terminal_only(model, env, tmp_path):
         code, _, stderr = run_finsent(*command[3:], "--output", str(out), *extra, env=env)
         assert code == 0 and stderr.strip().splitlines() == [
             f"Wrote {out}: 300 rows; {blank} with an error (see the error column)"]
+
+
+def test_a_changed_encoding_or_delimiter_starts_the_job_over(tmp_path):
+    """Resume keys on how the CSV is read: the same bytes read with another --encoding or --delimiter are
+    other rows, so the saved results must not be reused."""
+    from finsent_local.jobs.file_job import JobIdentity, WorkFolder
+    from finsent_local.jobs.tables import RowResult
+
+    source = tmp_path / "in.csv"
+    source.write_text("a;b\nx;y\n", encoding="cp1252")
+    out = tmp_path / "out.csv"
+    first = JobIdentity.of(source, "a", None, "7", "sha", "card", encoding="cp1252", delimiter=";")
+    for changed in (JobIdentity.of(source, "a", None, "7", "sha", "card", encoding="utf-8", delimiter=";"),
+                    JobIdentity.of(source, "a", None, "7", "sha", "card", encoding="cp1252", delimiter=",")):
+        work = WorkFolder(out)
+        assert work.claim(first) == (0, False)
+        work.append([RowResult("neutral", 0.0, (1.0,), None)])
+        work.release()
+        again = WorkFolder(out)
+        assert again.claim(first) == (1, False)  # the same reading resumes
+        again.release()
+        other = WorkFolder(out)
+        assert other.claim(changed) == (0, True)  # another reading starts over, and says so
+        other.release()
+        other.results_file.unlink(missing_ok=True)
+        other.state_file.unlink()

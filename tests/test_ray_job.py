@@ -7,6 +7,7 @@ deleted; no Ray port listens beyond loopback."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,38 @@ def test_a_model_missing_on_the_nodes_is_one_line(ray_cluster, news, tmp_path):
     assert last.startswith(f"Error: the Ray job failed: model file not found: {tmp_path / 'nowhere.gguf'} "
                            "(from --model) (details in Ray's logs"), stderr[-3000:]
     assert "Traceback" not in stderr  # the actor's traceback stays in Ray's log files
+    _assert_unfinished(tmp_path / "out")
+
+
+def _assert_unfinished(out):
+    """A failed job's folder says so: its manifest unfinished, no _SUCCESS, and reading it is refused."""
+    from finsent_local.jobs.ray_job import MANIFEST_NAME, SUCCESS_NAME, input_files, unfinished_output
+    from finsent_local.jobs.tables import TableError
+
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert manifest["finished"] is False and not (out / SUCCESS_NAME).exists()
+    assert unfinished_output(out)
+    with pytest.raises(TableError, match="did not finish"):
+        input_files(out)
+
+
+def test_an_output_is_finished_only_after_its_last_block(tmp_path):
+    """The reported defect: `finished: true` was written in a `finally`, so a failed job looked whole."""
+    from finsent_local.jobs.ray_job import (MANIFEST_NAME, SUCCESS_NAME, claim_output_folder, input_files,
+                                            mark_output_finished, record_output_files, unfinished_output)
+
+    out = tmp_path / "scored"
+    claim_output_folder(out)
+    (out / "part-0.parquet").write_bytes(b"PAR1")
+    files = record_output_files(out)  # what the `finally` does, after a failure too
+    assert json.loads((out / MANIFEST_NAME).read_text()) == {"written_by": "finsent classify --ray",
+                                                             "finished": False, "files": ["part-0.parquet"]}
+    assert unfinished_output(out)
+    mark_output_finished(out, files)
+    assert json.loads((out / MANIFEST_NAME).read_text())["finished"] is True and (out / SUCCESS_NAME).is_file()
+    assert not unfinished_output(out) and input_files(out) == [out / "part-0.parquet"]
+    claim_output_folder(out)  # a rerun with --force: the earlier files, _SUCCESS included, are gone
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME] and unfinished_output(out)
 
 
 def test_missing_column_lists_the_columns(ray_cluster, news, trained_gguf, tmp_path):
@@ -253,10 +286,9 @@ def _force(source: Path, out: Path, model: Path) -> tuple[int, str]:
 def test_force_refuses_outputs_that_touch_the_input(news, trained_gguf, tmp_path):
     source, _ = news  # a file in its own folder
     model = trained_gguf["q8_0"]
-    for out in (source.parent, source, source.parent.parent):
+    for out, how in ((source.parent, "holds"), (source, "is"), (source.parent.parent, "holds")):
         code, last = _force(source, out, model)
-        assert code == 1 and last == (f"Error: the output {out} is, holds or lies inside the input {source}; choose "
-                                      "another --output folder"), last
+        assert code == 1 and last == f"Error: --output {out} {how} the input {source}; choose another --output", last
         assert source.is_file()
     folder = tmp_path / "news"
     folder.mkdir()
@@ -272,7 +304,8 @@ def test_force_deletes_only_what_an_earlier_run_wrote(ray_cluster, news, trained
     mine.mkdir()
     (mine / "thesis.docx").write_text("months of work")
     code, last = _force(source, mine, model)
-    assert code == 1 and last.startswith(f"Error: {mine} was not written by `finsent classify --ray`"), last
+    assert code == 1 and last.startswith(f"Error: {mine} exists and was not made by `finsent classify --ray`, so it "
+                                         "is left as it is"), last
     assert (mine / "thesis.docx").read_text() == "months of work"
 
     out = tmp_path / "scored"
@@ -287,7 +320,7 @@ def test_force_deletes_only_what_an_earlier_run_wrote(ray_cluster, news, trained
     assert second and not set(first) & set(second)  # the earlier run's files are gone, the new ones there
     (out / "notes.txt").write_text("mine")
     code, _, stderr = run_finsent(*args, "--force")
-    assert code == 1 and "also holds files that `finsent classify --ray` did not write (notes.txt)" in stderr
+    assert code == 1 and "also holds what `finsent classify --ray` did not write (notes.txt)" in stderr
     assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.glob("*.parquet")) == second
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import click
 
-from .common import (PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, model_path, plural, progress_bar,
-                     require_engine)
+from .common import (PROMPT_HELP, SCHEME_HELP, UserError, check_outputs_or_exit, delimiter_character,
+                     local_model_file, model_path, plural, progress_bar, require_engine)
+from ..output_place import FileOutput
 from ..engine.labels import SCHEMES
 
 LINE_CHUNK = 64  # texts per classifier call when reading lines: output follows input closely
@@ -259,11 +260,12 @@ def _stdin_chunks() -> Iterator[list[str]]:
 # -- files ---------------------------------------------------------------------------------------------
 def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
                    threads, no_cache, encoding=None, delimiter=None, split=None, about=None, sentences_path=None) -> None:
-    from ..jobs.file_job import JobIdentity, WorkFolder
+    """Parse and check, then hand the run to jobs.file_job (which claims, scores, writes); show its progress."""
     from ..files import file_fingerprint
     from ..model_files import result_cache_path
     from ..jobs.errors import JobError
     from ..jobs.documents import SENTENCE_FIELDS, DocumentScorer, about_names, document_columns
+    from ..jobs.file_job import FileJob, JobIdentity, JobInterrupted, JobProgress, run_file_job
     from ..jobs.scoring import classify_values
     from ..jobs.tables import TableError, check_output_format, open_table, probability_column, result_columns
 
@@ -274,80 +276,59 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
         raise UserError(str(e)) from None
     for note in table.notes:
         click.echo(note, err=True)
-    if output_path.exists() and not force:
-        raise UserError(f"{output_path} exists; use --force to replace it")
-    if output_path.exists() and output_path.resolve() == input_path.resolve():
-        raise UserError("the output must be another file than the input")
-    if not output_path.parent.is_dir():
-        raise UserError(f"no folder {output_path.parent} for the output")
-    if sentences_path is not None:
-        if sentences_path.exists() and not force:
-            raise UserError(f"{sentences_path} exists; use --force to replace it")
-        if not sentences_path.parent.is_dir():
-            raise UserError(f"no folder {sentences_path.parent} for --sentences-output")
-        if sentences_path.resolve() in (input_path.resolve(), output_path.resolve()):
-            raise UserError("--sentences-output must be another file than the input and the output")
+    check_outputs_or_exit([FileOutput(output_path, "--output"),
+                           FileOutput(sentences_path, "--sentences-output") if sentences_path else None],
+                          [input_path, local_model_file(model)], force)
     path, service = _open_service(model, prompt_preset, threads, no_cache)
-    work = WorkFolder(output_path)
+    labels = service.schemes[scheme].labels
     try:
-        try:
-            names = about_names(about)
-            added = document_columns(prefix) if split else result_columns(service.schemes[scheme].labels, prefix)
-            table.check_new_columns(added)
-            model_sha256 = file_fingerprint(path, result_cache_path().with_name("model-fingerprints.json"))
-            mode = "texts" if not split else "documents" + (f" about {'|'.join(names)}" if names else "")
-            done, dropped = work.claim(JobIdentity.of(input_path, table.column, sheet, scheme, model_sha256,
-                                                      prompt_preset, mode))
-            if split:
-                work.trim_sentences(done)
-                classify_chunk = DocumentScorer(service, scheme, names, done + 1, work.append_sentences)
-            else:
-                def classify_chunk(values):
-                    return classify_values(service, values, scheme)
-            total = table.count_rows()
-            if dropped:
-                click.echo(f"note: the saved results in {work.path} were for another input, column, scheme or "
-                           "model; starting over", err=True)
-            elif done:
-                of_total = f" of {total:,}" if total is not None else ""
-                click.echo(f"Continuing: {done:,}{of_total} rows were already done", err=True)
-            _score_with_progress(table, work, done, total, classify_chunk, quiet)
-            labels = service.schemes[scheme].labels
-        finally:
-            service.close()
-        if sentences_path is not None:  # before the output: writing that deletes the saved sentences
-            columns = [*SENTENCE_FIELDS[:-1], *(probability_column(label) for label in labels), "error"]
-            sentences = work.write_sentences_csv(sentences_path, columns)
-            click.echo(f"Wrote {sentences_path}: {plural(sentences, 'sentence')}", err=True)
-        _write_file_output(table, work, output_path, added)
-    except JobError as e:
-        work.discard_if_empty()
+        names = about_names(about)
+        added = document_columns(prefix) if split else result_columns(labels, prefix)
+        table.check_new_columns(added)
+    except (TableError, JobError) as e:
+        service.close()
         raise UserError(str(e)) from None
-    except OSError as e:
-        raise UserError(f"cannot keep the job's results in {work.path}: {e}") from None
-    except KeyboardInterrupt:
-        click.echo(f"Interrupted: {work.rows_saved():,} rows are saved in {work.path}; run the same command again "
-                   "to continue.", err=True)
-        sys.exit(130)
-    finally:
-        work.release()
+    model_sha256 = file_fingerprint(path, result_cache_path().with_name("model-fingerprints.json"))
+    mode = "texts" if not split else "documents" + (f" about {'|'.join(names)}" if names else "")
+    job = FileJob(table, output_path,
+                  JobIdentity.of(input_path, table.column, sheet, scheme, model_sha256, prompt_preset, mode, encoding,
+                                 delimiter),
+                  added, documents=bool(split), sentences_output=sentences_path,
+                  sentence_columns=[*SENTENCE_FIELDS[:-1], *(probability_column(label) for label in labels), "error"])
 
+    def make_classifier(done, save_sentences):
+        if split:
+            return DocumentScorer(service, scheme, names, done + 1, save_sentences)
+        return lambda values: classify_values(service, values, scheme)
 
-def _score_with_progress(table, work, done: int, total: int | None, classify_chunk, quiet: bool) -> None:
-    from ..jobs.file_job import score_rows
+    bars = []
 
-    with progress_bar(total, "row", quiet, initial=done) as bar:
-        score_rows(table, work, done, classify_chunk, on_rows=bar.update)
+    def on_scoring(total, done):
+        bars.append(progress_bar(total, "row", quiet, initial=done))
+        return bars[-1].update
 
+    closed = []
 
-def _write_file_output(table, work, output_path: Path, added: list[str]) -> None:
-    from ..jobs.file_job import write_output
-    from ..jobs.tables import TableError
+    def close_service():
+        if not closed:
+            closed.append(True)
+            service.close()
+
+    def on_scored():
+        for bar in bars:
+            bar.close()
+        close_service()  # the model's memory is not needed to write the output
 
     try:
-        report = write_output(table, work, output_path, added)
-    except (TableError, OSError) as e:
-        raise UserError(f"cannot write {output_path}: {e} (the results so far are kept in {work.path})") from None
+        report = run_file_job(job, make_classifier, JobProgress(lambda line: click.echo(line, err=True), on_scoring,
+                                                                on_scored))
+    except JobInterrupted as e:
+        click.echo(str(e), err=True)
+        sys.exit(130)
+    except JobError as e:
+        raise UserError(str(e)) from None
+    finally:
+        close_service()
     errors = f"; {report.errors:,} with an error (see the error column)" if report.errors else ""
     click.echo(f"Wrote {output_path}: {plural(report.rows, 'row')}{errors}", err=True)
 

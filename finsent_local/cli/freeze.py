@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import PROMPT_HELP, UserError, plural
+from ..output_place import FileOutput, is_zip_file
+from .common import PROMPT_HELP, UserError, check_outputs_or_exit, local_model_file, plural
 
 
 @click.command()
@@ -38,10 +39,8 @@ def freeze(book, output_path, force, url, api_key, model, threads, prompt_preset
     if output_path is not None:
         if output_path.resolve() == book.resolve():
             raise UserError("--output is the workbook itself; leave out --output to rewrite it (a backup is kept)")
-        if output_path.exists() and not force:
-            raise UserError(f"{output_path} exists; use --force to overwrite it")
-        if not output_path.parent.is_dir():
-            raise UserError(f"no folder {output_path.parent} for --output")
+        check_outputs_or_exit([FileOutput(output_path, "--output", "an Excel workbook", is_zip_file)],
+                              [book, local_model_file(model)], force)
     source = _model_source(model, threads, prompt_preset) if model else _server_source(url, api_key)
 
     def prefetch(needed):

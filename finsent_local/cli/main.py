@@ -12,7 +12,9 @@ from .classify import classify
 from .evaluate import evaluate_command
 from .freeze import freeze
 from .tune import tune_command
-from .common import LOG_LEVEL_HELP, PROMPT_HELP, UserError, outtype_list, model_path as _model_path, require_engine
+from ..output_place import FileOutput, is_zip_file
+from .common import (LOG_LEVEL_HELP, PROMPT_HELP, UserError, check_outputs_or_exit, outtype_list,
+                     model_path as _model_path, require_engine)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,8 +175,8 @@ def excel(ctx, url, api_key, sample, force, addin, https_url, manifest_path):
             click.echo(f"{number}. {step}")
         return
 
-    if sample and Path(sample).exists() and not force:
-        raise UserError(f"{sample} exists; use --force to overwrite it")
+    if sample:
+        check_outputs_or_exit([FileOutput(Path(sample), "--sample", "an Excel workbook", is_zip_file)], [], force)
     try:
         client = FinSentClient(url, api_key, connect_timeout=2.0, timeout=5.0)
     except ClientError as e:
@@ -203,7 +205,8 @@ def excel(ctx, url, api_key, sample, force, addin, https_url, manifest_path):
 @click.option("--export", "export_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also copy the authority's certificate (not its key) to this file, for another system to trust: "
                    "Windows, when the server runs in WSL2 (e.g. --export /mnt/c/Users/you/finsent-local-ca.pem).")
-def certs(do_trust, renew, export_path):
+@click.option("--force", is_flag=True, help="With --export: replace another certificate file there (never other files).")
+def certs(do_trust, renew, export_path, force):
     """Make the local HTTPS certificate that `finsent serve --https-port` uses (Excel for Mac and the web
     load add-ins over HTTPS only), and optionally trust it.
 
@@ -216,7 +219,7 @@ def certs(do_trust, renew, export_path):
 
     try:
         made, done = ensure_certificates(renew=renew)
-        exported = export_ca(made, export_path) if export_path else None
+        exported = export_ca(made, export_path, force) if export_path else None
     except CertificateError as e:
         raise UserError(str(e)) from None
     for line in done:

@@ -29,7 +29,7 @@ from .errors import JobError
 from .tables import InputTable, RowResult, TableError, plain_decimal
 
 CHUNK_ROWS = 128  # rows per classifier call and per flush to disk: at most this much work is redone
-JOB_STATE_VERSION = 1
+JOB_STATE_VERSION = 2  # 2: the CSV reading options (--encoding, --delimiter) are part of the identity
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,17 @@ class JobIdentity:
     prompt_preset: str
     version: int = JOB_STATE_VERSION
     mode: str = "texts"  # or "documents", "documents about NAME|..." (--split sentences [--about])
+    # How a CSV was read, as asked (None: detected): another encoding or delimiter gives other rows.
+    encoding: str | None = None
+    delimiter: str | None = None
 
     @classmethod
     def of(cls, input_path: Path, column: str, sheet: str | None, scheme: str, model_sha256: str,
-           prompt_preset: str, mode: str = "texts") -> JobIdentity:
+           prompt_preset: str, mode: str = "texts", encoding: str | None = None,
+           delimiter: str | None = None) -> JobIdentity:
         stat = Path(input_path).stat()
         return cls(str(Path(input_path).resolve()), stat.st_size, stat.st_mtime_ns, column, sheet, scheme,
-                   model_sha256, prompt_preset, mode=mode)
+                   model_sha256, prompt_preset, mode=mode, encoding=encoding, delimiter=delimiter)
 
 
 class JobLocked(JobError):
@@ -76,6 +80,10 @@ class WorkFolder:
     def claim(self, identity: JobIdentity) -> tuple[int, bool]:
         """Lock the folder for this process; (rows already done, whether older results were dropped)."""
         dropped = False
+        if self.path.is_dir() and any(self.path.iterdir()) and not self.state_file.is_file() \
+                and not (self.path / "lock").is_file():
+            # finish() deletes this folder: never one the job did not make
+            raise JobError(f"{self.path} exists and was not made by `finsent classify`; move it to run this job")
         self.path.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         self._claimed = True
@@ -241,3 +249,73 @@ def write_output(table: InputTable, work: WorkFolder, output: Path, added_column
         raise TableError("there are more saved results than input rows (did the input change?)")
     work.finish(output)
     return report
+
+
+# -- the whole job ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileJob:
+    """One `finsent classify --input FILE --output FILE` run, as the command parsed it."""
+
+    table: InputTable
+    output: Path
+    identity: JobIdentity
+    added_columns: list[str]
+    documents: bool = False  # --split sentences: each row is a document, its sentences saved on the side
+    sentences_output: Path | None = None  # --sentences-output: those sentences as CSV
+    sentence_columns: list[str] | None = None
+
+
+@dataclass
+class JobProgress:
+    """What the command shows while the job runs: lines, the rows bar, the end of scoring."""
+
+    say: Callable[[str], None] = lambda line: None
+    on_scoring: Callable[[int | None, int], Callable[[int], None]] = lambda total, done: (lambda n: None)
+    on_scored: Callable[[], None] = lambda: None  # the rows bar closes; the caller may free the model
+
+
+class JobInterrupted(JobError):
+    """Ctrl-C: what is saved stays for the next run of the same command."""
+
+
+MakeClassifier = Callable[[int, Callable[[list[dict]], None]], ClassifyChunk]
+
+
+def run_file_job(job: FileJob, make_classifier: MakeClassifier, progress: JobProgress = JobProgress()) -> JobReport:
+    """Claim the work folder, score every row not yet saved, write the sentences (when asked) and the
+    output, clean up. `make_classifier(rows_done, save_sentences)` gives the chunk classifier (documents
+    number their rows from rows_done + 1 and save their sentences through save_sentences). Raises
+    JobError (one line; JobInterrupted for Ctrl-C)."""
+    work = WorkFolder(job.output)
+    try:
+        done, dropped = work.claim(job.identity)
+        if job.documents:
+            work.trim_sentences(done)
+        classify_chunk = make_classifier(done, work.append_sentences)
+        total = job.table.count_rows()
+        if dropped:
+            progress.say(f"note: the saved results in {work.path} were for another input, column, scheme, model or "
+                         "reading of the file; starting over")
+        elif done:
+            progress.say(f"Continuing: {done:,}{f' of {total:,}' if total is not None else ''} rows were already done")
+        try:
+            score_rows(job.table, work, done, classify_chunk, on_rows=progress.on_scoring(total, done))
+        finally:
+            progress.on_scored()
+        if job.sentences_output is not None:  # before the output: writing that deletes the saved sentences
+            sentences = work.write_sentences_csv(job.sentences_output, job.sentence_columns or [])
+            progress.say(f"Wrote {job.sentences_output}: {sentences:,} sentence{'' if sentences == 1 else 's'}")
+        try:
+            return write_output(job.table, work, job.output, job.added_columns)
+        except (TableError, OSError) as e:
+            raise JobError(f"cannot write {job.output}: {e} (the results so far are kept in {work.path})") from None
+    except JobError:
+        work.discard_if_empty()
+        raise
+    except OSError as e:
+        raise JobError(f"cannot keep the job's results in {work.path}: {e}") from None
+    except KeyboardInterrupt:
+        raise JobInterrupted(f"Interrupted: {work.rows_saved():,} rows are saved in {work.path}; run the same command "
+                             "again to continue.") from None
+    finally:
+        work.release()

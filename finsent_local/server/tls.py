@@ -211,19 +211,34 @@ def trust_steps(ca_cert: Path, system: str | None = None) -> list[TrustStep]:
     return steps
 
 
-def export_ca(certs: LocalCertificates, target: Path) -> Path:
+def _is_certificate_alone(path: Path) -> bool:
+    """A PEM file of certificates and nothing else (no key): what --export --force may replace."""
+    try:
+        pem = Path(path).read_bytes()
+    except OSError:
+        return False
+    return pem.lstrip().startswith(b"-----BEGIN CERTIFICATE-----") and b"PRIVATE KEY" not in pem
+
+
+def export_ca(certs: LocalCertificates, target: Path, force: bool = False) -> Path:
     """Copy the authority's certificate (never its key) to `target`, for another system to trust: Windows
-    when the server runs in WSL2. Re-exporting the same certificate is fine; another file is not
-    overwritten."""
+    when the server runs in WSL2. Re-exporting the same certificate is fine; another certificate is
+    replaced only with --force, and any other file never (output_place's rules)."""
+    from ..files import write_text_atomically
+    from ..output_place import FileOutput, OutputRefused, check_file_output
+
     pem = certs.ca_cert.read_bytes()
-    if b"PRIVATE KEY" in pem or not pem.lstrip().startswith(b"-----BEGIN CERTIFICATE-----"):
+    if not _is_certificate_alone(certs.ca_cert):
         raise CertificateError(f"{certs.ca_cert} is not a certificate alone; not exporting it")
     target = Path(target)
-    if target.exists() and target.read_bytes() != pem:
-        raise CertificateError(f"{target} exists and is another file; choose another name")
-    if not target.parent.is_dir():
-        raise CertificateError(f"no folder {target.parent}")
-    target.write_bytes(pem)
+    same = target.is_file() and target.read_bytes() == pem
+    if not same:
+        try:
+            check_file_output(FileOutput(target, "--export", "a PEM certificate", _is_certificate_alone),
+                              [certs.folder], force)
+        except OutputRefused as e:
+            raise CertificateError(str(e)) from None
+    write_text_atomically(target, pem.decode("ascii"), mode=0o644)
     return target
 
 
