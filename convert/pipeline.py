@@ -7,6 +7,7 @@ under a final name.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finsent_local.files import write_json_atomically
+from finsent_local.files import write_text_atomically
 from finsent_local.output_place import FileOutput, OutputRefused, check_outputs, is_gguf
 from finsent_local.engine.llama_runtime import LlamaRuntimeError, quantize_model
 
@@ -215,7 +216,12 @@ class _Run:
     def _verify(self, outtype: OutType, width: int, written: Path) -> dict:
         if outtype.needs_quantizer:
             reference = self._float_gguf(width)
-            details = self._logit_check(reference, _INTERMEDIATE_FOR_SOURCE[self.checkpoint.source_dtype()])
+            source_type = _INTERMEDIATE_FOR_SOURCE[self.checkpoint.source_dtype()]
+            padded = f", MLP padded to {width}" if width != self.checkpoint.config.intermediate_size else ""
+            # Another file than a float output of the same type (when padded): named so the two checks
+            # do not read as one check run twice.
+            details = self._logit_check(reference, source_type,
+                                        f"{outtype.name.upper()}'s quantizer input ({source_type.upper()}{padded})")
             self.progress.info(f"verifying {outtype.name.upper()}: labels against the unquantized file")
             agreement = verify.label_agreement(reference, written)
             details["label_agreement"] = round(agreement, 4)
@@ -228,10 +234,10 @@ class _Run:
             return details
         return self._logit_check(written, outtype.name)
 
-    def _logit_check(self, gguf_path: Path, outtype_name: str) -> dict:
+    def _logit_check(self, gguf_path: Path, outtype_name: str, what: str | None = None) -> dict:
         cache = self._logit_reports
         if gguf_path not in cache:
-            self.progress.info(f"verifying {outtype_name.upper()}: logits against transformers")
+            self.progress.info(f"verifying {what or outtype_name.upper()}: logits against transformers")
             report = verify.compare_logits(self.source.path, gguf_path)
             self.progress.info(
                 f"  max |logit diff| {report.max_abs_diff:.3g} (logits up to {report.logit_scale:.3g}), "
@@ -263,7 +269,9 @@ class _Run:
             for (_, final, written, _, _), manifest in zip(results, manifests):
                 os.replace(written, final)
                 placed.append(final)
-                write_json_atomically(manifest_path(final), manifest)
+                # Readable like the model beside it (0644 under the usual umask): it holds no secret.
+                write_text_atomically(manifest_path(final), json.dumps(manifest, indent=2, sort_keys=True) + "\n",
+                                      mode=0o644)
                 placed.append(manifest_path(final))
         except BaseException:
             for path in placed:  # an error half-way: take back what was already placed

@@ -262,3 +262,26 @@ def test_sigkill_leaves_no_output_and_the_next_run_cleans_up(tmp_path, tied_f16_
                                   "--outfile", str(out / "again.gguf"), "--no-verify", "-q")
     assert code == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == ["again.gguf", "again.gguf.manifest.json"]
+
+
+def test_each_verification_is_named_once_and_manifests_are_readable_like_models(tmp_path, tied_f16_checkpoint):
+    """`--outtype f16,q8_0` checks two files against transformers (the F16 output and Q8_0's padded
+    quantizer input): each line names its file, none repeats; the manifest gets the model's permissions."""
+    import os
+    import re
+    import stat
+
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, stderr = run_finsent("convert", str(tied_f16_checkpoint), "--outtype", "f16,q8_0", "--outfile",
+                                  str(out / "m-{outtype}.gguf"), "--verify")
+    assert code == 0, stderr
+    checks = re.findall(r"^verifying (.+): logits against transformers$", stderr, flags=re.MULTILINE)
+    assert checks[0] == "F16" and re.fullmatch(r"Q8_0's quantizer input \(F16, MLP padded to \d+\)", checks[1]), checks
+    assert len(checks) == len(set(checks)) == 2
+    umask = os.umask(0)
+    os.umask(umask)
+    for model in ("m-F16.gguf", "m-Q8_0.gguf"):
+        model_mode = stat.S_IMODE((out / model).stat().st_mode)
+        manifest_mode = stat.S_IMODE((out / f"{model}.manifest.json").stat().st_mode)
+        assert manifest_mode == 0o644 & ~umask and manifest_mode & 0o044 == model_mode & 0o044, (model, oct(manifest_mode))
