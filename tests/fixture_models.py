@@ -303,7 +303,7 @@ def trained_checkpoint() -> Path:
     """A tiny Llama 3 model trained on synthetic headlines in both prompt presets and both schemes,
     so end-to-end tests can assert real labels. Trained until the validation set reaches
     VALIDATION_TARGET (checked with transformers), within a step cap; the build fails with a clear
-    message otherwise. About 8 minutes on 2 CPU cores, once per machine: it is cached outside the checkout."""
+    message otherwise. About 5 minutes on 2 idle CPU cores (25 on a busy machine), once per machine: it is cached outside the checkout."""
     path, done = _cached("trained-sentiment")
     if done:
         return path
