@@ -60,6 +60,55 @@ def test_long_text_is_split_window_by_window_as_in_one_piece():
     assert [text[a:b].strip() for a, b in whole] == [text[a:b] for a, b in ours] == sentences
 
 
+@pytest.mark.parametrize("text, sentences", [
+    ("1) Revenue rose 2) Margins fell", ["1) Revenue rose", "2) Margins fell"]),
+    ("Highlights: 1.) Revenue rose 2.) Margins fell", ["Highlights:", "1.) Revenue rose", "2.) Margins fell"]),
+    ("Highlights 1.) Revenue rose. 2.) Margins fell.", ["Highlights", "1.) Revenue rose.", "2.) Margins fell."]),
+    ("Key drivers a. Revenue rose b. Margins fell", ["Key drivers", "a. Revenue rose", "b. Margins fell"]),
+    ("a) Revenue rose b) Margins fell", ["a) Revenue rose", "b) Margins fell"]),
+    ("Highlights: • Revenue rose 5%. • Margins fell", ["Highlights: • Revenue rose 5%.", "• Margins fell"]),
+])
+def test_inline_enumerations_are_split_as_pysbd_splits_them(text, sentences):
+    """An item marker that starts a piece inside a line ("1.)", "2)", "b.", a bullet) starts a sentence, as
+    a plain pysbd run has it, even when the piece before has no closing punctuation."""
+    import pysbd
+
+    alone = [text[p.start:p.end].strip() for p in pysbd.Segmenter(language="en", clean=False, char_span=True).segment(text)]
+    assert [text[s.start:s.end] for s in split_sentences(text)] == alone == sentences
+
+
+def test_a_numbered_line_with_a_closing_parenthesis_starts_a_sentence():
+    text = ("Our results were mixed this quarter as described below in more detail for investors\n"
+            "1.) Revenue rose 5%, helped by strong demand in Europe and Asia.\n2.) Margins fell.")
+    assert [text[s.start:s.end] for s in split_sentences(text)] == [
+        "Our results were mixed this quarter as described below in more detail for investors",
+        "1.) Revenue rose 5%, helped by strong demand in Europe and Asia.", "2.) Margins fell."]
+
+
+@pytest.mark.parametrize("text", [
+    "We expect 1.) higher revenue and 2.) lower costs.",  # a lower-case item runs on in its sentence
+    "The plan: 1) cut costs, 2) sell assets and 3) buy back shares.",
+    "See Sections 10(b) and 20(a) of the Act.",  # pysbd cuts before "(b)": a reference, not an item
+    "Virtucon Inc. Q3 2026 Earnings Call Transcript",  # a title, not "Inc." ending a sentence
+    "He joined U.S. Steel in 2019 and later the U.S. Food and Drug Administration.",  # names after U.S.
+    "Head of U.S. Sales, Jane Doe, said U.S. Sales and Marketing grew in the U.S. and U.K. markets.",
+])
+def test_one_sentence_stays_one(text):
+    assert [text[s.start:s.end] for s in split_sentences(text)] == [text]
+
+
+@pytest.mark.parametrize("text, sentences", [
+    ("We sold 3.5 bn units in the U.S. Sales rose approx. 5%", ["We sold 3.5 bn units in the U.S.", "Sales rose approx. 5%"]),
+    ("Demand was weak in the U.K. We expect a recovery.", ["Demand was weak in the U.K.", "We expect a recovery."]),
+    ("Virtucon Inc. Q3 2026 Earnings Call Transcript\nOperator: Welcome to Virtucon Inc. We begin now.",
+     ["Virtucon Inc. Q3 2026 Earnings Call Transcript", "Operator: Welcome to Virtucon Inc.", "We begin now."]),
+    ("She joined from Otterbrook Pharma, Inc. She succeeds Ms. Joan Whitaker",
+     ["She joined from Otterbrook Pharma, Inc.", "She succeeds Ms. Joan Whitaker"]),
+])
+def test_a_country_or_company_abbreviation_ends_a_sentence_before_a_sentence_starter(text, sentences):
+    assert [text[s.start:s.end] for s in split_sentences(text)] == sentences
+
+
 # -- the document result -------------------------------------------------------------------------------------
 def test_document_label_rule_and_arithmetic_by_hand():
     sentences = [
