@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import enum
+import json
 import re
 import time
 import urllib.request
+from typing import Literal
 
 import openai
 import pytest
 from load_mix import post_json
+from pydantic import BaseModel
 
 from finsent_local.engine.labels import LABELS_7
 
@@ -167,3 +171,120 @@ def test_bad_key_is_401(trained_gguf, tmp_path):
             {"role": "user", "content": "Hooli raises full-year guidance"}]).choices[0].message.content == "positive"
     finally:
         running.stop()
+
+
+# -- the Responses API and structured output ----------------------------------------------------
+class Sentiment3(BaseModel):
+    label: Literal["negative", "neutral", "positive"]
+
+
+class Label3(str, enum.Enum):  # pydantic writes an Enum class as a $ref into $defs
+    negative = "negative"
+    neutral = "neutral"
+    positive = "positive"
+
+
+class SentimentEnum(BaseModel):
+    sentiment: Label3
+
+
+def test_responses_classify_the_last_user_message(oa):
+    text = "Globex files for bankruptcy protection"
+    chat = oa.chat.completions.create(model="finsent-7", messages=[{"role": "user", "content": text}])
+    plain = oa.responses.create(model="finsent-7", input=text)
+    assert plain.output_text == "strong negative" == chat.choices[0].message.content
+    assert plain.id.startswith("resp_") and plain.object == "response" and plain.status == "completed"
+    message = plain.output[0]
+    assert message.type == "message" and message.id.startswith("msg_") and message.role == "assistant"
+    assert message.status == "completed" and message.content[0].type == "output_text"
+    assert message.content[0].annotations == []
+    assert plain.usage.input_tokens == chat.usage.prompt_tokens and plain.usage.output_tokens == 1
+    assert plain.usage.total_tokens == plain.usage.input_tokens + 1
+    assert abs(plain.created_at - time.time()) < 120
+    items = oa.responses.create(model="finsent-3", instructions="Label the headline.", input=[
+        {"role": "user", "content": "Hooli schedules its annual general meeting"},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "neutral"}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Initech raises "},
+                                                        {"type": "input_text", "text": "full-year guidance"}]}],
+        include=["message.output_text.logprobs"], top_logprobs=2)
+    assert items.output_text == "positive" and items.instructions == "Label the headline."
+    logprobs = items.output[0].content[0].logprobs[0]
+    assert logprobs.token == "positive" and [t.token for t in logprobs.top_logprobs][0] == "positive"
+    assert len(logprobs.top_logprobs) == 2 and logprobs.logprob <= 0
+
+
+def test_responses_stream_in_the_responses_event_shapes(oa):
+    events = list(oa.responses.create(model="finsent-7", input="Vandelay shares soar 40% after record profit",
+                                      stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    assert {"response.output_item.added", "response.content_part.added", "response.output_text.delta",
+            "response.output_text.done", "response.content_part.done", "response.output_item.done"} <= set(kinds)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "strong positive"
+    assert events[-1].response.output_text == "strong positive" and events[-1].response.usage.output_tokens == 1
+    with oa.responses.stream(model="finsent-3", input="Umbrella Group cuts full-year guidance") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "negative" and final.status == "completed"
+
+
+def test_structured_output_answers_the_label_as_json(oa):
+    """A JSON schema whose one string property's enum is the label set: {"<property>": "<label>"}, so
+    the client's .parse() (and langchain's with_structured_output(method="json_schema")) work."""
+    messages = [{"role": "user", "content": "Initech raises full-year guidance"}]
+    parsed = oa.chat.completions.parse(model="finsent-3", messages=messages, response_format=Sentiment3)
+    assert parsed.choices[0].message.parsed == Sentiment3(label="positive")
+    assert json.loads(parsed.choices[0].message.content) == {"label": "positive"}
+    by_ref = oa.chat.completions.parse(model="finsent-3", messages=messages, response_format=SentimentEnum)
+    assert by_ref.choices[0].message.parsed.sentiment is Label3.positive
+    raw = {"type": "json_schema", "json_schema": {"name": "s", "schema": {
+        "type": "object", "properties": {"tone": {"type": "string", "enum": list(reversed(LABELS_7))}}}}}
+    streamed = list(oa.chat.completions.create(model="finsent-7", messages=messages, response_format=raw, stream=True))
+    assert json.loads("".join(c.choices[0].delta.content or "" for c in streamed))["tone"] in LABELS_7
+    text = oa.chat.completions.create(model="finsent-3", messages=messages, response_format={"type": "text"})
+    assert text.choices[0].message.content == "positive"
+    response = oa.responses.parse(model="finsent-3", input="Umbrella Group cuts full-year guidance",
+                                  text_format=Sentiment3)
+    assert response.output_parsed == Sentiment3(label="negative")
+
+
+def _bad_request(call) -> openai.BadRequestError:
+    with pytest.raises(openai.BadRequestError) as refused:
+        call()
+    return refused.value
+
+
+def test_what_is_not_supported_is_a_clear_400(oa):
+    """Never silently ignored: tools, other schemas, JSON mode, stored state, unknown fields."""
+    messages = [{"role": "user", "content": "Initech raises full-year guidance"}]
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    chat = lambda **extra: oa.chat.completions.create(model="finsent-3", messages=messages, **extra)  # noqa: E731
+    error = _bad_request(lambda: chat(tools=[tool], tool_choice="required"))
+    assert error.code == "unsupported_parameter" and error.param == "tools" and "function calling" in error.message
+    assert _bad_request(lambda: chat(tool_choice="required")).param == "tool_choice"
+    error = _bad_request(lambda: chat(response_format={"type": "json_object"}))
+    assert error.code == "unsupported_parameter" and "json_schema" in error.message
+    error = _bad_request(lambda: oa.chat.completions.parse(model="finsent-7", messages=messages,
+                                                           response_format=Sentiment3))  # 3 labels for finsent-7
+    assert error.param == "response_format" and "strong positive" in error.message
+    two = {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object", "properties": {
+        "label": {"type": "string", "enum": ["negative", "neutral", "positive"]}, "why": {"type": "string"}}}}}
+    assert _bad_request(lambda: chat(response_format=two)).code == "unsupported_parameter"
+    error = _bad_request(lambda: oa.chat.completions.create(model="trained-sentiment-f16", messages=messages,
+                                                            max_tokens=2, response_format=two))
+    assert "finsent-7" in error.message
+    respond = lambda **extra: oa.responses.create(**{"model": "finsent-3", "input": "Profit rose", **extra})  # noqa: E731
+    assert _bad_request(lambda: respond(tools=[{"type": "function", "name": "f", "parameters": {}}])).param == "tools"
+    assert _bad_request(lambda: respond(text={"format": {"type": "json_object"}})).param == "text.format"
+    error = _bad_request(lambda: respond(previous_response_id="resp_1"))
+    assert error.code == "unsupported_parameter" and error.param == "previous_response_id"
+    error = _bad_request(lambda: respond(extra_body={"messages": []}))
+    assert error.code == "unknown_parameter" and error.param == "messages"
+    error = _bad_request(lambda: respond(model="trained-sentiment-f16"))
+    assert error.param == "model" and "/v1/chat/completions" in error.message
+    image = [{"role": "user", "content": [{"type": "input_image", "image_url": "https://example.com/a.png"}]}]
+    assert _bad_request(lambda: respond(input=image)).param == "input[0]"
+    assert "no user message" in _bad_request(lambda: respond(input=[{"role": "system", "content": "x"}])).message
+    assert _bad_request(lambda: respond(input="  ")).code == "empty_text"
+    with pytest.raises(openai.NotFoundError):
+        respond(model="gpt-4o")

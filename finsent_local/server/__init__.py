@@ -12,7 +12,7 @@ __all__ = ["ServerConfig", "create_app"]
 
 
 def create_app(runtime: Runtime, config: ServerConfig = ServerConfig()) -> Flask:
-    from . import addin, finsent_api, openai_api, ops, security, web
+    from . import addin, finsent_api, openai_api, ops, responses_api, security, web
 
     app = Flask("finsent_local", static_folder=None)  # the page's files are served by the web blueprint
     app.config["MAX_CONTENT_LENGTH"] = runtime.limits.max_body_bytes
@@ -24,6 +24,7 @@ def create_app(runtime: Runtime, config: ServerConfig = ServerConfig()) -> Flask
     ops.init_app(app)
     app.register_blueprint(finsent_api.blueprint)
     app.register_blueprint(openai_api.blueprint)
+    app.register_blueprint(responses_api.blueprint)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(web.blueprint)
     app.register_blueprint(addin.blueprint)

@@ -1,7 +1,9 @@
-"""An OpenAI-compatible API, so any OpenAI client works.
+"""The OpenAI API's chat completions, completions and model list (the Responses API: responses_api.py).
 
 Models: `finsent-7` and `finsent-3` classify the last user message (chat) or the prompt (completions)
-and answer with the label; the raw model id (the GGUF file's name) generates text freely.
+and answer with the label (or, with a JSON schema response_format, `{"<property>": "<label>"}`: see
+structured_output.py); the raw model id (the GGUF file's name) generates text freely. What is not
+supported (tools, other schemas) is a 400, never silently ignored.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..engine.worker import Unavailable
 from .context import runtime, service
 from .errors import ApiError, error_body
 from .requests import bool_param, json_body, number_param
+from .structured_output import answer_text, label_property, refuse_tools
 
 blueprint = Blueprint("openai", __name__)
 
@@ -40,7 +43,7 @@ def list_models():
             "data": [{"id": m, "object": "model", "created": created, "owned_by": "finsent-local"} for m in _models()]}
 
 
-def _model(body: dict) -> str:
+def requested_model(body: dict) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "invalid_request", '"model" is required', param="model")
@@ -50,14 +53,19 @@ def _model(body: dict) -> str:
     return model
 
 
-def _message_text(content) -> str:
+def model_labels(model: str) -> list[str] | None:
+    """The labels a classifying model answers with; None for the raw model (it generates text)."""
+    return list(service().schemes[CLASSIFIER_MODELS[model]].labels) if model in CLASSIFIER_MODELS else None
+
+
+def message_text(content, param: str = "messages", text_types: tuple[str, ...] = ("text",)) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):  # parts: text ones are joined
-        texts = [p.get("text") for p in content if p.get("type") == "text"]
+        texts = [p.get("text") for p in content if p.get("type") in text_types]
         if all(isinstance(t, str) for t in texts):
             return "".join(texts)
-    raise ApiError(400, "invalid_request", "message content must be a string or a list of text parts", param="messages")
+    raise ApiError(400, "invalid_request", "message content must be a string or a list of text parts", param=param)
 
 
 def _messages(body: dict) -> list[dict]:
@@ -70,7 +78,7 @@ def _messages(body: dict) -> list[dict]:
         if not isinstance(role, str) or role not in CHAT_ROLES:  # roles go into the template as they are: only known ones
             raise ApiError(400, "invalid_request", f"unknown message role {str(role)[:40]!r}; use one of "
                            + ", ".join(sorted(CHAT_ROLES)), param="messages")
-        out.append({"role": role, "content": _valid_unicode(_message_text(m.get("content") or ""), "messages")})
+        out.append({"role": role, "content": valid_unicode(message_text(m.get("content") or ""), "messages")})
     return out
 
 
@@ -84,10 +92,10 @@ def _prompt(body: dict) -> str | list[str]:
     if not isinstance(prompt, str):
         raise ApiError(400, "invalid_request", '"prompt" must be a string or a non-empty list of strings',
                        param="prompt")
-    return _valid_unicode(prompt, "prompt")
+    return valid_unicode(prompt, "prompt")
 
 
-def _valid_unicode(text: str, param: str) -> str:
+def valid_unicode(text: str, param: str) -> str:
     if not is_valid_unicode(text):
         raise ApiError(400, "invalid_text", "text is not valid Unicode (it contains a lone surrogate)", param=param)
     return text
@@ -112,7 +120,7 @@ def _ranked_logprobs(result: dict) -> list[tuple[str, float]]:
                   key=lambda item: -item[1])
 
 
-def _chat_logprobs(result: dict, top: int | None) -> dict:
+def chat_logprobs(result: dict, top: int | None) -> dict:
     ranked = _ranked_logprobs(result)
     entry = lambda label, lp: {"token": label, "logprob": lp, "bytes": list(label.encode())}  # noqa: E731
     return {"content": [{**entry(result["label"], dict(ranked)[result["label"]]),
@@ -232,13 +240,25 @@ class _Reply:
         self.close = close  # called when the response ends, read or not: stops a generation
 
 
-def _classification_reply(text: str, model: str, logprobs_of) -> _Reply:
-    """finsent-7/finsent-3: the label, at once."""
+def classification_reply(text: str, model: str, logprobs_of, json_property: str | None = None) -> _Reply:
+    """finsent-7/finsent-3: the label (or {json_property: label}), at once."""
     scheme = CLASSIFIER_MODELS[model]
     result = _classify_one(text, scheme)
     prompt_tokens = service().classification_prompt_tokens(text, scheme)
-    return _Reply([result["label"]], lambda: "stop", lambda: _usage(prompt_tokens, 1), logprobs_of(result),
-                  {"finsent": result})
+    return _Reply([answer_text(result["label"], json_property)], lambda: "stop", lambda: _usage(prompt_tokens, 1),
+                  logprobs_of(result), {"finsent": result})
+
+
+def _response_format_property(body: dict, model: str) -> str | None:
+    """Chat's response_format: {"type": "text"}, or a json_schema that structured_output accepts."""
+    fmt = body.get("response_format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise ApiError(400, "invalid_parameter", "response_format must be an object", param="response_format")
+    wrapper = fmt.get("json_schema")
+    schema = wrapper.get("schema") if isinstance(wrapper, dict) else None
+    return label_property(fmt.get("type"), schema, model_labels(model), "response_format")
 
 
 def _generation_reply(prompt_tokens: list[int], body: dict) -> _Reply:
@@ -251,9 +271,11 @@ def _generation_reply(prompt_tokens: list[int], body: dict) -> _Reply:
 @blueprint.post("/v1/chat/completions")
 def chat_completions():
     body = json_body()
-    model = _model(body)
+    model = requested_model(body)
     messages = _messages(body)
     _check_n(body)
+    refuse_tools(body, ("tools", "functions"), ("tool_choice", "function_call"))
+    json_property = _response_format_property(body, model)
     base = _envelope("chatcmpl", model)
     top = number_param(body, "top_logprobs", None, 0, 20, int)
     want_logprobs, stream = bool_param(body, "logprobs"), bool_param(body, "stream")
@@ -262,8 +284,9 @@ def chat_completions():
         users = [m["content"] for m in messages if m["role"] == "user"]
         if not users:
             raise ApiError(400, "invalid_request", "no user message to classify", param="messages")
-        reply = _classification_reply(users[-1], model,
-                                      lambda result: _chat_logprobs(result, top) if want_logprobs else None)
+        reply = classification_reply(users[-1], model,
+                                     lambda result: chat_logprobs(result, top) if want_logprobs else None,
+                                     json_property)
     else:
         reply = _generation_reply(service().chat_tokens(messages), body)
 
@@ -288,7 +311,7 @@ def chat_completions():
 @blueprint.post("/v1/completions")
 def completions():
     body = json_body()
-    model = _model(body)
+    model = requested_model(body)
     prompt = _prompt(body)
     _check_n(body)
     base = _envelope("cmpl", model)
@@ -298,8 +321,8 @@ def completions():
     if isinstance(prompt, list):
         return _batch_completion(prompt, model, base, top, stream, usage_chunk)
     if model in CLASSIFIER_MODELS:
-        reply = _classification_reply(prompt, model,
-                                      lambda result: _completion_logprobs(result, top) if top is not None else None)
+        reply = classification_reply(prompt, model,
+                                     lambda result: _completion_logprobs(result, top) if top is not None else None)
     else:
         reply = _generation_reply(service().prompt_tokens(prompt), body)
 
