@@ -187,7 +187,8 @@ def test_xlsx_by_column_letter_keeps_values_and_text(model, env, tmp_path, engin
     (["--column", "title"], "no column 'title' in news.csv; its columns: 'id', 'headline', 'note, with comma'"),
     ([], "--column is needed: which column of news.csv holds the texts? Its columns: 'id', 'headline'"),
     (["--column", "headline", "--output", "{tmp}/out.parquet"], "the output is written in the input's format"),
-    (["--column", "headline", "--output", "{tmp}/news.csv"], "exists; use --force to replace it"),
+    (["--column", "headline", "--output", "{tmp}/news.csv"], "news.csv is the input"),
+    (["--column", "headline", "--output", "{tmp}/news.csv", "--force"], "news.csv is the input"),
     (["--column", "headline", "--output", "{tmp}/out.docx"], "unknown file format '.docx'"),
     (["--column", "headline", "--scheme", "3"], "news.csv already has a column named 'label'; name the new columns "
                                                 "differently with --prefix"),
