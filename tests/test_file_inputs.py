@@ -73,6 +73,39 @@ def test_jsonl_keys_that_would_be_overwritten_are_refused(classify, tmp_path):
     assert out[2]["label"] == "analyst: buy" and out[2]["fs_label"] in LABELS_7
 
 
+def test_jsonl_lines_end_at_lf_or_crlf_alike(tmp_path):
+    """One definition of a line (tables.split_json_lines, which Ray's reader uses too: test_ray_job), as
+    JSON Lines has it: a line ends at \\n or \\r\\n; a lone \\r, U+2028 or U+0085 does not end one. LF and
+    CRLF files give the same rows; a CR-only file is one line (one error row, kept whole, and a note)."""
+    from finsent_local.jobs.tables import JsonLinesTable, open_table, split_json_lines
+
+    lines = [json.dumps({"id": 1, "headline": HEADLINES[0]}),
+             json.dumps({"id": 2, "headline": "Line\u2028separator and \x85 next line"}, ensure_ascii=False),
+             "{not json at all", json.dumps({"id": 4, "headline": "last, with no line end"})]
+    want = [HEADLINES[0], "Line\u2028separator and \x85 next line", None, "last, with no line end"]
+    rows = {}
+    for name, ending, bom in [("lf", "\n", b""), ("crlf", "\r\n", b""), ("bom_crlf", "\r\n", b"\xef\xbb\xbf"),
+                              ("cr", "\r", b"")]:
+        path = tmp_path / f"{name}.jsonl"
+        content = lines[0] + ending + ending + "  " + ending + ending.join(lines[1:])  # blank lines are skipped
+        path.write_bytes(bom + content.encode())
+        table = open_table(path, "headline")
+        texts = [t for chunk in table.texts(2) for t in chunk]
+        with open(path, "rb") as f:
+            split = [line for block in split_json_lines(f, path.name) for line in block]
+        for size in (1, 2, 3, 7):  # any block size gives the same lines (a block may end inside a line or an ending)
+            with open(path, "rb") as f:
+                assert [line for block in split_json_lines(f, path.name, size) for line in block] == split, (name, size)
+        rows[name] = (split, [None if not isinstance(t, str) else t for t in texts], table.notes)
+    assert rows["lf"] == rows["crlf"] == rows["bom_crlf"] == (lines, want, [])
+    split, texts, notes = rows["cr"]
+    assert split == [content] and texts == [None]  # one line that is not a JSON object
+    assert notes == ["note: cr.jsonl ends its lines with a lone CR (\\r), not LF (\\n) as JSON Lines does: it is "
+                     "read as one line; save it with LF or CRLF line endings"]
+    scored = [r for r in JsonLinesTable(tmp_path / "cr.jsonl", "headline")._records()]
+    assert scored == [(None, content)]  # written back whole as {"input_line": ...}
+
+
 # -- inputs with no rows ---------------------------------------------------------------------------------------
 def _header_only_inputs(folder: Path) -> dict[str, Path]:
     import openpyxl

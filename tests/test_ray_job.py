@@ -276,6 +276,25 @@ def test_json_lines_on_ray_match_the_single_machine_job(ray_cluster, trained_ggu
         assert a["label"] == b["label"] or abs(a["score"] - b["score"]) < 5e-3
 
 
+def test_json_lines_on_ray_are_the_lines_of_the_single_machine_job(ray_cluster, tmp_path):
+    """Ray's JSON Lines reader splits a file where the file job does (tables.split_json_lines): at \\n and
+    \\r\\n, not at a lone \\r or U+2028 (no model needed: only the read)."""
+    import json
+
+    import ray.data
+
+    from finsent_local.jobs.ray_job import _read
+    from finsent_local.jobs.tables import JsonLinesTable
+
+    records = [json.dumps({"id": i, "headline": f"Line\u2028{i}"}, ensure_ascii=False) for i in range(3)]
+    for name, ending in [("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")]:
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"\xef\xbb\xbf" + (ending.join(records) + ending + ending).encode())
+        got = [row["text"] for row in _read(ray.data, path, "json", None).take_all()]
+        want = [line for _, line in JsonLinesTable(path, "headline")._records()]
+        assert got == want == (records if name != "cr" else ["\r".join(records) + "\r"]), name
+
+
 # -- --force never deletes what is not ours -----------------------------------------------------------------------
 def _force(source: Path, out: Path, model: Path) -> tuple[int, str]:
     code, _, stderr = run_finsent("classify", "--model", str(model), "--input", str(source), "--column", "headline",

@@ -13,7 +13,7 @@ from .csv_files import (FALLBACK_ENCODING, SNIFFED_DELIMITER, DelimitedTable, Te
                         plain_decimal)
 from .formats import FORMATS, check_output_format, file_format, open_table
 from .json_lines import (JsonLinesTable, clashing_key, clashing_key_error, json_line, read_json_record,
-                         record_value, scored_record_line)
+                         record_value, scored_record_line, split_json_lines)
 from .parquet_files import ParquetTable
 from .xlsx_files import FORMULA_WITHOUT_VALUE, XlsxTable
 
@@ -22,5 +22,5 @@ __all__ = [
     "JsonLinesTable", "NotText", "ParquetTable", "RowResult", "TableError", "TextLinesTable", "XlsxTable",
     "check_output_format", "choose_encoding", "clashing_key", "clashing_key_error", "file_format", "json_line",
     "label_count", "open_table", "plain_decimal", "probability_column", "read_json_record", "record_value",
-    "result_arrays", "result_columns", "scored_record_line",
+    "result_arrays", "result_columns", "scored_record_line", "split_json_lines",
 ]

@@ -3,11 +3,40 @@ helpers here also serve the Ray job's JSON Lines scorer."""
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from .base import InputTable, NotText, RowResult, TableError, _chunked, _no_column, _take, label_count
+
+
+READ_BYTES = 4 << 20  # a JSON Lines file is read this much at a time
+JSON_WHITESPACE = b" \t\r"  # (and \n, which ends the line): a line of nothing else is blank
+
+
+def split_json_lines(f: BinaryIO, name: str, block_size: int = READ_BYTES) -> Iterator[list[str]]:
+    """The lines of a JSON Lines file opened in binary mode, a list of them per block read: the one
+    definition of a line, for the file job and the Ray job alike. As the JSON Lines format has it, a
+    line ends at \n (\r\n too: the \r goes with the ending); nothing else ends a line: not a lone \r
+    (a JSON string cannot hold one unescaped, so a file of CR-only endings is one long line, not
+    records), nor U+2028, U+2029 or U+0085 (which str.splitlines breaks at, and a JSON string may hold
+    as they are). Blank lines (JSON whitespace only) are not records and are skipped; a UTF-8
+    byte-order mark at the start is dropped. TableError when the file is not UTF-8 text."""
+    pending = f.read(len(codecs.BOM_UTF8)).removeprefix(codecs.BOM_UTF8)
+    while True:
+        chunk = f.read(block_size)
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop() if chunk else b""
+        try:
+            texts = [(line[:-1] if line.endswith(b"\r") else line).decode("utf-8")
+                     for line in lines if line.strip(JSON_WHITESPACE)]
+        except UnicodeDecodeError:
+            raise TableError(f"{name} is not UTF-8 text") from None
+        yield texts
+        if not chunk:
+            return
 
 
 def read_json_record(line: str) -> dict | None:
@@ -43,25 +72,27 @@ def scored_record_line(record: dict | None, line: str, added_columns: list[str],
 
 
 class JsonLinesTable(InputTable):
-    """One JSON object per line; blank lines are not records and are skipped. A line that is not a JSON
-    object becomes a row with an error, written as {"input_line": ...} so nothing is lost."""
+    """One JSON object per line (lines as split_json_lines() has them); blank lines are not records and are
+    skipped. A line that is not a JSON object becomes a row with an error, written as {"input_line": ...}
+    so nothing is lost."""
 
     format_name = "JSON Lines"
 
     def __init__(self, path: Path, column: str):
         super().__init__(path, column)
+        opening = next(self._records(), None)
+        if opening is not None and opening[0] is None and "\r" in opening[1]:
+            self.notes.append(f"note: {self.path.name} ends its lines with a lone CR (\\r), not LF (\\n) as JSON Lines "
+                              "does: it is read as one line; save it with LF or CRLF line endings")
         first = next((record for record, _ in self._records() if record is not None), None)
         if first is not None and column not in first:
             raise _no_column(column, f"the first record of {self.path.name}", list(first))
 
     def _records(self) -> Iterator[tuple[dict | None, str]]:
-        try:
-            with open(self.path, encoding="utf-8-sig") as f:
-                for line in f:
-                    if line.strip():
-                        yield read_json_record(line), line.rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise TableError(f"{self.path.name} is not UTF-8 text") from None
+        with open(self.path, "rb") as f:
+            for lines in split_json_lines(f, self.path.name):
+                for line in lines:
+                    yield read_json_record(line), line
 
     def count_rows(self) -> int:
         return sum(1 for _ in self._records())
