@@ -1,11 +1,29 @@
 #!/usr/bin/env bash
 # Creates .venv and installs FinSent Local into it.
 #   bash setup.sh          the app (server, converter, CLI, finsent eval)
+#   bash setup.sh --tune   plus `finsent tune` (torch, transformers, PEFT): PyTorch's CPU build where no
+#                          NVIDIA GPU is found (Linux x86_64), PyPI's default (CUDA) build otherwise;
+#                          TORCH_INDEX_URL chooses the index yourself (empty: PyPI's default)
 #   bash setup.sh --dev    plus everything the tests need (torch CPU, transformers, the Llama 3 tokenizer, ...)
 # llama-cpp-python is compiled from source on first install (about 12 minutes on 2 cores; the wheel is
 # kept for the next time). For NVIDIA GPUs: CMAKE_ARGS="-DGGML_CUDA=on -DLLAVA_BUILD=OFF" bash setup.sh
 # (see README).
 set -euo pipefail
+
+# PyPI's torch for Linux x86_64 is the CUDA build, with about 15 nvidia-* packages (several GB) that a
+# CPU-only machine never uses; PyTorch's own CPU index has the CPU build. Elsewhere (macOS, Windows,
+# aarch64) PyPI's torch is already the CPU (or MPS) build. Prints the index to install torch from, or
+# nothing for PyPI's default.
+torch_index_url() {
+  if [ -n "${TORCH_INDEX_URL+set}" ]; then
+    echo "$TORCH_INDEX_URL"
+  elif [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ] && ! command -v nvidia-smi >/dev/null 2>&1; then
+    echo "https://download.pytorch.org/whl/cpu"
+  fi
+}
+# The tests read the function above without running the set-up.
+if [ "${FINSENT_SETUP_FUNCTIONS_ONLY:-}" = 1 ]; then return 0 2>/dev/null || exit 0; fi
+
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
@@ -45,6 +63,15 @@ if [ "${1:-}" = "--dev" ]; then
       echo "note: install ${debs[*]} (Debian/Ubuntu) to run the LibreOffice and browser tests"
     fi
   fi
+elif [ "${1:-}" = "--tune" ]; then
+  if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    index=$(torch_index_url)
+    if [ -n "$index" ]; then
+      echo "Installing PyTorch's CPU build from $index (no NVIDIA GPU found; TORCH_INDEX_URL= bash setup.sh --tune takes PyPI's CUDA build)"
+      "${PIP[@]}" install -q torch --index-url "$index"
+    fi
+  fi
+  "${PIP[@]}" install -q -e ".[engine,eval,tune]"
 else
   "${PIP[@]}" install -q -e ".[engine,eval]"
 fi
