@@ -288,16 +288,70 @@ def test_a_failed_request_is_never_frozen_into_a_value():
                                              "#FINSENT! text too long", "negative", 0.5, None))
 
 
+# Parts openpyxl does not write back, as Excel stores them (contents shortened), and what freeze calls them.
+FOREIGN_PARTS = {
+    "xl/connections.xml": ("<connections/>", "data connections and queries (Power Query)"),
+    "xl/queryTables/queryTable1.xml": ("<queryTable/>", "data connections and queries (Power Query)"),
+    "customXml/item1.xml": ("<root/>", "custom XML parts"),
+    "customXml/itemProps1.xml": ("<ds:datastoreItem/>", "custom XML parts"),
+    "xl/model/item.data": ("\0model", "data model (Power Pivot)"),
+    "xl/activeX/activeX1.xml": ("<ax:ocx/>", "ActiveX controls"),
+    "xl/activeX/activeX1.bin": ("\0ocx", "ActiveX controls"),
+    "xl/embeddings/oleObject1.bin": ("\0ole", "embedded objects"),
+    "xl/pivotCache/pivotCacheDefinition1.xml": ("<pivotCacheDefinition/>", "pivot caches"),
+    "xl/slicers/slicer1.xml": ("<slicers/>", "slicers"),
+    "xl/slicerCaches/slicerCache1.xml": ("<slicerCacheDefinition/>", "slicers"),
+    "xl/webextensions/webextension1.xml": ("<we:webextension/>", "Office add-in task panes and settings"),
+    "xl/printerSettings/printerSettings1.bin": ("\0printer", "printer settings"),
+    "xl/somethingNew/part1.xml": ("<new/>", "other parts: xl/somethingNew/part1.xml"),
+}
+
+
+def _with_foreign_parts(book: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(book, "a") as z:  # as if Excel had saved them (openpyxl will not write them back)
+        for name, (content, _) in FOREIGN_PARTS.items():
+            z.writestr(name, content)
+        z.writestr("xl/calcChain.xml", "<calcChain/>")  # Excel makes it again: not worth a word
+
+
+def test_every_part_openpyxl_drops_is_named(tmp_path):
+    import zipfile
+
+    from openpyxl import Workbook
+
+    from finsent_local.excel.freeze import dropped_parts
+
+    book = tmp_path / "forms.xlsx"
+    _formula_book(book)  # a chart, a note, a defined name, validation: all kept
+    assert dropped_parts(book) == []
+    _with_foreign_parts(book)
+    assert sorted(dropped_parts(book)) == sorted({what for _, what in FOREIGN_PARTS.values()})
+    vba = Workbook()
+    vba.active["A1"] = "=FINSENT(B1)"
+    vba.save(tmp_path / "macros.xlsx")  # openpyxl keeps a VBA project only when it loads an .xlsm
+    (tmp_path / "macros.xlsx").rename(tmp_path / "macros.xlsm")
+    with zipfile.ZipFile(tmp_path / "macros.xlsm", "a") as z:
+        z.writestr("xl/vbaProject.bin", "\0vba")
+    assert dropped_parts(tmp_path / "macros.xlsm") == []
+    (tmp_path / "macros.xlsm").rename(tmp_path / "macros.xlsx")
+    assert dropped_parts(tmp_path / "macros.xlsx") == ["VBA macros"]
+
+
 def test_parts_openpyxl_drops_are_named(server, tmp_path):
     import zipfile
 
-    book = tmp_path / "slicers.xlsx"
+    book = tmp_path / "parts.xlsx"
     _formula_book(book)
-    with zipfile.ZipFile(book, "a") as z:  # as if the workbook had a slicer (openpyxl will not write it back)
-        z.writestr("xl/slicers/slicer1.xml", "<slicers/>")
+    _with_foreign_parts(book)
     code, _, stderr = run_finsent("excel", "freeze", str(book), "--url", server.url)
     assert code == 1  # B9, as above
-    assert (f"note: openpyxl does not keep the workbook's slicers: {book} has lost them "
-            f"({tmp_path / 'slicers.before-freeze.xlsx'} still has them)") in stderr
-    with zipfile.ZipFile(tmp_path / "slicers.before-freeze.xlsx") as z:
-        assert "xl/slicers/slicer1.xml" in z.namelist()
+    note = next(line for line in stderr.splitlines() if line.startswith("note: "))
+    assert note.startswith("note: openpyxl does not keep the workbook's ")
+    assert note.endswith(f": {book} has lost them ({tmp_path / 'parts.before-freeze.xlsx'} still has them)")
+    for _, what in FOREIGN_PARTS.values():
+        assert what in note
+    with zipfile.ZipFile(book) as frozen, zipfile.ZipFile(tmp_path / "parts.before-freeze.xlsx") as backup:
+        assert not set(FOREIGN_PARTS) & set(frozen.namelist())
+        assert set(FOREIGN_PARTS) <= set(backup.namelist())

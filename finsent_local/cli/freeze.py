@@ -63,7 +63,7 @@ def freeze(book, output_path, force, url, api_key, model, threads, prompt_preset
                f"into {written}" + (f"; the original is kept as {report.backup}" if report.backup else ""), err=True)
     if report.dropped:
         keeper = report.backup or book
-        click.echo(f"note: openpyxl does not keep the workbook's {', '.join(report.dropped)}: {written} has lost them "
+        click.echo(f"note: openpyxl does not keep the workbook's {'; '.join(report.dropped)}: {written} has lost them "
                    f"({keeper} still has them)", err=True)
     if report.left:
         shown = "; ".join(report.left[:5]) + (f"; ... ({len(report.left)} in all)" if len(report.left) > 5 else "")
