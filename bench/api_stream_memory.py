@@ -6,7 +6,7 @@ baseline) and 100,000, and of one that asks for the whole list of 100,000 Result
 contrast). The texts repeat 500 distinct headlines, so past the first 500 the result cache answers:
 what grows is the data held, not model work. Target: streaming 100,000 within a few MB of 1,000.
 
-.venv/bin/python bench/api_stream_memory.py
+.venv/bin/python bench/api_stream_memory.py      (--smoke: 100 and 1,000 texts; bench/smoke_mode.py)
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 import fixture_models  # noqa: E402
 from file_bench import headline, peak_rss_mb  # noqa: E402
+from smoke_mode import pick  # noqa: E402
 
 from finsent_local.convert.pipeline import ConvertRequest, convert  # noqa: E402
 
@@ -48,13 +49,14 @@ def main() -> int:
     script = work / "run.py"
     script.write_text(RUN.format(bench=str(ROOT / "bench"), model=str(model)))
     rows = []
-    for n, mode in ((1_000, "stream"), (100_000, "stream"), (100_000, "list")):
+    small, big = pick(1_000, 100), pick(100_000, 1_000)
+    for n, mode in ((small, "stream"), (big, "stream"), (big, "list")):
         env = {"FINSENT_CACHE_DIR": str(work / f"cache-{n}-{mode}")}
         wall, rss = peak_rss_mb([sys.executable, str(script), str(n), mode], env)
         rows.append((n, mode, wall, rss))
     base = rows[0][3]
     print(f"trained fixture Q8_0, {os.cpu_count()} CPUs; 500 distinct headlines, repeated")
-    print("| texts | mode | s | peak MB | over 1,000 streamed |")
+    print(f"| texts | mode | s | peak MB | over {small:,} streamed |")
     print("|---:|---|---:|---:|---:|")
     for n, mode, wall, rss in rows:
         print(f"| {n:,} | {'stream=True' if mode == 'stream' else 'list'} | {wall:.1f} | {rss:.0f} | {rss - base:+.0f} MB |")

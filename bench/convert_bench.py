@@ -8,7 +8,7 @@ and, when the llama-cpp-python sdist can be fetched from PyPI, the stock pipelin
 with ratios against the stock figures (or `unpadded` where the stock pipeline is not available).
 Targets (issue 2): <= 60 s, <= 2 GB peak RSS, <= 630 MB.
 
-Run: .venv/bin/python bench/convert_bench.py
+Run: .venv/bin/python bench/convert_bench.py      (--smoke: the tests' trained checkpoint, bench/smoke_mode.py)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import tarfile
 from pathlib import Path
 
 from same_shape import WORK, same_shape_checkpoint
+from smoke_mode import SMOKE
 
 PYTHON = sys.executable
 
@@ -45,6 +46,8 @@ def _stock_converter() -> Path | None:
     script = sdist_dir / "llama_cpp_python-0.3.36" / "vendor" / "llama.cpp" / "convert_hf_to_gguf.py"
     if script.exists():
         return script
+    if SMOKE:  # nothing downloaded in a smoke run
+        return None
     sdist_dir.mkdir(parents=True, exist_ok=True)
     got = subprocess.run([PYTHON, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q",
                           "llama-cpp-python==0.3.36", "-d", str(sdist_dir)], capture_output=True)
@@ -75,7 +78,7 @@ def main() -> None:
         f16 = out / "stock-f16.gguf"
         env = {"PYTHONPATH": str(stock.parent / "gguf-py")}
         wall1, peak1 = _measure([PYTHON, str(stock), str(checkpoint), "--outtype", "f16", "--outfile", str(f16)], env)
-        quantize = ("import sys; from finsent_local.llama_runtime import quantize_model; "
+        quantize = ("import sys; from finsent_local.engine.llama_runtime import quantize_model; "
                     "quantize_model(sys.argv[1], sys.argv[2], 15, buffer_bytes=0)")  # llama.cpp's defaults
         wall2, peak2 = _measure([PYTHON, "-c", quantize, str(f16), str(out / "stock.gguf")])
         rows.append(("stock llama.cpp (F16 then Q4_K_M)", wall1 + wall2, max(peak1, peak2),

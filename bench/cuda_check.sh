@@ -8,20 +8,34 @@
 #                                                 (their trained fixture takes minutes to build once)
 # Offline GPU machines: LLAMA_CPP_SOURCE=/path/to/llama_cpp_python-0.3.36.tar.gz (the PyPI sdist) builds
 # from that file instead of downloading it.
+#   bash bench/cuda_check.sh --check-imports   only checks, on any machine, that what this script runs
+#                                              imports (tests/test_bench_smoke.py runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-if ! .venv/bin/python -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.llama_supports_gpu_offload() else 1)"; then
-  CMAKE_ARGS="-DGGML_CUDA=on -DLLAVA_BUILD=OFF" .venv/bin/python llama_build/install.py
-fi
-.venv/bin/python - <<'PY'
-from finsent_local.llama_runtime import gpu_offload_supported
-from finsent_local.serve import gpu_layers
+PYTHON="${PYTHON:-.venv/bin/python}"
+# The GPU check, run below after the build; alone (no GPU needed) with --check-imports.
+GPU_CHECK='
+import sys
+from finsent_local.engine.llama_runtime import gpu_layers, gpu_offload_supported
+if sys.argv[1:] == ["--check-imports"]:
+    print("cuda_check imports: OK")
+    raise SystemExit
 assert gpu_offload_supported(), "llama.cpp was not built with GPU support"
 print("GPU offload: yes; layers requested:", gpu_layers("on"))
-PY
-if [ "${CUDA_CHECK_TESTS:-0}" = 1 ]; then
-  .venv/bin/python -m pytest -q tests/test_engine.py tests/test_server_api.py tests/test_openai_api.py
+'
+if [ "${1:-}" = "--check-imports" ]; then
+  "$PYTHON" -c "$GPU_CHECK" --check-imports
+  # the scripts it runs: each one's imports (FINSENT_BENCH_GPU unset: gpu_bench.py stops before any work)
+  "$PYTHON" -c "import sys; sys.path[:0] = ['bench', 'llama_build']; import install, convert_bench, gpu_bench"
+  exit 0
 fi
-[ -f bench/.work/out/ours.gguf ] || .venv/bin/python bench/convert_bench.py
-FINSENT_BENCH_GPU=1 .venv/bin/python bench/gpu_bench.py
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+if ! "$PYTHON" -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.llama_supports_gpu_offload() else 1)"; then
+  CMAKE_ARGS="-DGGML_CUDA=on -DLLAVA_BUILD=OFF" "$PYTHON" llama_build/install.py
+fi
+"$PYTHON" -c "$GPU_CHECK"
+if [ "${CUDA_CHECK_TESTS:-0}" = 1 ]; then
+  "$PYTHON" -m pytest -q tests/test_engine.py tests/test_server_api.py tests/test_openai_api.py
+fi
+[ -f bench/.work/out/ours.gguf ] || "$PYTHON" bench/convert_bench.py
+FINSENT_BENCH_GPU=1 "$PYTHON" bench/gpu_bench.py

@@ -10,7 +10,7 @@ Printed: the peak, its growth over the baseline in MB, and that growth per input
 Target: growth linear in the document and small (a few hundred bytes per character: the text, its
 sentence spans, one result each and the JSON answer), never a multiple of the model.
 
-.venv/bin/python bench/document_memory.py
+.venv/bin/python bench/document_memory.py      (--smoke: documents of 1,000 and 10,000 characters; bench/smoke_mode.py)
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import fixture_models  # noqa: E402
 from file_bench import peak_rss_mb  # noqa: E402
 from long_documents import transcript  # noqa: E402
 from running_server import RunningServer  # noqa: E402
+from smoke_mode import pick  # noqa: E402
 
 from finsent_local.convert.pipeline import ConvertRequest, convert  # noqa: E402
 
@@ -64,7 +65,8 @@ def main() -> int:
     model = work / "trained-q8_0.gguf"
     convert(ConvertRequest(source=str(fixture_models.trained_checkpoint()), outtypes=["q8_0"], outfile=str(model),
                            verify=False, quiet=True))
-    documents = {"1k": filing(5), "100k": transcript(), "965k": filing(5000)}  # 5,000: the sentence limit
+    documents = pick({"1k": filing(5), "100k": transcript(), "965k": filing(5000)},  # 5,000: the sentence limit
+                     {"1k": filing(5), "10k": filing(50)})
     rows = []
     for name, text in documents.items():
         source = work / f"{name}.csv"

@@ -9,17 +9,20 @@ Prints per-text latency and texts/s, measured in this one run, for:
 Targets (issue 3): >= 4x the naive path and >= 10x transformers per text; cached repeats > 1000/s.
 
 Run after bench/convert_bench.py (which writes the model): .venv/bin/python bench/engine_bench.py
+(--smoke: the tests' trained checkpoint, converted here, and a few texts; bench/smoke_mode.py)
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from same_shape import WORK, same_shape_checkpoint
+from smoke_mode import SMOKE, pick
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -27,14 +30,20 @@ from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
 from finsent_local.engine.classifier import ClassifierEngine  # noqa: E402
 from finsent_local.engine.labels import default_schemes  # noqa: E402
 
-N_NAIVE = int(os.environ.get("BENCH_NAIVE_TEXTS", 6))
-N_TRANSFORMERS = int(os.environ.get("BENCH_TRANSFORMERS_TEXTS", 3))
+N_NAIVE = int(os.environ.get("BENCH_NAIVE_TEXTS", pick(6, 1)))
+N_TRANSFORMERS = int(os.environ.get("BENCH_TRANSFORMERS_TEXTS", pick(3, 1)))
+CACHE_REQUESTS = pick(1000, 50)
 
 
 def model_file() -> Path:
+    """The Q4_K_M file bench/convert_bench.py writes (in a smoke run: made here when missing)."""
     path = WORK / "out" / "ours.gguf"
+    if not path.exists() and SMOKE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "finsent_local.cli", "convert", str(same_shape_checkpoint()),
+                        "--outtype", "q4_k_m", "--outfile", str(path), "--no-verify", "-q"], check=True)
     if not path.exists():
-        raise SystemExit("run bench/convert_bench.py first (it writes bench/.work/out/ours.gguf)")
+        raise SystemExit(f"run bench/convert_bench.py first (it writes {path})")
     return path
 
 
@@ -112,7 +121,7 @@ def bench_cache(path: Path, texts: list[str]) -> float:
         urls = [f"/v1/label?scheme=7&text={quote(t)}" for t in texts]
         for url in urls:  # fills the cache
             client.get(url)
-        repeated = urls * (1000 // len(urls) + 1)
+        repeated = urls * (CACHE_REQUESTS // len(urls) + 1)
         start = time.perf_counter()
         for url in repeated:
             assert client.get(url).status_code == 200
@@ -124,6 +133,7 @@ def bench_cache(path: Path, texts: list[str]) -> float:
 def main() -> None:
     path = model_file()
     texts = list(LABEL_SENTENCES) + [f"{s[:-1]} in the third quarter." for s in LABEL_SENTENCES[:12]]
+    texts = pick(texts, texts[:4])
     scheme = default_schemes()["7"]
     prompts = [scheme.prompt(t) for t in texts]
     rows = {}

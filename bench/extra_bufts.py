@@ -8,6 +8,7 @@ The "on" side first runs in the child-process check (finsent_local/engine/cpu_bu
 path crashes (GCC < 13 without llama_build/gcc_amx_tile_config.h) is reported, not run in this process.
 
 Run after bench/convert_bench.py: .venv/bin/python bench/extra_bufts.py
+(--smoke: the tests' trained checkpoint, one round on two texts; bench/smoke_mode.py)
 """
 
 import statistics
@@ -18,12 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine_bench import model_file  # noqa: E402
+from smoke_mode import pick  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
 from finsent_local.engine import cpu_buffers  # noqa: E402
 from finsent_local.engine.classifier import ClassifierEngine, EngineOptions  # noqa: E402
 
-ROUNDS = 3
-TG_STEPS = 16
+ROUNDS = pick(3, 1)
+TG_STEPS = pick(16, 4)
 
 
 def prompt_speed(engine: ClassifierEngine, tokens: list[int]) -> float:
@@ -50,7 +52,7 @@ def generation_speed(engine: ClassifierEngine, tokens: list[int]) -> float:
 
 def main() -> None:
     path = model_file()
-    texts = [f"{t} {t}" for t in LABEL_SENTENCES[:12]]
+    texts = [f"{t} {t}" for t in LABEL_SENTENCES[:pick(12, 2)]]
     print(f"CPU: {cpu_buffers.cpu_info().get('model name', 'unknown')}; AMX: {cpu_buffers.cpu_has_amx()}")
     check = cpu_buffers.probe(path)
     print(f"extra buffer types took: {check.buffers or 'nothing'}; child check: "

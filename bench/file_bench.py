@@ -10,7 +10,8 @@
    with 1 actor x 2 threads and 2 actors x 1 thread. Ray's overhead is its wall time over the
    single process's.
 
-.venv/bin/python bench/file_bench.py      (BENCH_RAY_TEXTS, BENCH_BIG_ROWS to change the sizes)
+.venv/bin/python bench/file_bench.py      (BENCH_RAY_TEXTS, BENCH_BIG_ROWS to change the sizes; --smoke: the
+tests' tiny checkpoint, a few hundred rows, one Ray actor; bench/smoke_mode.py)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from same_shape import WORK, same_shape_checkpoint
+from smoke_mode import pick
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,8 +37,10 @@ EVENTS = ["raises full-year guidance by {n}%", "files for bankruptcy protection 
           "schedules its annual general meeting for May {n}", "shares plunge {n}% on fraud probe",
           "profit soars {n}% to a record", "cuts {n} jobs as orders fall", "wins a {n} million dollar contract",
           "misses estimates by {n} cents a share", "keeps its dividend at {n} cents", "opens {n} new stores"]
-BIG_ROWS = int(os.environ.get("BENCH_BIG_ROWS", 100_000))
-RAY_TEXTS = int(os.environ.get("BENCH_RAY_TEXTS", 512))
+SMALL_ROWS = pick(1_000, 100)
+BIG_ROWS = int(os.environ.get("BENCH_BIG_ROWS", pick(100_000, 1_000)))
+RAY_TEXTS = int(os.environ.get("BENCH_RAY_TEXTS", pick(512, 16)))
+RAY_LAYOUTS = pick(((1, 2), (2, 1)), ((1, 1),))  # (actors, threads per actor)
 
 
 def headline(i: int) -> str:
@@ -75,15 +79,15 @@ def write_csv(path: Path, rows: int) -> None:
 
 def bench_memory(model: Path, folder: Path) -> None:
     results = {}
-    for rows in (1_000, BIG_ROWS):
+    for rows in (SMALL_ROWS, BIG_ROWS):
         source = folder / f"news-{rows}.csv"
         write_csv(source, rows)
         command = [sys.executable, "-m", "finsent_local.cli", "classify", "--model", str(model), "--input", str(source),
                    "--column", "headline", "--output", str(folder / f"scored-{rows}.csv"), "--quiet"]
         results[rows] = peak_rss_mb(command, {"FINSENT_CACHE_DIR": str(folder / f"cache-{rows}")})
         print(f"memory: {rows:>7,} rows  {results[rows][0]:7.1f} s  peak RSS {results[rows][1]:7.1f} MB", flush=True)
-    small, big = results[1_000][1], results[BIG_ROWS][1]
-    print(f"memory: peak RSS {BIG_ROWS:,} rows / 1,000 rows = x{big / small:.3f} (+{big - small:.1f} MB)")
+    small, big = results[SMALL_ROWS][1], results[BIG_ROWS][1]
+    print(f"memory: peak RSS {BIG_ROWS:,} rows / {SMALL_ROWS:,} rows = x{big / small:.3f} (+{big - small:.1f} MB)")
 
 
 def bench_throughput(model: Path, folder: Path) -> None:
@@ -109,7 +113,7 @@ def bench_throughput(model: Path, folder: Path) -> None:
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
     try:
-        for actors, threads in ((1, 2), (2, 1)):
+        for actors, threads in RAY_LAYOUTS:
             out = folder / f"ray-{actors}x{threads}"
             start = time.perf_counter()
             scored = classify_dataset(ray.data.read_parquet(str(source)), "headline", model=model, scheme="7",

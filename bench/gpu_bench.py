@@ -9,6 +9,8 @@ Needs llama-cpp-python built with CUDA (bench/cuda_check.sh builds it). FINSENT_
 script on a CPU-only build (both sides on the CPU: a check of the script itself, not a measurement).
 
 Run after bench/convert_bench.py: FINSENT_BENCH_GPU=1 .venv/bin/python bench/gpu_bench.py
+(--smoke: the tests' trained checkpoint and a few texts, bench/smoke_mode.py; with FINSENT_BENCH_GPU=dry, the
+tests' check of this script)
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine_bench import model_file  # noqa: E402  (puts tests/ on the path, through same_shape)
 from running_server import RunningServer  # noqa: E402  (tests/running_server.py: no test set-up)
 from load_mix import post_json  # noqa: E402
+from smoke_mode import pick  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
 from finsent_local.engine.classifier import ClassifierEngine, EngineOptions  # noqa: E402
 from finsent_local.engine.llama_runtime import gpu_offload_supported  # noqa: E402
 
 MODE = os.environ.get("FINSENT_BENCH_GPU", "")
 TEXTS = list(LABEL_SENTENCES) + [f"{s[:-1]} in the third quarter." for s in LABEL_SENTENCES]  # 40
-BATCH_REQUEST = (TEXTS * 2)[:48]
+TEXTS = pick(TEXTS, TEXTS[:4])
+BATCH_REQUEST = (TEXTS * 2)[:pick(48, 6)]
 
 
 def bench_engine(path: Path, gpu_layers: int) -> tuple[float, float, list[str], str]:
@@ -84,9 +88,10 @@ def main() -> None:
     print(f"\nmodel: {path.name} ({path.stat().st_size / 1e6:.0f} MB); GPU side backend: {gpu[3]}"
           + ("  (dry run: no GPU, both sides on the CPU)" if MODE == "dry" else ""))
     print(f"{'path':44} {'CPU ms/text':>12} {'GPU ms/text':>12} {'GPU speed-up':>13}")
-    for name, c, g in (("engine, 1 text per call", cpu[0], gpu[0]), ("engine, 40 texts in one call", cpu[1], gpu[1]),
+    for name, c, g in (("engine, 1 text per call", cpu[0], gpu[0]),
+                       (f"engine, {len(TEXTS)} texts in one call", cpu[1], gpu[1]),
                        ("server, 1 text per request", server_cpu[0], server_gpu[0]),
-                       ("server, 48 texts per request", server_cpu[1], server_gpu[1])):
+                       (f"server, {len(BATCH_REQUEST)} texts per request", server_cpu[1], server_gpu[1])):
         print(f"{name:44} {c * 1000:12.1f} {g * 1000:12.1f} {c / g:12.2f}x")
     print(f"labels equal on CPU and GPU: {agree:.0%} of {len(TEXTS)} texts (random weights: near-ties may differ)")
 

@@ -12,6 +12,7 @@ file size and texts/s (no result cache; timed in the same run, so the ratios com
 issue 18: Q4_K_M agrees with F16 on at least 99% of labels on both sets.
 
     .venv/bin/python bench/quant_eval.py        (a few minutes on 2 cores once the test fixture exists)
+    (--smoke: F16, Q8_0 and Q4_K_M on a few headlines of each set; bench/smoke_mode.py)
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import fixture_models  # noqa: E402
 from finsent_local.convert.pipeline import ConvertRequest, convert  # noqa: E402
 from hard_headlines import hard_examples  # noqa: E402
 from sentiment_data import held_out_examples  # noqa: E402
+from smoke_mode import pick  # noqa: E402
 
-OUTTYPES = ["f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"]
+OUTTYPES = pick(["f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"], ["f16", "q8_0", "q4_k_m"])
 AGREEMENT_GOAL = 0.99
 
 
@@ -51,7 +53,7 @@ def main() -> int:
         convert(ConvertRequest(source=str(checkpoint), outtypes=[outtype], outfile=str(target), verify=False,
                                quiet=True))
         models.append(target)
-    sets = {"held-out": held_out_examples(per_label=20), "hard": hard_examples()}
+    sets = {"held-out": held_out_examples(per_label=pick(20, 1)), "hard": pick(hard_examples(), hard_examples()[::24])}
     print(f"| set | outtype | accuracy | weighted F1 | agreement with F16 | mean abs dp | MB | texts/s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     verdicts = []

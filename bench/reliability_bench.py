@@ -11,6 +11,7 @@ Pass: no 5xx but 503 with Retry-After, every label valid, RSS after the last rou
 RSS_GROWTH_LIMIT_MB of the RSS after the first, and the restart serves. Everything runs on loopback.
 
     .venv/bin/python bench/reliability_bench.py      (about 5 minutes on 2 cores, after the test fixtures exist)
+    (--smoke: one round of 2 clients x 2 requests, a short generation; bench/smoke_mode.py)
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ from running_server import RunningServer  # noqa: E402  (tests/running_server.py
 from finsent_local.convert.pipeline import ConvertRequest, convert  # noqa: E402
 from load_mix import get_json, post_json, rss_mb, run_load, sigkill_under_load  # noqa: E402
 from sentiment_data import held_out_examples  # noqa: E402
+from smoke_mode import pick  # noqa: E402
 
-CLIENTS = int(os.environ.get("BENCH_CLIENTS", 32))
-REQUESTS_PER_CLIENT = int(os.environ.get("BENCH_REQUESTS", 10))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", 4))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", pick(32, 2)))
+REQUESTS_PER_CLIENT = int(os.environ.get("BENCH_REQUESTS", pick(10, 2)))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", pick(4, 1)))
+GENERATION_TOKENS = pick(1024, 32)
+KILL_CLIENTS, SECONDS_BEFORE_KILL = pick(16, 2), pick(3, 1)
 RSS_GROWTH_LIMIT_MB = 50.0
 
 
@@ -43,7 +47,7 @@ def _classification_during_generation(url: str, model_id: str) -> tuple[float, f
 
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
-    body = {"model": model_id, "prompt": "Acme Corp", "max_tokens": 1024, "temperature": 2.0, "seed": 3, "stream": True}
+    body = {"model": model_id, "prompt": "Acme Corp", "max_tokens": GENERATION_TOKENS, "temperature": 2.0, "seed": 3, "stream": True}
     started = time.perf_counter()
     connection.request("POST", "/v1/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
     response = connection.getresponse()
@@ -86,14 +90,15 @@ def main() -> int:
     # 1b. one classification during one long generation, against that generation's own length (the
     # time the classification waited before the engine thread took turns)
     during_s, generation_s, tokens = _classification_during_generation(server.url, model_id)
-    print(f"one classification during a generation (max_tokens 1024, {tokens} streamed chunks): {during_s * 1000:.0f} ms; "
+    print(f"one classification during a generation (max_tokens {GENERATION_TOKENS}, {tokens} streamed chunks): {during_s * 1000:.0f} ms; "
           f"the generation took {generation_s:.1f} s, the wait a classification had behind it before "
           f"(ratio x{generation_s / during_s:.0f})")
 
     # 2. SIGKILL under load, restart on the same cache
     known = texts[:8]
     post_json(server.url + "/v1/classify", {"texts": known, "scheme": "7"})
-    sigkill_under_load(server.proc, server.url, model_id, texts, clients=16, seconds_before_kill=3)
+    sigkill_under_load(server.proc, server.url, model_id, texts, clients=KILL_CLIENTS,
+                       seconds_before_kill=SECONDS_BEFORE_KILL)
     started = time.perf_counter()
     server = RunningServer("--model", str(model), env=env)
     restart_s = time.perf_counter() - started

@@ -1,9 +1,11 @@
 """A random checkpoint with Llama-FinSent-S's exact shapes (fp16 safetensors, tied embeddings), for
-benchmarks: the real weights cannot be downloaded here, and speed/size depend only on the shapes."""
+benchmarks: the real weights cannot be downloaded here, and speed/size depend only on the shapes.
+In a smoke run (bench/smoke_mode.py) it is the tests' small trained checkpoint instead."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import sys
@@ -11,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from smoke_mode import SMOKE
+
 ROOT = Path(__file__).resolve().parent
-WORK = ROOT / ".work"
+WORK = Path(os.environ.get("FINSENT_BENCH_WORK") or ROOT / ".work")
 sys.path.insert(0, str(ROOT.parent / "tests"))
 
 FINSENT_S_SHAPE = dict(hidden=2048, intermediate=4916, layers=16, heads=32, kv_heads=8, vocab=128256)
@@ -61,6 +65,8 @@ def _write_safetensors(path: Path, shapes: dict, seed: int = 0) -> None:
 def same_shape_checkpoint() -> Path:
     import fixture_models
 
+    if SMOKE:  # the trained one: llama-cpp-python's own generation fails on the 64-wide tiny checkpoints
+        return fixture_models.trained_checkpoint()
     path = WORK / "finsent-s-random"
     if (path / ".complete").exists():
         return path

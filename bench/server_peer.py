@@ -14,6 +14,8 @@ Prints, per server: one text per request, sequential (latency), and 8 concurrent
 with ratios. Targets: FinSent >= 1.5x on latency and >= 2x on throughput.
 
 Run after bench/convert_bench.py: .venv/bin/python bench/server_peer.py
+(--smoke: the tests' trained checkpoint and a few texts, bench/smoke_mode.py; llama-server only where a full
+run already built it in bench/.work, else FinSent's side alone)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from engine_bench import model_file  # noqa: E402
 from running_server import RunningServer  # noqa: E402  (tests/running_server.py: no test set-up)
 from load_mix import post_json  # noqa: E402
 from same_shape import WORK  # noqa: E402
+from smoke_mode import SMOKE, pick  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
 from finsent_local.engine import cpu_buffers  # noqa: E402
 from finsent_local.engine.labels import default_schemes  # noqa: E402
@@ -43,18 +46,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "llama_build"))
 import install as llama_install  # noqa: E402
 
 THREADS = os.cpu_count() or 2
-CLIENTS = 8
-SINGLE_TEXTS = 24
-PER_CLIENT = 6
+CLIENTS = pick(8, 2)
+SINGLE_TEXTS = pick(24, 2)
+PER_CLIENT = pick(6, 1)
 
 
-def build_llama_server() -> Path:
+def build_llama_server() -> Path | None:
+    """The llama-server binary, built here when missing (None in a smoke run that finds none)."""
     # The AMX fix matters only where AMX kernels are compiled in (-march=native on an AMX CPU).
     fix = cpu_buffers.cpu_has_amx() and llama_install.needs_tile_config_fix(llama_install.compiler_macros("c++"))
     build = WORK / ("llama-server-build-amxfix" if fix else "llama-server-build")
     binary = build / "bin" / "llama-server"
     if binary.exists():
         return binary
+    if SMOKE:  # nothing downloaded or built in a smoke run
+        return None
     sdist_dir = WORK / "sdist"
     sdist_dir.mkdir(parents=True, exist_ok=True)
     if not list(sdist_dir.glob("llama_cpp_python-0.3.36.tar.gz")):
@@ -129,19 +135,24 @@ def main() -> None:
     repack = cpu_buffers.decide(None, path)
     print(f"extra CPU buffer types (repacking) on both sides: {repack.use} ({repack.reason})")
 
-    port = _free_port()
-    peer = subprocess.Popen([str(binary), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
-                             "-t", str(THREADS), "-c", str(1024 * CLIENTS), "-np", str(CLIENTS), "--repack" if repack.use else "--no-repack"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, peer)
-        rows["llama-server (8 slots, prompt cache, n_predict 3)"] = measure(
-            lambda text: _post(url + "/completion", {"prompt": prompt(text), "n_predict": 3, "temperature": 0,
-                                                     "cache_prompt": True}), texts)
-    finally:
-        peer.terminate()
-        peer.wait(timeout=30)
+    peer_name = f"llama-server ({CLIENTS} slots, prompt cache, n_predict 3)"
+    if binary is None:
+        print("llama-server: not built (smoke run: FinSent's side only)")
+    else:
+        port = _free_port()
+        peer = subprocess.Popen([str(binary), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
+                                 "-t", str(THREADS), "-c", str(1024 * CLIENTS), "-np", str(CLIENTS),
+                                 "--repack" if repack.use else "--no-repack"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_ready(url, peer)
+            rows[peer_name] = measure(
+                lambda text: _post(url + "/completion", {"prompt": prompt(text), "n_predict": 3, "temperature": 0,
+                                                         "cache_prompt": True}), texts)
+        finally:
+            peer.terminate()
+            peer.wait(timeout=30)
 
     ours = RunningServer("--model", str(path), "--threads", str(THREADS), "--no-cache", "--log-level", "warning",
                          "--extra-bufts" if repack.use else "--no-extra-bufts")
@@ -151,15 +162,16 @@ def main() -> None:
     finally:
         ours.stop()
 
-    peer_single, peer_rate = rows["llama-server (8 slots, prompt cache, n_predict 3)"]
     print(f"\nmodel: {path.name}; {THREADS} threads; {SINGLE_TEXTS} texts one at a time, then "
           f"{CLIENTS} clients x {PER_CLIENT} texts")
-    print(f"{'server':52} {'ms/text (1 at a time)':>22} {'texts/s (8 clients)':>20}")
+    print(f"{'server':52} {'ms/text (1 at a time)':>22} {f'texts/s ({CLIENTS} clients)':>20}")
     for name, (single, rate) in rows.items():
         print(f"{name:52} {single * 1000:22.1f} {rate:20.2f}")
     our_single, our_rate = rows["finsent serve (every label's probability)"]
-    print(f"\nFinSent vs llama-server: latency x{peer_single / our_single:.2f} (target >= 1.5), "
-          f"throughput x{our_rate / peer_rate:.2f} (target >= 2)")
+    if peer_name in rows:
+        peer_single, peer_rate = rows[peer_name]
+        print(f"\nFinSent vs llama-server: latency x{peer_single / our_single:.2f} (target >= 1.5), "
+              f"throughput x{our_rate / peer_rate:.2f} (target >= 2)")
 
 
 if __name__ == "__main__":

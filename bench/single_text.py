@@ -10,6 +10,7 @@ that a noisy machine affects every path alike; prints median latency and the med
   engine    ClassifierEngine.classify_batch([text]) (all of the above, plus Python work)
 
 Run after bench/convert_bench.py: .venv/bin/python bench/single_text.py
+(--smoke: the tests' trained checkpoint, one round on two texts; bench/smoke_mode.py)
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine_bench import model_file  # noqa: E402
+from smoke_mode import pick  # noqa: E402
 from finsent_local.convert.verify import LABEL_SENTENCES  # noqa: E402
 from finsent_local.engine.classifier import ClassifierEngine  # noqa: E402
 
-ROUNDS = 4
+ROUNDS = pick(4, 1)
 SCHEME = "7"
 
 
@@ -35,7 +37,7 @@ def main() -> None:
     prefix_seq = engine._prefix_seq[SCHEME]
     free = engine._first_text_seq
     branches = engine.tries[SCHEME].branch_tokens()
-    texts = [f"{t} {t}" for t in LABEL_SENTENCES[:12]]
+    texts = [f"{t} {t}" for t in LABEL_SENTENCES[:pick(12, 2)]]
 
     def decode(text, seqs=1, rows=1, branch_tokens=False):
         item = engine._prepare(0, text, SCHEME)

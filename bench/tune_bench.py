@@ -13,7 +13,8 @@ budget), the last 2 tokens of each the answer. Measured, with the project's own 
 Then what a whole run costs: 1,000 and 10,000 labelled rows, 80% trained for 3 epochs, 20% validated 4
 times (before training and after each epoch), at these speeds.
 
-.venv/bin/python bench/tune_bench.py      (BENCH_TUNE_STEPS to change the steps; needs the [tune] extra)
+.venv/bin/python bench/tune_bench.py      (BENCH_TUNE_STEPS to change the steps; needs the [tune] extra;
+--smoke: a model of the tests' tiny shape, one step of small batches; bench/smoke_mode.py)
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ import time
 
 import torch
 
-STEPS = int(os.environ.get("BENCH_TUNE_STEPS", 3))
-BATCH, TOKENS, ANSWER = 8, 48, 2
+from smoke_mode import pick
+
+STEPS = int(os.environ.get("BENCH_TUNE_STEPS", pick(3, 1)))
+BATCH, TOKENS, ANSWER = pick(8, 2), pick(48, 16), 2
+# Llama-FinSent-S's shape (in a smoke run: the tests' tiny one, tests/fixture_models.py)
+SHAPE = pick(dict(hidden_size=2048, intermediate_size=4916, num_hidden_layers=16, num_attention_heads=32,
+                  num_key_value_heads=8, vocab_size=128256),
+             dict(hidden_size=64, intermediate_size=200, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=1024))
 
 
 def main() -> int:
@@ -35,8 +43,7 @@ def main() -> int:
     from finsent_local.tuning.training import TrainingSettings, add_lora, new_optimizer, training_step, validate
 
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=2048, intermediate_size=4916, num_hidden_layers=16, num_attention_heads=32,
-                         num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True,
+    config = LlamaConfig(**SHAPE, tie_word_embeddings=True,
                          max_position_embeddings=131072, rope_scaling={"rope_type": "llama3", "factor": 32.0,
                                                                     "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                                                     "original_max_position_embeddings": 8192})

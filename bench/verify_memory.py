@@ -8,7 +8,7 @@ Prints the peak RSS of, each in a fresh process:
   convert    the whole `finsent convert --outtype q4_k_m` with verification (logits and labels)
 with ratios against `before`. Target (issue 10, section 5): the verified conversion under 3 GB.
 
-Run: .venv/bin/python bench/verify_memory.py
+Run: .venv/bin/python bench/verify_memory.py      (--smoke: the tests' trained checkpoint, bench/smoke_mode.py)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ BEFORE = """
 import sys, numpy as np, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from finsent_local.convert.verify import LOGIT_PROMPTS
-from finsent_local.llama_runtime import ContextOptions, LlamaContext, LlamaModel
+from finsent_local.engine.llama_runtime import ContextOptions, LlamaContext, LlamaModel
 source, gguf = sys.argv[1], sys.argv[2]
 tokenizer = AutoTokenizer.from_pretrained(source)
 reference = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
