@@ -264,6 +264,126 @@ def test_xlsx_formula_without_a_saved_value_is_said(classify, tmp_path):
     assert rows[2][-1].startswith("formula without a saved value (open the workbook in Excel and save it")
 
 
+def _workbook_with_formulas_and_formats(path: Path, headlines: list[str]) -> None:
+    """A workbook as a program writes it: a formula column never computed (no saved values), a formula
+    on another sheet, dates, percent and currency formats, a bold header, a wide column, a tall row,
+    frozen panes, conditional formatting, data validation, a defined name, merged cells, a text that
+    reads like a formula, and a sheet after the scored one."""
+    import datetime
+
+    import openpyxl
+    from openpyxl.formatting.rule import CellIsRule
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.workbook.defined_name import DefinedName
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = openpyxl.Workbook()
+    news = book.active
+    news.title = "News"
+    news.append(["Date", "Headline", "Change", "Price", "Double", "Rated"])
+    for i, headline in enumerate(headlines, start=2):
+        news.append([datetime.datetime(2024, 1, i, 9, 30), headline, 0.125 * i, 1234.5 * i, f"=D{i}*2",
+                     f"=D{i}*Rates!$A$1"])
+        news[f"A{i}"].number_format = "yyyy-mm-dd hh:mm"
+        news[f"C{i}"].number_format = "0.00%"
+        news[f"D{i}"].number_format = '"$"#,##0.00'
+    news["A1"].font = Font(bold=True)
+    news.column_dimensions["B"].width = 48
+    news.freeze_panes = "B2"
+    news["E1"].value = "=not a formula"
+    news["E1"].data_type = "s"
+    news.row_dimensions[2].height = 30
+    news.conditional_formatting.add("C2:C9", CellIsRule(operator="greaterThan", formula=["0.3"],
+                                                        fill=PatternFill("solid", start_color="FFFF0000")))
+    news.add_data_validation(validation := DataValidation(type="decimal", operator="between", formula1="0",
+                                                          formula2="1"))
+    validation.add("C2:C9")
+    book.defined_names["Rate"] = DefinedName("Rate", attr_text="Rates!$A$1")
+    rates = book.create_sheet("Rates")
+    rates.append([1.5, None, "merged"])
+    rates.append(["=A1*2"])
+    rates.merge_cells("C1:D1")
+    book.save(path)
+
+
+def _assert_formulas_and_formats_kept(path: Path, rows: int, added: list[str]) -> list[list]:
+    """The input's cells, formulas and formats are in the output; the added columns follow. The output's rows."""
+    import datetime
+
+    import openpyxl
+
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["News", "Rates"]
+    news = book["News"]
+    values = [[c.value for c in row] for row in news.iter_rows()]
+    assert values[0] == ["Date", "Headline", "Change", "Price", "=not a formula", "Rated", *added]
+    assert news["E1"].data_type == "s" and news["A1"].font.b
+    for i in range(2, 2 + rows):
+        assert values[i - 1][4:6] == [f"=D{i}*2", f"=D{i}*Rates!$A$1"]  # formulas, kept as formulas
+        assert news[f"E{i}"].data_type == "f"
+        assert values[i - 1][0] == datetime.datetime(2024, 1, i, 9, 30)
+        assert news[f"A{i}"].number_format == "yyyy-mm-dd hh:mm" and news[f"A{i}"].is_date
+        assert news[f"C{i}"].number_format == "0.00%" and news[f"D{i}"].number_format == '"$"#,##0.00'
+        assert values[i - 1][2:4] == [0.125 * i, 1234.5 * i]
+    assert news.column_dimensions["B"].width == 48 and news.row_dimensions[2].height == 30
+    assert news.freeze_panes == "B2"
+    assert [(str(cf.sqref), [r.dxf.fill.fgColor.rgb for r in cf.rules]) for cf in news.conditional_formatting] == \
+        [("C2:C9", ["FFFF0000"])]
+    validations = news.data_validations.dataValidation
+    assert [(str(v.sqref), v.formula1, v.formula2) for v in validations] == [("C2:C9", "0", "1")]
+    assert book.defined_names["Rate"].attr_text == "Rates!$A$1"
+    assert [[c.value for c in row] for row in book["Rates"].iter_rows()] == [[1.5, None, "merged", None],
+                                                                              ["=A1*2", None, None, None]]
+    assert [str(r) for r in book["Rates"].merged_cells.ranges] == ["C1:D1"]
+    return values
+
+
+def test_xlsx_output_keeps_formulas_and_formats(tmp_path):
+    """The writer alone (no model): formulas never computed stay formulas; number formats, dates, styles,
+    sizes, formatting rules, validation, names, merged cells and the other sheets stay; the results go in
+    new columns."""
+    from finsent_local.jobs.tables import RowResult, open_table, result_columns
+
+    _workbook_with_formulas_and_formats(tmp_path / "in.xlsx", ["Profit rises", "Loss widens"])
+    table = open_table(tmp_path / "in.xlsx", "Headline")
+    assert table.notes == [] and table.count_rows() == 2
+    added = result_columns(("negative", "neutral", "positive"))
+    results = [RowResult("positive", 0.9, (0.05, 0.05, 0.9)), RowResult(error="text is empty")]
+    table.write_scored(tmp_path / "out.xlsx", iter(results), added)
+    values = _assert_formulas_and_formats_kept(tmp_path / "out.xlsx", 2, added)
+    assert values[1][6:] == ["positive", 0.9, 0.05, 0.05, 0.9, None]
+    assert values[2][6:] == [None, None, None, None, None, "text is empty"]
+
+
+def test_xlsx_parts_the_output_cannot_keep_are_named(tmp_path):
+    import openpyxl
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.comments import Comment
+
+    from finsent_local.jobs.tables import open_table
+
+    book = openpyxl.Workbook()
+    for row in [["Headline", "n"], ["Profit rises", 1], ["Loss widens", 2]]:
+        book.active.append(row)
+    book.active["A2"].comment = Comment("checked", "desk")
+    book.active["A3"].hyperlink = "https://example.com/news/1"
+    chart = BarChart()
+    chart.add_data(Reference(book.active, min_col=2, min_row=1, max_row=3), titles_from_data=True)
+    book.active.add_chart(chart, "D2")
+    book.save(tmp_path / "in.xlsx")
+    assert open_table(tmp_path / "in.xlsx", "Headline").notes == [
+        "note: the output workbook keeps every sheet's cells, formulas and formats, but not the input's charts, "
+        "images and shapes, comments (notes), links to web pages and files (hyperlinks)"]
+
+
+def test_xlsx_classified_keeps_formulas_and_formats(classify, tmp_path):
+    _workbook_with_formulas_and_formats(tmp_path / "in.xlsx", HEADLINES[:3])
+    code, err = classify(tmp_path / "in.xlsx", tmp_path / "out.xlsx", "--column", "Headline")
+    assert code == 0 and err[-1] == f"Wrote {tmp_path / 'out.xlsx'}: 3 rows", err
+    values = _assert_formulas_and_formats_kept(tmp_path / "out.xlsx", 3, ADDED_7)
+    assert [row[6] in LABELS_7 for row in values[1:]] == [True] * 3
+
+
 def test_xlsx_columns_by_header_in_any_case_or_letter_say_which(classify, tmp_path):
     import openpyxl
 
@@ -275,8 +395,9 @@ def test_xlsx_columns_by_header_in_any_case_or_letter_say_which(classify, tmp_pa
     book.save(tmp_path / "in.xlsx")
     code, err = classify(tmp_path / "in.xlsx", tmp_path / "a.xlsx", "--column", "headline")
     assert code == 0 and "note: --column 'headline' is the column headed 'Headline'" in err, err
-    assert "note: the output workbook holds only the sheet 'News'; the input's other sheets ('Notes') are not copied" \
-        in err
+    assert not [line for line in err if "output workbook" in line], err  # nothing of the input is lost
+    assert [list(r) for r in openpyxl.load_workbook(tmp_path / "a.xlsx")["Notes"].iter_rows(values_only=True)] \
+        == [["kept?"]]
     # "id" is also a column letter (the 238th): the header "ID" wins, and it is said
     code, err = classify(tmp_path / "in.xlsx", tmp_path / "b.xlsx", "--column", "id")
     assert code == 0 and "note: --column 'id' is the column headed 'ID'" in err, err

@@ -174,7 +174,7 @@ def test_xlsx_by_column_letter_keeps_values_and_text(model, env, tmp_path, engin
                                   "--sheet", "News", "--column", "B", "--output", str(tmp_path / "out.xlsx"), env=env)
     assert code == 0, stderr
     out = openpyxl.load_workbook(tmp_path / "out.xlsx")
-    assert out.sheetnames == ["News"]
+    assert out.sheetnames == ["Other", "News"]  # every sheet is kept
     values = [[c.value for c in row] for row in out["News"].iter_rows()]
     assert values[0][:4] == ["date", "headline", "n", "label"] and values[0][-1] == "error"
     assert [v[:3] for v in values[1:]] == rows

@@ -1,6 +1,7 @@
 """Tables by file format, read and written in bounded chunks: CSV/TSV, JSON Lines, Parquet, XLSX, and
 lines of text (.txt, written as CSV). One module per format (csv_files, json_lines, parquet_files,
-xlsx_files), what they share in base, and the choice by extension in formats.
+xlsx_files, with xlsx_copy for the output workbook), what they share in base, and the choice by
+extension in formats.
 
 A file job reads its input twice: once for the values of one column (the texts to classify), once
 for whole rows (written out with each row's result appended). Neither pass holds more than one chunk

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .base import InputTable, NotText, RowResult, TableError, _chunked, _column_list, _no_column, _take, label_count
+from .xlsx_copy import WorkbookCopy, unkept_parts
 
 
 FORMULA_WITHOUT_VALUE = NotText("formula without a saved value (open the workbook in Excel and save it, so "
@@ -18,8 +19,9 @@ class XlsxTable(InputTable):
     was taken is said when it was not an exact header. Cells are read as values (a formula's last saved
     value). The sheet's recorded size (<dimension>) is not trusted: files written by other tools
     often have it wrong or missing, and openpyxl would stop reading at it. Rows shorter than the widest
-    are padded, as in CSV. The output workbook holds that sheet with the results appended (openpyxl's
-    streaming mode keeps memory flat but cannot copy the other sheets; said when there are others)."""
+    are padded, as in CSV. The output workbook is the input's, every sheet with its cells, formulas and
+    formats (xlsx_copy: streamed, so memory stays flat), the results in new columns after the widest
+    row of that sheet; what the copy cannot keep (charts, comments...) is said when the input has it."""
 
     format_name = "Excel"
 
@@ -48,10 +50,10 @@ class XlsxTable(InputTable):
             book.close()
         self.header += [""] * (self.width - len(self.header))
         self.index = self._column_index(column)
-        others = [name for name in names if name != self.sheet]
-        if others:
-            self.notes.append(f"note: the output workbook holds only the sheet {self.sheet!r}; the input's other "
-                              f"sheets ({_column_list(others)}) are not copied")
+        lost = unkept_parts(self.path)
+        if lost:
+            self.notes.append(f"note: the output workbook keeps every sheet's cells, formulas and formats, but not "
+                              f"the input's {', '.join(lost)}")
 
     def _sheet_rows(self, book, **bounds) -> Iterator[tuple]:
         ws = book[self.sheet]
@@ -105,22 +107,18 @@ class XlsxTable(InputTable):
         yield from _chunked(self._column_values(), chunk_rows)
 
     def write_scored(self, out_path: Path, results: Iterator[RowResult], added_columns: list[str]) -> None:
-        from openpyxl.cell import WriteOnlyCell
-
         n_labels = label_count(added_columns)
-        book = self._openpyxl.Workbook(write_only=True)
-        ws = book.create_sheet(self.sheet)
 
-        def cell(value):
-            if isinstance(value, str) and value.startswith("="):  # text, not a formula to run
-                c = WriteOnlyCell(ws, value=value)
-                c.data_type = "s"
-                return c
-            return value
+        def added(row: int) -> list:
+            return list(added_columns) if row == 1 else _take(results, 1)[0].values(n_labels)
 
-        ws.append([cell(v) for v in self.header] + added_columns)
-        for chunk in _chunked(self._rows(), 1024):
-            for row, result in zip(chunk, _take(results, len(chunk))):
-                padded = list(row) + [None] * (self.width - len(row))
-                ws.append([cell(v) for v in padded] + result.values(n_labels))
-        book.save(out_path)
+        book = WorkbookCopy(self.path)
+        try:
+            for name in book.sheet_names():
+                if name == self.sheet:
+                    book.copy_sheet(name, added, self.width, last_row=1 + self.data_rows)
+                else:
+                    book.copy_sheet(name)
+            book.save(out_path)
+        finally:
+            book.close()
