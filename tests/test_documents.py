@@ -254,6 +254,47 @@ def test_a_file_of_documents_gets_one_row_each_and_a_sentence_file(trained_gguf,
     assert [p for p in tmp_path.iterdir() if p.name.endswith(".finsent-partial")] == []
 
 
+def test_document_counts_and_indices_are_integer_arrow_columns():
+    """The arrays every Arrow writer takes (the Parquet file job, Ray's batches): the sentence count and
+    the extremes' indices int64, null in an error row; the scores float64."""
+    from finsent_local.jobs.documents import document_columns
+    from finsent_local.jobs.tables import RowResult, result_arrays, result_columns
+
+    columns = document_columns("doc_")
+    arrays = dict(zip(columns, result_arrays([RowResult("neutral", 0.1, (0.2, 0.5, 4, 0, 3)),
+                                              RowResult(error="text is empty")], columns)))
+    assert {name: str(a.type) for name, a in arrays.items()} == {
+        "doc_label": "string", "doc_score": "double", "doc_weighted_score": "double",
+        "doc_non_neutral_share": "double", "doc_sentences": "int64", "doc_most_positive_sentence": "int64",
+        "doc_most_negative_sentence": "int64", "doc_error": "string"}
+    assert arrays["doc_sentences"].to_pylist() == [4, None]
+    texts = result_columns(("negative", "neutral", "positive"), "doc_")  # a text job's: probabilities stay floats
+    assert [str(a.type) for a in result_arrays([RowResult("neutral", 0.0, (0.2, 0.5, 0.3))], texts)] == [
+        "string", "double", "double", "double", "double", "string"]
+
+
+def test_a_parquet_file_of_documents_keeps_counts_and_indices_integers(trained_gguf, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    documents = [" ".join([POSITIVE[0], NEGATIVE[0], POSITIVE[1]]), "", "PRESS RELEASE\n" + " ".join(NEGATIVE)]
+    pq.write_table(pa.table({"id": [1, 2, 3], "body": documents}), tmp_path / "docs.parquet")
+    code, _, stderr = run_finsent("classify", "--model", str(trained_gguf["q8_0"]), "--input",
+                                  str(tmp_path / "docs.parquet"), "--column", "body", "--output",
+                                  str(tmp_path / "out.parquet"), "--split", "sentences",
+                                  env={"FINSENT_CACHE_DIR": str(tmp_path / "cache")})
+    assert code == 0, stderr
+    out = pq.read_table(tmp_path / "out.parquet")
+    for name in ("sentences", "most_positive_sentence", "most_negative_sentence"):
+        assert out.schema.field(name).type == pa.int64(), (name, out.schema)
+    assert out.schema.field("score").type == out.schema.field("weighted_score").type == pa.float64()
+    assert out.schema.field("id").type == pa.int64() and out.column("id").to_pylist() == [1, 2, 3]
+    assert out.column("sentences").to_pylist() == [3, None, 3]
+    assert out.column("error").to_pylist()[1] == "text is empty"
+    assert all(0 <= i < n for i, n in zip(out.column("most_positive_sentence").to_pylist(),
+                                          out.column("sentences").to_pylist()) if n is not None)
+
+
 def test_a_100000_character_transcript_through_the_cli(trained_gguf, tmp_path):
     """One CSV cell holding the whole transcript (line breaks inside the quoted value): one document row,
     and its 2,400 sentences in the sentence file, each at its offsets in the cell."""

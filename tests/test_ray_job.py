@@ -385,6 +385,9 @@ def test_documents_on_ray_match_the_single_machine_job(ray_cluster, trained_gguf
 
     about = classify_dataset(ray.data.from_items([{"body": d} for d in documents[1:4]]), "body",
                              model=trained_gguf["q8_0"], split="sentences", about="Virtucon|Dunder Mifflin")
-    table = pa.concat_tables(ray.get(ref) for ref in about.to_arrow_refs()).to_pylist()
+    arrow = pa.concat_tables(ray.get(ref) for ref in about.to_arrow_refs())
+    for name in ("sentences", "most_positive_sentence", "most_negative_sentence"):  # counts, not floats
+        assert arrow.schema.field(name).type == pa.int64(), (name, arrow.schema)
+    table = arrow.to_pylist()
     assert [row["sentences"] for row in table] == [2, 0, 1]  # the sentences naming one of them
     assert table[1]["label"] == "no mention" and table[1]["error"] == ""

@@ -45,12 +45,21 @@ def label_count(added_columns: list[str]) -> int:
     return len(added_columns) - 3
 
 
+# Number columns that hold a count or a 0-based position (the document job's, jobs/documents.
+# document_columns): int64 in Arrow and Parquet, null where there is none, never floats.
+INTEGER_COLUMNS = ("sentences", "most_positive_sentence", "most_negative_sentence")
+
+
 def result_arrays(results: list[RowResult], added_columns: list[str]) -> list:
-    """The added columns as pyarrow arrays (label and error text, score and probabilities float64)."""
+    """The added columns as pyarrow arrays (label and error text, score and probabilities float64, the
+    INTEGER_COLUMNS int64)."""
     import pyarrow as pa
 
     n_labels = label_count(added_columns)
-    kinds = [pa.string(), pa.float64(), *([pa.float64()] * n_labels), pa.string()]
+    prefix = added_columns[0][: -len("label")]  # the first added column is <prefix>label
+    numbers = [pa.int64() if name[len(prefix):] in INTEGER_COLUMNS else pa.float64()
+               for name in added_columns[2 : 2 + n_labels]]
+    kinds = [pa.string(), pa.float64(), *numbers, pa.string()]
     rows = [r.values(n_labels) for r in results]
     return [pa.array([row[i] for row in rows], type=kind) for i, kind in enumerate(kinds)]
 
