@@ -338,7 +338,9 @@ def test_sentences_output_mistakes_are_one_line(trained_gguf, tmp_path):
                            (["--split", "sentences", "--sentences-output", str(tmp_path / "s.jsonl")], "extension .csv"),
                            (["--split", "sentences", "--sentences-output", str(tmp_path / "no" / "s.csv")], "no folder"),
                            (["--split", "sentences", "--sentences-output", str(tmp_path / "docs.csv"), "--force"],
-                            "another file than the input"),
+                            f"--sentences-output {tmp_path / 'docs.csv'} is the input"),
+                           (["--split", "sentences", "--sentences-output", str(tmp_path / "out.csv"), "--force"],
+                            "--output and --sentences-output name the same place"),
                            (["--split", "sentences", "--sentences-output", str(tmp_path / "s.csv"), "--ray"],
                             "--sentences-output is not written on Ray")):
         code, stdout, stderr = run_finsent(*base, *extra, env={"FINSENT_CACHE_DIR": str(tmp_path / "cache")})
