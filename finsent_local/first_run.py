@@ -59,7 +59,7 @@ def _one_first_run_at_a_time(models: Path, say) -> Iterator[None]:
 
 def _download_and_convert(path: Path, say) -> Path:
     # Imported here: the converter (and its hub download) is only needed on first run.
-    from finsent_local.convert.errors import ConversionError
+    from finsent_local.convert.errors import ConversionError, HubUnreachable
     from finsent_local.convert.pipeline import ConvertRequest, convert as run_conversion
 
     created = not path.parent.exists()
@@ -71,11 +71,31 @@ def _download_and_convert(path: Path, say) -> Path:
     except BaseException as e:  # a failed or interrupted first run leaves no empty models folder behind
         if created:
             _remove_if_empty(path.parent)
+        if isinstance(e, HubUnreachable):
+            raise ModelUnavailable(f"{e.what}. {offline_advice(path)}. To use a GGUF file you already have: "
+                                   "--model PATH or FINSENT_MODEL=PATH") from None
         if isinstance(e, ConversionError):
             raise ModelUnavailable(f"{e}. To use a GGUF file you already have: --model PATH or "
                                    "FINSENT_MODEL=PATH") from None
         raise
     return path
+
+
+def offline_advice(path: Path) -> str:
+    """How to make the default model without the hub: convert a copy of the checkpoint folder into the very
+    file the commands look for (`finsent convert` wants the folder to exist; a failed first run removes the
+    empty one it made)."""
+    name = DEFAULT_REPO.split("/")[-1]
+    if sys.platform == "win32":
+        quote = (lambda text: f'"{text}"' if " " in text else text)
+        prepare = f"create the folder {quote(str(path.parent))}, then run: "
+    else:
+        from shlex import quote
+
+        prepare = f"then run: mkdir -p {quote(str(path.parent))} && "
+    return (f"No network? Copy the {name} checkpoint folder from a machine that has one (`hf download {DEFAULT_REPO} "
+            f"--local-dir {name}`), {prepare}finsent convert /path/to/{name} --outtype {DEFAULT_OUTTYPE} "
+            f"--outfile {quote(str(path))}")
 
 
 def _remove_if_empty(folder: Path) -> None:

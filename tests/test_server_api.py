@@ -251,10 +251,13 @@ def test_serve_without_any_model_and_no_hub_is_one_line(tmp_path):
     assert code != 0
     lines = stderr.strip().splitlines()
     assert lines[0].startswith("No model yet: downloading oopere/Llama-FinSent-S")
-    assert lines[-1] == (
-        "Error: cannot download oopere/Llama-FinSent-S: the hub is unreachable and it is not in the local cache "
-        "(convert from a local directory instead). To use a GGUF file you already have: --model PATH or "
-        "FINSENT_MODEL=PATH")
+    assert lines[-1].startswith(
+        "Error: cannot download oopere/Llama-FinSent-S: the hub is unreachable in offline mode (HF_HUB_OFFLINE=1) and "
+        "it is not in the local cache. No network? ")
+    # the exact command that makes the file serve looks for (tests/test_first_run.py runs it)
+    assert (f"finsent convert /path/to/Llama-FinSent-S --outtype q4_k_m --outfile "
+            f"{tmp_path / 'cache' / 'models' / 'Llama-FinSent-S-Q4_K_M.gguf'}. ") in lines[-1]
+    assert lines[-1].endswith("To use a GGUF file you already have: --model PATH or FINSENT_MODEL=PATH")
     assert "Traceback" not in stderr and stdout == ""
     assert not (tmp_path / "cache" / "models").exists()  # no empty folder left behind
 
