@@ -11,6 +11,8 @@ from __future__ import annotations
 from .. import __version__
 from ..engine.labels import SCHEMES
 from ..limits import Limits
+from .responses_api import LOGPROBS_INCLUDE, ROLES, TEXT_PARTS
+from .structured_output import FORMAT_TYPES
 
 _REF = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
 _JSON = lambda name: {"content": {"application/json": {"schema": _REF(name)}}}  # noqa: E731
@@ -80,6 +82,15 @@ def _schemas(model_id: str, limits: Limits) -> dict:
     }
     model = {"enum": [*(f"finsent-{s}" for s in SCHEMES), model_id],
              "description": f"finsent-7, finsent-3 (classify) or {model_id} (generate); others: 404"}
+    label_schema = ("a JSON schema with one string property whose enum is the model's labels: the answer is "
+                    '{"<property>": "<label>"}; any other schema is a 400')
+    response_format = {"type": ["object", "null"], "required": ["type"],
+                       "properties": {"type": {"enum": list(FORMAT_TYPES)}},
+                       "description": f'"text" (the label), or "json_schema" with {label_schema}; "json_object" '
+                                      "(JSON without a schema): 400"}
+    no_tools = {"type": ["array", "null"], "maxItems": 0,
+                "description": "function calling is not supported: a tool is a 400 unsupported_parameter"}
+    no_tool_choice = {"enum": ["none", "auto", None], "description": "anything that requires a tool: 400"}
     usage = {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
              "properties": {k: {"type": "integer", "minimum": 0}
                             for k in ("prompt_tokens", "completion_tokens", "total_tokens")}}
@@ -141,7 +152,11 @@ def _schemas(model_id: str, limits: Limits) -> dict:
             "messages": {"type": "array", "minItems": 1, "items": message},
             "logprobs": {"type": ["boolean", "null"]},
             "top_logprobs": _number(0, 20, "integer"),
+            "response_format": response_format,
+            "tools": no_tools, "functions": no_tools, "tool_choice": no_tool_choice, "function_call": no_tool_choice,
             **generation}},
+        "ResponsesRequest": _responses_request(limits, label_schema, no_tools, no_tool_choice),
+        "Response": _response_object(),
         "CompletionRequest": {"type": "object", "required": ["model", "prompt"], "properties": {
             "model": model,
             "prompt": {"anyOf": [{"type": "string"},
@@ -192,6 +207,59 @@ def _schemas(model_id: str, limits: Limits) -> dict:
             "status": {"enum": ["ok", "loading", "error"]}, "model": {"type": "string"},
             "backend": {"type": "string"}, "error": {"type": ["string", "null"]}}},
     }
+
+
+def _responses_request(limits: Limits, label_schema: str, no_tools: dict, no_tool_choice: dict) -> dict:
+    """POST /v1/responses: every field the route knows (any other is a 400)."""
+    part = {"type": "object", "required": ["type", "text"],
+            "properties": {"type": {"enum": list(TEXT_PARTS)}, "text": {"type": "string"}}}
+    item = {"type": "object", "required": ["role", "content"], "properties": {
+        "type": {"const": "message"}, "role": {"enum": list(ROLES)},
+        "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": part}]}}}
+    text = lambda: {"type": ["string", "null"]}  # noqa: E731
+    flag = lambda: {"type": ["boolean", "null"]}  # noqa: E731
+    refused = lambda: {"enum": [None, False], "description": "nothing is stored and no tools run: 400 if set"}  # noqa: E731
+    return {"type": "object", "required": ["model", "input"], "additionalProperties": False, "properties": {
+        "model": {"enum": [f"finsent-{s}" for s in SCHEMES],
+                  "description": "finsent-7 or finsent-3 (the raw model generates through /v1/chat/completions: "
+                                 "400); others: 404"},
+        "input": {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": item}],
+                  "description": "The text, or messages: the last user message is classified"},
+        "instructions": text(),
+        "text": {"type": ["object", "null"], "properties": {"format": {
+            "type": ["object", "null"], "required": ["type"], "properties": {"type": {"enum": list(FORMAT_TYPES)}},
+            "description": f'"text" (the label), or "json_schema" (with "schema") with {label_schema}'}}},
+        "include": {"type": ["array", "null"], "items": {"type": "string"},
+                    "description": f'"{LOGPROBS_INCLUDE}" gives every label\'s log-probability'},
+        "top_logprobs": _number(0, 20, "integer"),
+        "stream": flag(), "store": flag(), "parallel_tool_calls": flag(),
+        "stream_options": {"type": ["object", "null"]},
+        "metadata": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+        "temperature": _number(0, 2), "top_p": _number(0, 1),
+        "max_output_tokens": _number(1, limits.max_generation_tokens, "integer"),
+        "truncation": {"enum": ["auto", "disabled", None]},
+        "user": text(), "safety_identifier": text(), "prompt_cache_key": text(), "service_tier": text(),
+        "tools": no_tools, "tool_choice": no_tool_choice,
+        **{name: refused() for name in ("previous_response_id", "conversation", "background", "reasoning",
+                                        "prompt", "max_tool_calls")}}}
+
+
+def _response_object() -> dict:
+    count = {"type": "integer", "minimum": 0}
+    output_text = {"type": "object", "required": ["type", "text", "annotations"], "properties": {
+        "type": {"const": "output_text"}, "text": {"type": "string"}, "annotations": {"type": "array"},
+        "logprobs": {"type": "array"}}}
+    message = {"type": "object", "required": ["type", "id", "status", "role", "content"], "properties": {
+        "type": {"const": "message"}, "id": {"type": "string"}, "status": {"const": "completed"},
+        "role": {"const": "assistant"}, "content": {"type": "array", "items": output_text}}}
+    return {"type": "object", "required": ["id", "object", "created_at", "status", "model", "output", "usage"],
+            "properties": {
+                "id": {"type": "string"}, "object": {"const": "response"}, "created_at": {"type": "integer"},
+                "status": {"const": "completed"}, "model": {"type": "string"},
+                "output": {"type": "array", "items": message},
+                "usage": {"type": "object", "required": ["input_tokens", "output_tokens", "total_tokens"],
+                          "properties": {k: count for k in ("input_tokens", "output_tokens", "total_tokens")}},
+                "finsent": _REF("Classification")}}
 
 
 _SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
@@ -246,6 +314,11 @@ def openapi_spec(model_id: str, limits: Limits) -> dict:
                 "summary": "OpenAI: chat completions (finsent-7/finsent-3 classify the last user message)",
                 "requestBody": {"required": True, **_JSON("ChatRequest")},
                 "responses": _completion_responses("ChatCompletion")}},
+            "/v1/responses": {"post": {
+                "summary": "OpenAI: Responses API (finsent-7/finsent-3 classify the last user message; "
+                           "stream=true sends response.* events)",
+                "requestBody": {"required": True, **_JSON("ResponsesRequest")},
+                "responses": _completion_responses("Response")}},
             "/v1/completions": {"post": {
                 "summary": "OpenAI: completions (finsent-7/finsent-3 classify the prompt)",
                 "requestBody": {"required": True, **_JSON("CompletionRequest")},
