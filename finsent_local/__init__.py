@@ -23,3 +23,8 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     raise AttributeError(f"module 'finsent_local' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """dir(finsent_local) lists the lazily loaded names too (tab completion), without loading them."""
+    return sorted(set(globals()) | set(__all__))

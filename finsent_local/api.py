@@ -23,6 +23,7 @@ import math
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,20 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@contextmanager
+def _server_errors():
+    """A client error (the server stopped, a deadline passed) as one FinSentError for the whole call.
+    The client module is imported only when one is raised: an in-process object never needs it."""
+    try:
+        yield
+    except Exception as e:
+        from .client import ClientError
+
+        if isinstance(e, ClientError):
+            raise FinSentError(str(e)) from None
+        raise
 
 
 def _missing(value) -> bool:
@@ -196,14 +211,12 @@ class FinSent:
     def connect(cls, url: str = "http://127.0.0.1:8000", api_key: str | None = None, scheme: str = "7", *,
                 timeout: float = 60.0, progress: bool = True) -> FinSent:
         """Use the FinSent server at `url` (`finsent serve`); `timeout` is each request's deadline."""
-        from .client import ClientError, FinSentClient
+        from .client import FinSentClient
 
-        try:
+        with _server_errors():
             client = FinSentClient(url, api_key, connect_timeout=2.0, timeout=timeout)
             documents = FinSentClient(url, api_key, connect_timeout=2.0, timeout=max(timeout, 300.0))
             client.health()
-        except ClientError as e:
-            raise FinSentError(str(e)) from None
         self = cls.__new__(cls)
         self._setup(_Connected(client, documents), scheme, progress)
         self.model_path = None
@@ -239,12 +252,9 @@ class FinSent:
     def labels(self, scheme: str | None = None) -> tuple[str, ...]:
         """The scheme's labels, from most negative to most positive."""
         self._check_open()
-        from .client import ClientError
-
         try:
-            return self._backend.labels(self._scheme(scheme))
-        except ClientError as e:  # the server stopped
-            raise FinSentError(str(e)) from None
+            with _server_errors():
+                return self._backend.labels(self._scheme(scheme))
         except KeyError:
             raise FinSentError("the server has no labels yet (its model is still loading); try again shortly") from None
 
@@ -305,14 +315,8 @@ class FinSent:
     def _batch(self, texts: list, scheme: str) -> list[Result]:
         self._check_open()
         asked = ["" if _missing(t) else t for t in texts]  # a missing value is an empty text
-        try:
+        with _server_errors():
             answers = self._backend.classify(asked, scheme)
-        except Exception as e:  # the server stopped, a deadline passed: the whole call fails, said once
-            from .client import ClientError
-
-            if isinstance(e, ClientError):
-                raise FinSentError(str(e)) from None
-            raise
         return [_result(text, answer) for text, answer in zip(texts, answers)]
 
     # -- pandas --------------------------------------------------------------------------------------------
@@ -344,26 +348,24 @@ class FinSent:
         "sentences": [{index, start, end, text, label, score, probs}, ...]}, as POST /v1/documents
         answers. `about`: only the sentences naming one of these ("Acme|Acme Corp" or a list)."""
         self._check_open()
-        try:
+        with _server_errors():
             return self._backend.document(text, self._scheme(scheme), about)
-        except FinSentError:
-            raise
-        except Exception as e:
-            from .client import ClientError
-
-            if isinstance(e, ClientError):
-                raise FinSentError(str(e)) from None
-            raise
 
     # -- evaluation -----------------------------------------------------------------------------------------
     def evaluate(self, texts: Iterable, gold: Iterable, scheme: str | None = None, *, label_map: dict | None = None,
-                 neutral_band: float | None = None, seed: int | None = None) -> dict:
+                 gold_convention: str | None = None, neutral_band: float | None = None,
+                 seed: int | None = None) -> dict:
         """How right the labels are: `finsent eval`'s figures (accuracy, F1 per label, confusion matrix,
-        calibration, 95% intervals) for `texts` against their `gold` labels, read with the same
-        conventions (label names, bearish/bullish, -1/0/1, scores...; `label_map` for others). Rows with
-        an empty text or gold label are skipped and counted. Returns what `finsent eval --json` writes,
-        with this model as its one model. Needs scikit-learn (the [eval] extra)."""
+        calibration, 95% intervals) for `texts` against their `gold` labels (as many of each), read with
+        the same conventions (label names, bearish/bullish, -1/0/1, scores...; `gold_convention`
+        "twitter" or "phrasebank" for 0/1/2, as --gold-convention; `label_map` for other values). Rows
+        with an empty text or gold label are skipped and counted. Returns what `finsent eval --json`
+        writes, with this model as its one model. Needs scikit-learn (the [eval] extra)."""
         self._check_open()
+        texts, gold = list(texts), list(gold)
+        if len(texts) != len(gold):
+            raise FinSentError(f"texts and gold must be as long as each other: {len(texts):,} texts, "
+                               f"{len(gold):,} gold labels")
         try:
             import sklearn  # noqa: F401
         except ImportError:
@@ -378,20 +380,14 @@ class FinSent:
         name = str(self.model_path) if self.model_path else self._backend.client.base_url
         request = EvalRequest(Path("(in memory)"), "text", "gold", [Path(name)], scheme=self._scheme(scheme),
                               label_map=label_map, neutral_band=NEUTRAL_BAND if neutral_band is None else neutral_band,
-                              seed=DEFAULT_SEED if seed is None else seed)
-        kept_texts, golds, numbers, skipped = labelled_rows(list(texts), list(gold))
-        backend = self._backend
+                              seed=DEFAULT_SEED if seed is None else seed, gold_convention=gold_convention)
+        kept_texts, golds, numbers, skipped = labelled_rows(texts, gold)
         try:
-            evaluation = evaluate_rows(request, kept_texts, golds, numbers, skipped, [],
-                                       lambda path, prompt: _ServiceView(backend))
+            with _server_errors():  # the view asks for the labels first: a stopped server is said as such
+                view = _ServiceView(self._backend)
+                evaluation = evaluate_rows(request, kept_texts, golds, numbers, skipped, [], lambda path, prompt: view)
         except (EvalError, GoldLabelError) as e:
             raise FinSentError(str(e)) from None
-        except Exception as e:
-            from .client import ClientError
-
-            if isinstance(e, ClientError):  # the server stopped
-                raise FinSentError(str(e)) from None
-            raise
         return metrics_json(evaluation)
 
     def __repr__(self) -> str:

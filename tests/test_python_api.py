@@ -177,7 +177,7 @@ def test_connect_to_nothing_is_one_error():
 
 
 def test_importing_the_package_loads_no_engine():
-    code = ("import sys, finsent_local; assert 'FinSent' in dir(finsent_local) or True; "
+    code = ("import sys, finsent_local; assert {'FinSent', 'FinSentError', 'Result'} <= set(dir(finsent_local)); "
             "bad = [m for m in ('llama_cpp', 'pandas', 'torch', 'pyarrow') if m in sys.modules]; "
             "assert not bad, bad; from finsent_local import FinSent; assert 'llama_cpp' not in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -221,5 +221,89 @@ def test_evaluate_gives_finsent_evals_figures(local, remote, held_out, tmp_path)
     assert code == 0, stderr
     cli = json.loads((tmp_path / "m.json").read_text())["models"][0]
     assert abs(cli["accuracy"] - here["models"][0]["accuracy"]) <= one_row + 1e-9
-    with pytest.raises(FinSentError, match="unmapped|not recognised|no convention|label"):
+    with pytest.raises(FinSentError, match=r"^cannot read these gold labels: 'sunny' \(1\); map them with --label-map"):
         local.evaluate(["Profit rose"], ["sunny"])
+
+
+# -- without a model: the API's own rules, on a stand-in backend ------------------------------------------
+class _StandIn:
+    """What FinSent asks of a backend: every text gets `peak` (a 7-label name) with probability 0.9, or
+    every call raises `fails` (a client error: the server stopped)."""
+
+    def __init__(self, peak: dict[str, str] | None = None, fails: Exception | None = None):
+        self.peak = peak or {}
+        self.fails = fails
+
+    def _check(self):
+        if self.fails:
+            raise self.fails
+
+    def labels(self, scheme):
+        self._check()
+        from finsent_local.engine.labels import LABELS_3, LABELS_7
+
+        return LABELS_7 if scheme == "7" else LABELS_3
+
+    def classify(self, texts, scheme):
+        self._check()
+        labels = self.labels(scheme)
+        out = []
+        for text in texts:
+            probs = {label: 0.1 / (len(labels) - 1) for label in labels}
+            probs[self.peak[text]] = 0.9
+            out.append({"label": self.peak[text], "score": 0.0, "probs": probs})
+        return out
+
+    def document(self, text, scheme, about):
+        self._check()
+
+    def close(self):
+        pass
+
+
+def _stand_in_finsent(backend) -> FinSent:
+    fs = FinSent.__new__(FinSent)
+    fs._setup(backend, "7", False)
+    fs.model_path = Path("stand-in.gguf")
+    return fs
+
+
+def test_evaluate_refuses_texts_and_gold_of_different_lengths():
+    fs = _stand_in_finsent(_StandIn({"Profit rose": "mildly positive", "Sales fell": "mildly negative"}))
+    with pytest.raises(FinSentError, match=r"^texts and gold must be as long as each other: 2 texts, 1 gold labels$"):
+        fs.evaluate(["Profit rose", "Sales fell"], ["mildly positive"])
+    with pytest.raises(FinSentError, match=r": 1 texts, 2 gold labels$"):
+        fs.evaluate(iter(["Profit rose"]), iter(["mildly positive", "neutral"]))
+
+
+def test_evaluate_reads_gold_as_finsent_eval_does():
+    pytest.importorskip("sklearn")
+    used = ["mildly negative", "neutral", "mildly positive"]
+    texts = [f"Headline {i}" for i in range(9)]
+    fs = _stand_in_finsent(_StandIn(dict(zip(texts, used * 3))))
+    figures = fs.evaluate(texts, used * 3)["models"][0]
+    assert figures["macro_f1"] == 1.0 and figures["macro_f1_labels"] == used
+    assert figures["per_class"]["strong positive"]["absent"] and figures["per_class"]["strong positive"]["f1"] is None
+    # PhraseBank's integers: refused unless named, then read its way (2 is positive, not twitter's neutral)
+    fs = _stand_in_finsent(_StandIn(dict(zip(texts, ["strong negative", "neutral", "strong positive"] * 3))))
+    with pytest.raises(FinSentError, match="--gold-convention twitter"):
+        fs.evaluate(texts, [0, 1, 2] * 3)
+    told = fs.evaluate(texts, [0, 1, 2] * 3, gold_convention="phrasebank")
+    assert told["gold"]["convention"].startswith("phrasebank") and told["models"][0]["accuracy"] == 1.0
+
+
+def test_a_client_error_is_one_finsent_error_in_every_method():
+    from finsent_local.client import ClientError, ServerNotRunning
+
+    fs = _stand_in_finsent(_StandIn(fails=ServerNotRunning("server not running at http://127.0.0.1:9")))
+    calls = [lambda: fs.labels(), lambda: fs.classify_many(["x"]), lambda: fs.label("x"),
+             lambda: fs.document("Profit rose. Sales fell."), lambda: fs.evaluate(["x"], ["neutral"])]
+    for call in calls:
+        with pytest.raises(FinSentError, match=r"^server not running at http://127.0.0.1:9$") as raised:
+            call()
+        assert type(raised.value) is FinSentError and raised.value.__cause__ is None
+    assert issubclass(ServerNotRunning, ClientError)
+    # anything else is not dressed up as the server's
+    fs = _stand_in_finsent(_StandIn(fails=RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        fs.classify_many(["x"])

@@ -219,6 +219,11 @@ def _bad_file(path: Path, rows: list[tuple[str, str]]) -> Path:
      "too few rows: 'negative' has 2; at least 5 rows per label are needed"),
     ([(f"Acme Corp headline {i}", "positive" if i % 2 else "sunny") for i in range(12)], (),
      "cannot read these gold labels: 'sunny' (6)"),
+    ([(f"Acme Corp headline {i}", i % 3) for i in range(12)], (),  # integers: which numbering is not guessed
+     "the gold labels are the integers 0, 1, 2, which public sets number differently: say which with "
+     "--gold-convention twitter"),
+    ([(f"Acme Corp headline {i}", 2) for i in range(10)] + [("Globex holds its meeting", 1)] * 2,
+     ("--gold-convention", "phrasebank"), "too few rows: 'neutral' has 2"),  # PhraseBank's 1 (twitter's: positive)
     ([(f"Acme Corp headline {i}", "positive" if i % 2 else "negative") for i in range(11)]
      + [("profit " * 2000, "positive")], (),
      "row 12: the text is too long"),

@@ -22,6 +22,17 @@ def test_gold_conventions_and_collapse():
     assert _rows([1] * 5 + [-1] * 5 + [0] * 5).labels[-1] == "neutral"
 
 
+def test_integer_labels_are_read_by_the_numbering_named():
+    """tune reads integers as eval does: 0/1/2 refused unless --gold-convention says which numbering."""
+    golds = [0] * 5 + [1] * 5 + [2] * 5
+    with pytest.raises(TuneDataError, match="say which with --gold-convention twitter"):
+        _rows(golds)
+    assert _rows(golds, gold_convention="phrasebank").labels[5::5] == ["neutral", "positive"]
+    assert _rows(golds, gold_convention="twitter").labels[5::5] == ["positive", "neutral"]
+    mapped = _rows(golds + ["mixed"] * 5, gold_convention="phrasebank", label_map={"mixed": "neutral"})
+    assert mapped.labels[-1] == "neutral" and mapped.convention.endswith("and --label-map")
+
+
 @pytest.mark.parametrize("golds,scheme,message", [
     (["positive"] * 9, "3", "every row has the label 'positive'"),
     (["positive"] * 9 + ["negative"] * 2, "3", "too few rows: 'negative' has 2; at least 5 rows per label"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..engine.labels import SCHEMES
+from ..quality.gold_labels import GOLD_CONVENTION_HELP, NAMED_CONVENTIONS
 from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, model_path, progress_bar, require_engine
 
 MISSING_EXTRA = ("finsent eval needs scikit-learn and matplotlib, which are not installed: "
@@ -46,10 +47,11 @@ def _check_output(path: Path | None, force: bool, option: str) -> None:
                    "Default as for `finsent serve`.")
 @click.option("--prompt", "prompts", multiple=True, type=click.Choice(["card", "train"]),
               help=PROMPT_HELP + " Repeat to compare both (default: card).")
-@click.option("--label-map", help="Gold values to labels, for conventions not recognised: a JSON object "
-              "('{\"pos\": \"positive\", ...}') or a file holding one.")
+@click.option("--gold-convention", type=click.Choice(list(NAMED_CONVENTIONS)), help=GOLD_CONVENTION_HELP)
+@click.option("--label-map", help="Gold values to labels: a JSON object ('{\"pos\": \"positive\", ...}') or a "
+              "file holding one. Adds to the convention the other values follow (or maps every value).")
 @click.option("--neutral-band", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True,
-              help="Gold scores in [-1, 1] (FiQA-style): within this distance of 0 is neutral.")
+              help="Gold scores in [-1, 1] (FiQA-style): below -band negative, below band neutral, else positive.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the HTML report here (self-contained, opens offline).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write every figure as JSON.")
@@ -61,7 +63,7 @@ def _check_output(path: Path | None, force: bool, option: str) -> None:
 @click.option("--no-cache", is_flag=True, help="Do not read or write the persistent result cache (e.g. to time models).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def evaluate_command(input_path, text_column, label_column, sheet, encoding, delimiter, scheme, models, prompts,
-                     label_map, neutral_band, report_path, json_path, predictions_path, force, seed, threads, no_cache,
+                     gold_convention, label_map, neutral_band, report_path, json_path, predictions_path, force, seed, threads, no_cache,
                      quiet):
     """Measure the labels against a labelled file: accuracy, F1, confusion matrix, calibration.
 
@@ -71,9 +73,10 @@ def evaluate_command(input_path, text_column, label_column, sheet, encoding, del
     finsent eval --input gold.jsonl --text-column text --label-column label \\
         --model f16.gguf --model q4_k_m.gguf --json metrics.json --predictions rows.csv
 
-    Gold labels are recognised as the 7 or 3 label names, bearish/bullish, -1/0/1, 0/1/2 (twitter financial
-    news: 0 bearish, 1 bullish, 2 neutral) or scores in [-1, 1]; --label-map for anything else. Rows with
-    an empty text or gold label are skipped and counted.
+    Gold labels are recognised as the 7 or 3 label names, bearish/bullish, -1/0/1 or scores in [-1, 1].
+    Other integers (0/1/2) are numbered differently by different sets: say which with --gold-convention
+    twitter or phrasebank. --label-map maps anything else. Rows with an empty text or gold label are
+    skipped and counted.
     """
     require_engine()
     _check_extra()
@@ -95,7 +98,7 @@ def evaluate_command(input_path, text_column, label_column, sheet, encoding, del
     model_files = [model_path(m) for m in (models or (None,))]
     request = EvalRequest(input_path, text_column, label_column, model_files, list(dict.fromkeys(prompts)) or ["card"],
                           scheme, sheet, encoding, delimiter_character(delimiter), mapping, neutral_band, threads,
-                          None if no_cache else result_cache_path(), seed)
+                          None if no_cache else result_cache_path(), seed, gold_convention=gold_convention)
 
     def open_model(path: Path, prompt: str):
         return open_service(path, EngineOptions(prompt_preset=prompt, n_threads=threads), request.result_cache,

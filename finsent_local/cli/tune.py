@@ -11,6 +11,7 @@ import click
 
 from ..engine.labels import SCHEMES
 from ..model_files import DEFAULT_OUTTYPE, DEFAULT_REPO
+from ..quality.gold_labels import GOLD_CONVENTION_HELP, NAMED_CONVENTIONS
 from ..tuning.examples import VALIDATION_SHARE
 from ..tuning.training import ALL_PROJECTIONS, TrainingSettings
 
@@ -110,9 +111,11 @@ class _TrainingBar:
 @click.option("--sheet", help=".xlsx: the sheet (default: the first).")
 @click.option("--encoding", help=".csv/.tsv: the file's text encoding (default: UTF-8, else Windows-1252, said so).")
 @click.option("--delimiter", help=".csv: the field separator (default: ',', or ';' when the header has only semicolons).")
-@click.option("--label-map", help="Label values to labels: a JSON object or a file holding one (as for finsent eval).")
+@click.option("--gold-convention", type=click.Choice(list(NAMED_CONVENTIONS)), help=GOLD_CONVENTION_HELP)
+@click.option("--label-map", help="Label values to labels: a JSON object or a file holding one (as for finsent eval; "
+              "adds to the convention the other values follow).")
 @click.option("--neutral-band", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True,
-              help="Labels that are scores in [-1, 1]: within this distance of 0 is neutral.")
+              help="Labels that are scores in [-1, 1]: below -band negative, below band neutral, else positive.")
 @click.option("--prompt", type=click.Choice(["card", "train"]), default="card", show_default=True,
               help=PROMPT_HELP + " Serve the tuned model with the same one.")
 @click.option("--epochs", type=click.IntRange(1, 100), default=DEFAULTS.epochs, show_default=True,
@@ -144,8 +147,8 @@ class _TrainingBar:
 @click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (conversion, evaluation).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def tune_command(input_path, text_column, label_column, output, scheme, base, revision, outtypes, validation_path,
-                 validation_share, sheet, encoding, delimiter, label_map, neutral_band, prompt, epochs, learning_rate,
-                 rank, alpha, dropout, target_modules, batch_tokens, patience, validations_per_epoch, seed, device,
+                 validation_share, sheet, encoding, delimiter, gold_convention, label_map, neutral_band, prompt, epochs,
+                 learning_rate, rank, alpha, dropout, target_modules, batch_tokens, patience, validations_per_epoch, seed, device,
                  adapter_only, resume, keep_worse, force, threads, quiet):
     """Teach the model your labels: LoRA fine-tuning on a labelled file, merged and converted to GGUF.
 
@@ -182,7 +185,7 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
     request = TuneRequest(input_path, text_column, label_column, output.expanduser().absolute(), scheme, base, revision,
                           tuple(outtype_list(outtypes)), validation_path, validation_share, sheet, encoding,
                           delimiter_character(delimiter), mapping, neutral_band, prompt, settings, device, adapter_only,
-                          resume, keep_worse, force, threads, quiet)
+                          resume, keep_worse, force, threads, quiet, gold_convention=gold_convention)
     partial = partial_folder(request.output)
     training_bar = _TrainingBar(quiet)
     eval_bars = []

@@ -17,14 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.labels import LABELS_3, LABELS_7
 from ..jobs.file_job import CHUNK_ROWS
 from ..jobs.scoring import classify_values
 from ..jobs.tables import NotText, open_table
-from .gold_labels import COLLAPSE_7_TO_3, NEUTRAL_BAND, GoldLabelError, GoldReading, read_gold_labels
+from .gold_labels import (LABEL_SETS, NEUTRAL_BAND, GoldLabelError, GoldReading, collapse_7_to_3,
+                          read_gold_labels)
 from .metrics import DEFAULT_SEED, Predictions, compare, label_metrics, most_confident_errors
-
-LABEL_SETS = {"7": LABELS_7, "3": LABELS_3}
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,7 @@ class EvalRequest:
     threads: int = 0
     result_cache: Path | None = None
     seed: int = DEFAULT_SEED
+    gold_convention: str | None = None  # --gold-convention: how integer gold labels are numbered
 
 
 @dataclass
@@ -146,7 +145,8 @@ def evaluate_rows(request: EvalRequest, texts: list, golds: list, numbers: list[
     """evaluate() on rows already read (a file's, or the Python API's in-memory ones)."""
     if not texts:
         raise EvalError("no row has both a text and a gold label" + _skipped_phrase(skipped))
-    gold = read_gold_labels(Counter(_gold_key(v) for v in golds), request.label_map, request.neutral_band)
+    gold = read_gold_labels(Counter(_gold_key(v) for v in golds), request.label_map, request.neutral_band,
+                            request.gold_convention)
     if gold.scheme == "7" and request.scheme == "3":
         raise EvalError("the gold labels have 7 classes but --scheme 3 asks the model for 3: 3 predictions cannot "
                         "be split into 7 (use --scheme 7, or map the gold labels to 3 with --label-map)")
@@ -216,14 +216,12 @@ def _answers(run: ModelRun, unique: list[str], request: EvalRequest, open_servic
 def _in_gold_labels(results: list, model_labels: tuple[str, ...], label_names: tuple[str, ...],
                     collapsed: bool) -> Predictions:
     """Predicted label indices and probabilities in the gold labels' set: 7 labels collapsed to 3 by
-    the label's sign (its probability: the sum of its 7-label parts)."""
+    gold_labels.collapse_7_to_3 (each sign's probabilities summed, the label that distribution's argmax)."""
     probs = np.array([r.probs for r in results], dtype=float)
     if not collapsed:
         return Predictions(np.array([label_names.index(r.label) for r in results]), probs)
-    groups = np.zeros((len(model_labels), len(label_names)))
-    for i, label in enumerate(model_labels):
-        groups[i, label_names.index(COLLAPSE_7_TO_3[label])] = 1.0
-    return Predictions(np.array([label_names.index(COLLAPSE_7_TO_3[r.label]) for r in results]), probs @ groups)
+    labels, collapsed_probs = collapse_7_to_3(probs, model_labels)
+    return Predictions(labels, collapsed_probs)
 
 
 __all__ = ["EvalError", "EvalRequest", "Evaluation", "GoldLabelError", "ModelRun", "evaluate", "read_labelled_rows"]

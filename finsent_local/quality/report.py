@@ -99,6 +99,25 @@ def _interval(values: list[float]) -> str:
     return f"{values[0] * 100:.1f} to {values[1] * 100:.1f}"
 
 
+def _absent(metrics: dict) -> list[str]:
+    """The labels in neither the gold labels nor the predictions: not in the F1 averages."""
+    return [label for label, c in metrics["per_class"].items() if c["absent"]]
+
+
+def _macro_f1_note(metrics: dict) -> str:
+    """What macro F1 averages, when that is not every label."""
+    absent = _absent(metrics)
+    if not absent:
+        return ""
+    return (f"macro F1 averages the {len(metrics['macro_f1_labels'])} labels in the gold labels or the predictions; "
+            f"absent from both: {', '.join(absent)}")
+
+
+COLLAPSE_NOTE = ("The gold labels have 3 classes and the models were asked for 7: each prediction's 7 probabilities "
+                 "are summed by sign (strong/moderately/mildly negative &rarr; negative, and so on) and the label is "
+                 "the largest of those 3 sums, so a label and its probability always agree.")
+
+
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; padding: 0 16px; color: #1d2733; }
 h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2em; border-bottom: 1px solid #d5dde6; }
@@ -126,9 +145,7 @@ def report_html(evaluation: Evaluation) -> str:
     for reason, rows in evaluation.skipped.items():
         parts.append(f" {rows:,} {'row' if rows == 1 else 'rows'} skipped: {_e(reason)}.")
     if evaluation.collapsed:
-        parts.append(" The gold labels have 3 classes and the models were asked for 7: each prediction is "
-                     "collapsed to its sign (strong/moderately/mildly negative &rarr; negative, and so on), its "
-                     "probability the sum of those labels'.")
+        parts.append(" " + COLLAPSE_NOTE)
     parts.append(" Intervals: 95% bootstrap, seeded.</p>")
 
     parts.append("<h2>Metrics</h2><table><thead><tr><th>model</th><th class='n'>accuracy</th><th class='n'>95%</th>"
@@ -140,11 +157,18 @@ def report_html(evaluation: Evaluation) -> str:
                      f"<td class='n'>{_pct(m['weighted_f1'])}</td><td class='n'>{_interval(m['weighted_f1_95'])}</td>"
                      f"<td class='n'>{m['calibration']['ece']:.3f}</td><td class='n'>{run.texts_per_s:,.1f}</td></tr>")
     parts.append("</tbody></table>")
+    for run, m in zip(runs, evaluation.metrics):
+        if _absent(m):
+            parts.append(f"<p class='note'>{_e(run.name)}: {_e(_macro_f1_note(m))}.</p>")
 
     for run, m in zip(runs, evaluation.metrics):
         parts.append(f"<h2>{_e(run.name)}</h2><table><thead><tr><th>label</th><th class='n'>precision</th>"
                      "<th class='n'>recall</th><th class='n'>F1</th><th class='n'>support</th></tr></thead><tbody>")
         for label, c in m["per_class"].items():
+            if c["absent"]:
+                parts.append(f"<tr class='absent'><td>{_e(label)}</td><td class='n' colspan='3'>absent (in neither the "
+                             "gold labels nor the predictions)</td><td class='n'>0</td></tr>")
+                continue
             parts.append(f"<tr><td>{_e(label)}</td><td class='n'>{_pct(c['precision'])}</td>"
                          f"<td class='n'>{_pct(c['recall'])}</td><td class='n'>{_pct(c['f1'])}</td>"
                          f"<td class='n'>{c['support']:,}</td></tr>")
@@ -249,8 +273,12 @@ def summary_lines(evaluation: Evaluation) -> list[str]:
         lines.append(f"{run.name} against {evaluation.runs[0].name}: {_pct(c['agreement'])} of labels agree, "
                      f"mean |dp| {c['mean_abs_dp']:.4f}, accuracy {c['accuracy_difference'] * 100:+.1f} pts "
                      f"(95%: {c['accuracy_difference_95'][0] * 100:+.1f} to {c['accuracy_difference_95'][1] * 100:+.1f})")
+    for run, m in zip(evaluation.runs, evaluation.metrics):
+        if _absent(m):
+            lines.append((f"{run.name}: " if len(evaluation.runs) > 1 else "") + _macro_f1_note(m))
     lines.append(f"{len(evaluation.texts):,} rows evaluated; gold labels read as {evaluation.gold.convention}"
-                 + ("; 7-label predictions collapsed to 3" if evaluation.collapsed else ""))
+                 + ("; 7-label predictions collapsed to 3 (probabilities summed by sign, the label the largest sum)"
+                    if evaluation.collapsed else ""))
     for reason, rows in evaluation.skipped.items():
         lines.append(f"{rows:,} {'row' if rows == 1 else 'rows'} skipped: {reason}")
     return lines

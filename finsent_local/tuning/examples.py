@@ -34,11 +34,14 @@ class LabelledRows:
 
 
 def labelled_rows(texts: list, golds: list, row_numbers: list[int], scheme: str,
-                  label_map: dict | None = None, neutral_band: float = NEUTRAL_BAND) -> LabelledRows:
-    """Gold values read into `scheme`'s labels (7-label gold may train a 3-label scheme, collapsed by
-    sign; 3-label gold cannot train 7), then checked: at least two labels, MIN_ROWS_PER_LABEL each."""
+                  label_map: dict | None = None, neutral_band: float = NEUTRAL_BAND,
+                  gold_convention: str | None = None) -> LabelledRows:
+    """Gold values read into `scheme`'s labels as `finsent eval` reads them (`gold_convention`: how
+    integers are numbered; 7-label gold may train a 3-label scheme, collapsed by sign, the one-hot case
+    of gold_labels.collapse_7_to_3; 3-label gold cannot train 7), then checked: at least two labels,
+    MIN_ROWS_PER_LABEL each."""
     try:
-        reading = read_gold_labels(Counter(_key(g) for g in golds), label_map, neutral_band)
+        reading = read_gold_labels(Counter(_key(g) for g in golds), label_map, neutral_band, gold_convention)
     except GoldLabelError as e:
         raise TuneDataError(str(e)) from None
     if reading.scheme == "3" and scheme == "7":

@@ -75,6 +75,7 @@ class TuneRequest:
     force: bool = False
     threads: int = 0
     quiet: bool = False
+    gold_convention: str | None = None  # --gold-convention: how integer labels are numbered
 
 
 @dataclass
@@ -136,10 +137,11 @@ def _read_rows(request: TuneRequest, path: Path) -> tuple[LabelledRows, dict, li
     texts, golds, numbers, skipped, notes = read_labelled_rows(EvalRequest(
         path, request.text_column, request.label_column, [], scheme=request.scheme, sheet=request.sheet,
         encoding=request.encoding, delimiter=request.delimiter, label_map=request.label_map,
-        neutral_band=request.neutral_band))
+        neutral_band=request.neutral_band, gold_convention=request.gold_convention))
     if not texts:
         raise TuneError(f"{path}: no row has both a text and a label")
-    return labelled_rows(texts, golds, numbers, request.scheme, request.label_map, request.neutral_band), skipped, notes
+    return (labelled_rows(texts, golds, numbers, request.scheme, request.label_map, request.neutral_band,
+                          request.gold_convention), skipped, notes)
 
 
 def _subset(rows: LabelledRows, indices: list[int]) -> LabelledRows:
