@@ -20,7 +20,7 @@ class HubUnreachable(ConversionError):
 class DownloadInterrupted(ConversionError):
     """A connection broke during a file's download, after huggingface-hub's own retries."""
 
-    def __init__(self, repo_id: str, detail: str):
+    def __init__(self, repo_id: str, detail: str, other_way: str = ""):
         super().__init__(f"the download of {repo_id} was interrupted ({detail}); run the same command again to "
-                         "resume: the files already downloaded are kept")
+                         "resume: the files already downloaded are kept" + (f" ({other_way})" if other_way else ""))
         self.repo_id = repo_id

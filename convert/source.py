@@ -95,6 +95,9 @@ def _download(repo_id: str, revision: str | None, quiet: bool) -> ResolvedSource
     except Exception as e:
         if isinstance(e, _transport_errors()):
             raise DownloadInterrupted(repo_id, _first_line(e)) from None
+        if _raised_in_xet_download(e):  # hf_xet gives up (after its own retries) with a plain RuntimeError
+            raise DownloadInterrupted(repo_id, f"Xet storage: {_first_line(e)}",
+                                      "or set HF_HUB_DISABLE_XET=1 to download over plain HTTPS") from None
         if isinstance(e, OSError):
             raise ConversionError(f"cannot download {repo_id}: {_first_line(e)}") from None
         raise
@@ -106,7 +109,8 @@ def _download(repo_id: str, revision: str | None, quiet: bool) -> ResolvedSource
 # huggingface-hub reports a failed download in three ways: its own HTTP errors (HfHubHTTPError, with the
 # hub's status code and X-Error-Message), a LocalEntryNotFoundError when the hub did not answer usefully and
 # nothing is cached (the reason is its __cause__), and the transport's own errors (httpx2 in 2.x, httpx in
-# 1.x, requests before) when a connection breaks during a file's download after its retries.
+# 1.x, requests before) when a connection breaks during a file's download after its retries, or hf_xet's
+# RuntimeError when a file stored in Xet cannot be fetched.
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
@@ -122,6 +126,16 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
         except (ImportError, AttributeError):
             pass
     return tuple(found)
+
+
+def _raised_in_xet_download(error: BaseException) -> bool:
+    """Whether huggingface-hub's Xet download (hf_xet, the hub's chunked storage) raised `error`."""
+    frame = error.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name == "xet_get" and "huggingface_hub" in frame.tb_frame.f_code.co_filename:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _not_reached(repo_id: str, cause: BaseException) -> ConversionError:

@@ -13,6 +13,9 @@ Faults the tests ask for (`HubStandIn` attributes, changed while it runs):
 - `answer`: a function of (method, path, headers) returning (status, headers) to answer instead, or None
 - `cut`: file name -> bytes of the body sent before the connection is closed (`cut_times` how often)
 - `stall`: file name -> bytes sent before the answer stops until the stand-in closes (a download to kill)
+- `xet_cas`: file names -> stored in Xet, as the hub stores large files now: the listing and the file's
+  answers carry its Xet hash, and the read token names `xet_cas_url` as the storage to fetch it from
+  (hf_xet's own client does; the stand-in serves no Xet storage, so point it where nothing listens)
 
 Plain standard library: a ThreadingHTTPServer bound to 127.0.0.1 only."""
 
@@ -38,6 +41,10 @@ class _File:
         self.sha256 = hashlib.sha256(self.data).hexdigest() if self.lfs else None
 
     @property
+    def xet_hash(self) -> str:  # not Xet's real chunk hash: nothing here reconstructs the file
+        return hashlib.sha256(b"xet" + self.data).hexdigest()
+
+    @property
     def etag(self) -> str:  # what huggingface-hub names the blob after
         return self.sha256 or self.git_oid
 
@@ -57,6 +64,8 @@ class HubStandIn:
         self.cut: dict[str, int] = {}
         self.cut_times: int | None = None  # None: every time
         self.stall: dict[str, int] = {}
+        self.xet_cas: set[str] = set()
+        self.xet_cas_url = "http://127.0.0.1:9"
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, headers)
         self._closing = threading.Event()
         self._lock = threading.Lock()
@@ -101,6 +110,8 @@ class HubStandIn:
             entry = {"type": "file", "oid": f.git_oid, "size": len(f.data), "path": name}
             if f.lfs:
                 entry["lfs"] = {"oid": f.sha256, "size": len(f.data), "pointerSize": 134}
+            if name in self.xet_cas:
+                entry["xetHash"] = f.xet_hash
             entries.append(entry)
         return entries
 
@@ -120,6 +131,7 @@ def _handler_for(hub: HubStandIn):
     api_info = re.compile(rf"^/api/models/{repo}(?:/revision/[^/]+)?$")
     api_tree = re.compile(rf"^/api/models/{repo}/tree/[^/]+(?:/.*)?$")
     resolve = re.compile(rf"^/{repo}/resolve/([^/]+)/(.+)$")
+    xet_token = re.compile(rf"^/api/models/{repo}/xet-read-token/[^/]+$")
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -144,6 +156,9 @@ def _handler_for(hub: HubStandIn):
                 return self._json(hub.repo_info())
             if api_tree.match(path):
                 return self._json(hub.tree())
+            if xet_token.match(path):
+                return self._reply(200, {"X-Xet-Cas-Url": hub.xet_cas_url, "X-Xet-Access-Token": "xet-stand-in",
+                                         "X-Xet-Token-Expiration": "4102444800"}, b"")
             match = resolve.match(path)
             if match and match.group(2) in hub.files:
                 return self._file(match.group(2), body)
@@ -174,6 +189,9 @@ def _handler_for(hub: HubStandIn):
                                                  "ETag": f'"{f.git_oid}"'}
             if f.lfs:
                 headers.update({"X-Linked-Etag": f'"{f.sha256}"', "X-Linked-Size": str(len(f.data))})
+            if name in hub.xet_cas:
+                headers.update({"X-Xet-Hash": f.xet_hash, "X-Xet-Refresh-Route":
+                                f"{hub.url}/api/models/{hub.repo_id}/xet-read-token/{COMMIT}"})
             wanted = re.match(r"^bytes=(\d+)-$", self.headers.get("Range", ""))
             if wanted and body:
                 start = int(wanted.group(1))

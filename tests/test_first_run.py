@@ -113,6 +113,21 @@ def test_a_download_cut_again_and_again_is_one_line_and_running_again_resumes(tm
     assert fetched == {"model.safetensors"}  # the others were kept from the first run
 
 
+def test_a_file_in_xet_storage_that_cannot_be_fetched_is_one_line(tmp_path, hub):
+    """The hub keeps large files in Xet storage, fetched by hf_xet (not httpx): when it gives up, after its
+    own retries (cut short here), the line says so and names the plain HTTPS way."""
+    hub.xet_cas = {"model.safetensors"}
+    env = _env(hub, tmp_path, HF_HUB_DISABLE_XET="", HF_XET_CLIENT_RETRY_MAX_ATTEMPTS="1",
+               HF_XET_CLIENT_RETRY_BASE_DELAY="10ms", HF_XET_CLIENT_RETRY_MAX_DURATION="1s")
+    code, stdout, stderr = _first_run(env)
+    assert code == 1 and stdout == "" and "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: the download of oopere/Llama-FinSent-S was interrupted (Xet storage: RuntimeError: "), last
+    assert last.endswith("run the same command again to resume: the files already downloaded are kept (or set "
+                         "HF_HUB_DISABLE_XET=1 to download over plain HTTPS). " + LAST_LINE_HINT), last
+    assert not _partial_files(tmp_path) and not (tmp_path / "cache" / "models").exists()
+
+
 REFUSALS = {
     "token refused": ("hf_not_a_token", lambda method, path, headers: (
         401, {"X-Error-Message": "Invalid credentials in Authorization header"}) if headers.get("Authorization") else None,
