@@ -192,10 +192,10 @@ def test_the_collapse_rule_holds_in_every_output(tmp_path):
     assert metrics_json(evaluation)["models"][0]["accuracy"] == 1.0
     write_predictions(evaluation, tmp_path / "p.csv")
     with open(tmp_path / "p.csv", newline="", encoding="utf-8") as f:
-        first = next(csv.DictReader(f))
-    assert (first["predicted"], first["model_label"]) == ("positive", "neutral")
-    assert float(first["p_positive"]) == pytest.approx(0.6)
-    for row in csv.DictReader(open(tmp_path / "p.csv", newline="", encoding="utf-8")):
+        rows = list(csv.DictReader(f))
+    assert (rows[0]["predicted"], rows[0]["model_label"]) == ("positive", "neutral")
+    assert float(rows[0]["p_positive"]) == pytest.approx(0.6)
+    for row in rows:
         assert row["predicted"] == max(LABELS_3, key=lambda label: float(row[f"p_{label}"]))
     assert "the label is the largest of those 3 sums" in report_html(evaluation)
     assert "7-label predictions collapsed to 3 (probabilities summed by sign, the label the largest sum)" in \
