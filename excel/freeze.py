@@ -12,10 +12,14 @@ Two ways in Python (the Office add-in has its own button, in addin/functions.js)
 Formulas this recognises (`is_finsent_formula`): =FINSENT, =FINSENT_SCORE, =FINSENT_PROBS, =FINSENT_DOC,
 =FINSENT_DOC_SCORE, with the add-in's LOCAL. namespace or the prefixes files store them with, and the
 documented WEBSERVICE(".../v1/label?...&text="&ENCODEURL(A2)) form (alone or inside IF(A2="","",...)).
+A formula that is more than such a call (=IFERROR(FINSENT(A2),""), =FINSENT(A2&" "&B2),
+=ROUND(FINSENT_SCORE(A2),2)...) is computed as Excel computes it (`_Computed`), for the functions in
+`_FUNCTIONS`; any other stays a formula, with the reason (`left_summary` groups them).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -23,7 +27,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from finsent_local.excel.cells import PREFIX, function_cells
 
@@ -75,11 +79,12 @@ class FinSentCall:
     function: str  # FINSENT, FINSENT_SCORE, ... (the WEBSERVICE form: FINSENT)
     text: str  # a reference (A2, A2:A9, 'Sheet 2'!B3) or a constant ("...", 42)
     scheme: str | None  # likewise, or None when omitted
+    webservice: bool = False  # the WEBSERVICE form: the text goes through ENCODEURL (a number as its text)
 
 
 def read_call(formula: str) -> FinSentCall | None:
-    """The call a FinSent formula makes, or None when it is more than one call of simple arguments
-    (=IFERROR(FINSENT(A2),""), =FINSENT(A2&B2)...): those are not computed here."""
+    """The call a FinSent formula makes, or None when it is not a single call of simple arguments
+    (=IFERROR(FINSENT(A2),""), =FINSENT(A2&B2)...: those are computed by _Computed)."""
     found = CALL_FORMULA.match(formula)
     if found:
         scheme = found.group(4)
@@ -87,12 +92,405 @@ def read_call(formula: str) -> FinSentCall | None:
     found = WEBSERVICE_FORMULA.match(formula)
     if found and (found.group("blank") is None or _same_ref(found.group("blank"), found.group("ref"))):
         query = parse_qs(urlsplit(found.group("url")).query)
-        return FinSentCall("FINSENT", found.group("ref"), f'"{query.get("scheme", ["7"])[0]}"')
+        return FinSentCall("FINSENT", found.group("ref"), f'"{query.get("scheme", ["7"])[0]}"', webservice=True)
     return None
 
 
 def _same_ref(a: str, b: str) -> bool:
     return a.replace("$", "").upper() == b.replace("$", "").upper()
+
+
+# -- formulas around FinSent calls: =IFERROR(FINSENT(A2),""), =IF(A2="","",FINSENT(A2)), =FINSENT(A2&B2) -----
+# The other FinSent formulas are read into a small tree and computed as Excel computes them, for the
+# functions and operators in _FUNCTIONS and _BINARY. The FinSent functions answer every problem with a
+# `#FINSENT! ...` text, never an Excel error, so IFERROR and IFNA around them keep that text, as Excel shows
+# it; WEBSERVICE turns the server's refusal (HTTP 400) and its empty answer into #VALUE!, which they catch.
+class ExcelError(str):
+    """An Excel error value (#N/A, #VALUE!...), apart from a text that reads the same."""
+
+
+VALUE_ERROR, DIV0, NUM_ERROR = ExcelError("#VALUE!"), ExcelError("#DIV/0!"), ExcelError("#NUM!")
+
+
+class LeftAsFormula(Exception):
+    """Why a formula stays a formula, worded to follow a count: "2 using OFFSET, which freeze does not compute"."""
+
+
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<string>"(?:[^"]|"")*")
+  | (?P<error>\#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|GETTING_DATA|SPILL!|CALC!|BUSY!))
+  | (?P<ref>(?:(?:'(?:[^']|'')+'|[A-Za-z_][\w.]*)!)?\$?[A-Za-z]{1,3}\$?\d+(?::\$?[A-Za-z]{1,3}\$?\d+)?)(?![\w.(!:])
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<function>[A-Za-z_][\w.]*)\s*\(
+  | (?P<name>[A-Za-z_\\][\w.]*(?:![\w.$:]+)?)
+  | (?P<op><>|<=|>=|[-+*/^&=<>%(),])
+  | (?P<other>\S)
+)""", re.VERBOSE)
+_BINARY = (("=", "<>", "<", ">", "<=", ">="), ("&",), ("+", "-"), ("*", "/"), ("^",))  # loosest first
+_FUNCTION_PREFIX = re.compile(r"^(?:_xlfn\.|_xlws\.|_xludf\.|LOCAL\.|_xldudf_LOCAL_)+", re.IGNORECASE)
+FINSENT_FUNCTIONS = ("FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE")
+_UNREADABLE = "that freeze cannot read"
+
+
+def parse_formula(formula: str):
+    """A formula as a tree of tuples: ("value", v), ("ref", "A2"), ("call", NAME, [args]), ("op", op,
+    left, right), ("neg", x), ("percent", x). Raises LeftAsFormula for what it does not read."""
+    tokens = []
+    for found in _TOKEN.finditer(formula[1:] if formula.startswith("=") else formula):
+        kind = found.lastgroup
+        if kind is None:
+            continue
+        if kind == "other":
+            raise LeftAsFormula("with an array constant ({...}), which freeze does not compute"
+                                if found.group(kind) == "{" else _UNREADABLE)
+        tokens.append((kind, found.group(kind)))
+    tokens.append((None, None))
+    position = 0
+
+    def take():
+        nonlocal position
+        position += 1
+        return tokens[position - 1]
+
+    def expression(level=0):
+        if level == len(_BINARY):
+            return unary()
+        left = expression(level + 1)
+        while tokens[position][0] == "op" and tokens[position][1] in _BINARY[level]:
+            left = ("op", take()[1], left, expression(level + 1))
+        return left
+
+    def unary():
+        if tokens[position] in (("op", "-"), ("op", "+")):
+            sign = take()[1]
+            return ("neg", unary()) if sign == "-" else unary()
+        node = primary()
+        while tokens[position] == ("op", "%"):
+            take()
+            node = ("percent", node)
+        return node
+
+    def primary():
+        kind, value = take()
+        if kind == "string":
+            return ("value", value[1:-1].replace('""', '"'))
+        if kind == "number":
+            return ("value", float(value))
+        if kind == "error":
+            return ("value", ExcelError(value.upper()))
+        if kind == "ref":
+            return ("ref", value)
+        if kind == "name" and value.upper() in ("TRUE", "FALSE"):
+            return ("value", value.upper() == "TRUE")
+        if kind == "name":
+            raise LeftAsFormula(f"with a defined name or whole column ({value}), which freeze does not look up")
+        if kind == "function":
+            name, args = _FUNCTION_PREFIX.sub("", value).upper(), []
+            if tokens[position] == ("op", ")"):
+                take()
+                return ("call", name, args)
+            while True:
+                empty = tokens[position] in (("op", ","), ("op", ")"))
+                args.append(("value", None) if empty else expression())
+                separator = take()
+                if separator == ("op", ")"):
+                    return ("call", name, args)
+                if separator != ("op", ","):
+                    raise LeftAsFormula(_UNREADABLE)
+        if (kind, value) == ("op", "("):
+            node = expression()
+            if take() != ("op", ")"):
+                raise LeftAsFormula(_UNREADABLE)
+            return node
+        raise LeftAsFormula(_UNREADABLE)
+
+    tree = expression()
+    if tokens[position][0] is not None:
+        raise LeftAsFormula(_UNREADABLE)
+    return tree
+
+
+def _walk(node):
+    yield node
+    if node[0] == "call":
+        for arg in node[2]:
+            yield from _walk(arg)
+    elif node[0] == "op":
+        yield from _walk(node[2])
+        yield from _walk(node[3])
+    elif node[0] in ("neg", "percent"):
+        yield from _walk(node[1])
+
+
+def _is_service_call(node) -> bool:
+    return node[0] == "call" and (node[1] in FINSENT_FUNCTIONS or node[1] == "WEBSERVICE")
+
+
+# -- Excel's conversions --------------------------------------------------------------------------------------
+def number_text(value) -> str:
+    """A number as Excel turns it into text (ENCODEURL, &): General format, 15 significant digits
+    (42 -> "42", 3.5 -> "3.5", 1/3 -> "0.333333333333333", 1E+20)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    shown = f"{value:.15g}"
+    if "e" in shown:
+        mantissa, exponent = shown.split("e")
+        shown = f"{mantissa}E{int(exponent):+03d}"
+    return shown
+
+
+def _serial(value):
+    """Dates and times as Excel holds them: serial numbers."""
+    from openpyxl.utils.datetime import to_excel
+
+    return to_excel(value)
+
+
+def as_text(value) -> str:
+    """What Excel makes of a value where it needs text (ENCODEURL, &, UPPER...): a number in General
+    format, a date as its serial number, TRUE/FALSE, blank as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        value = _serial(value)
+    if isinstance(value, (int, float)):
+        return number_text(value)
+    return str(value)
+
+
+def _as_number(value):
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return _serial(value)
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return float(value.strip()) if value.strip() else VALUE_ERROR
+    except ValueError:
+        return VALUE_ERROR
+
+
+def _as_bool(value):
+    if value is None:
+        return False
+    if isinstance(value, (bool, int, float)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().upper() in ("TRUE", "FALSE"):
+        return value.strip().upper() == "TRUE"
+    return VALUE_ERROR
+
+
+def _first_error(*values):
+    return next((v for v in values if isinstance(v, ExcelError)), None)
+
+
+def _compare(op: str, a, b):
+    """Excel's = <> < > <= >=: texts without case, blank as "", 0 or FALSE, numbers < texts < TRUE/FALSE."""
+    error = _first_error(a, b)
+    if error:
+        return error
+
+    def rank(v):
+        return 2 if isinstance(v, bool) else 1 if isinstance(v, str) else 0
+
+    def plain(v):
+        if isinstance(v, (dt.datetime, dt.date, dt.time)):
+            return _serial(v)
+        return v.casefold() if isinstance(v, str) else v
+
+    if a is None and b is None:
+        a = b = 0
+    elif a is None:
+        a = "" if isinstance(b, str) else (False if isinstance(b, bool) else 0)
+    elif b is None:
+        b = "" if isinstance(a, str) else (False if isinstance(a, bool) else 0)
+    left, right = (rank(a), plain(a)), (rank(b), plain(b))
+    return {"=": left == right, "<>": left != right, "<": left < right, ">": left > right, "<=": left <= right,
+            ">=": left >= right}[op]
+
+
+def _arithmetic(op: str, a, b):
+    a, b = _as_number(a), _as_number(b)
+    error = _first_error(a, b)
+    if error:
+        return error
+    if op == "/" and b == 0:
+        return DIV0
+    try:
+        return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if op == "/" else 0, "^": a ** b}[op]
+    except (OverflowError, ZeroDivisionError, ValueError, TypeError):
+        return NUM_ERROR
+
+
+def _round(x, digits=0):
+    """Excel's ROUND: halves away from zero, on the number as written (2.675 -> 2.68)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    x, digits = _as_number(x), _as_number(digits)
+    error = _first_error(x, digits)
+    if error:
+        return error
+    return float(Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-int(digits)), rounding=ROUND_HALF_UP))
+
+
+def _text_function(function):
+    def apply(*values):
+        return _first_error(*values) or function(*(as_text(v) for v in values))
+    return apply
+
+
+# Functions computed around FinSent calls: name -> (fewest arguments, most, function of the values).
+# IF, IFERROR and IFNA take errors as values (the others pass the first error on).
+_FUNCTIONS = {
+    "IF": (2, 3, None),
+    "IFERROR": (2, 2, lambda v, fallback: fallback if isinstance(v, ExcelError) else v),
+    "IFNA": (2, 2, lambda v, fallback: fallback if v == "#N/A" and isinstance(v, ExcelError) else v),
+    "ISERROR": (1, 1, lambda v: isinstance(v, ExcelError)),
+    "ISERR": (1, 1, lambda v: isinstance(v, ExcelError) and v != "#N/A"),
+    "ISNA": (1, 1, lambda v: isinstance(v, ExcelError) and v == "#N/A"),
+    "ISBLANK": (1, 1, lambda v: v is None),
+    "ISTEXT": (1, 1, lambda v: isinstance(v, str) and not isinstance(v, ExcelError)),
+    "ISNUMBER": (1, 1, lambda v: isinstance(v, (int, float, dt.date, dt.time)) and not isinstance(v, bool)),
+    "ISLOGICAL": (1, 1, lambda v: isinstance(v, bool)),
+    "NOT": (1, 1, lambda v: _first_error(v) or (lambda b: b if isinstance(b, ExcelError) else not b)(_as_bool(v))),
+    "TRIM": (1, 1, _text_function(lambda s: " ".join(p for p in s.split(" ") if p))),
+    "UPPER": (1, 1, _text_function(str.upper)),
+    "LOWER": (1, 1, _text_function(str.lower)),
+    "LEN": (1, 1, _text_function(len)),
+    "CONCATENATE": (1, 255, _text_function(lambda *s: "".join(s))),
+    "CONCAT": (1, 254, _text_function(lambda *s: "".join(s))),
+    "ENCODEURL": (1, 1, _text_function(lambda s: quote(s, safe=""))),
+    "ROUND": (1, 2, _round),
+    "ABS": (1, 1, lambda v: (lambda n: n if isinstance(n, ExcelError) else abs(n))(_as_number(v))),
+}
+_ERRORS_AS_VALUES = ("IF", "IFERROR", "IFNA", "ISERROR", "ISERR", "ISNA", "ISBLANK", "ISTEXT", "ISNUMBER", "ISLOGICAL")
+
+
+class _Computed:
+    """A FinSent formula other than a single call: its tree, the FinSent calls in it with their
+    arguments' values (read before any request, so the texts can be asked together), then its value."""
+
+    def __init__(self, formula: str, sheet_name: str, reading: "_Cells"):
+        self.tree = parse_formula(formula)
+        self.sheet_name, self.reading = sheet_name, reading
+        self.calls: dict[int, tuple[str, object, object]] = {}  # id(node) -> (function, text, scheme)
+        self.webservice: set[int] = set()  # ids of the calls made by WEBSERVICE (errors as #VALUE!)
+        for node in _walk(self.tree):
+            if node[0] == "call" and node[1] not in _FUNCTIONS and not _is_service_call(node):
+                raise LeftAsFormula(f"using {node[1]}, which freeze does not compute")
+        for node in _walk(self.tree):
+            if _is_service_call(node):
+                self._read_call(node)
+
+    def _read_call(self, node) -> None:
+        _, name, args = node
+        if any(_is_service_call(inner) for arg in args for inner in _walk(arg)):
+            raise LeftAsFormula("with a FinSent call inside another FinSent call's arguments")
+        top = node is self.tree
+        if name == "WEBSERVICE":
+            if len(args) != 1:
+                raise LeftAsFormula(_UNREADABLE)
+            url = self._value(args[0])
+            if isinstance(url, ExcelError) or "/v1/label?" not in as_text(url):
+                raise LeftAsFormula("calling WEBSERVICE on another address than FinSent's /v1/label")
+            query = parse_qs(urlsplit(as_text(url)).query, keep_blank_values=True)
+            text = query["text"][0] if "text" in query else VALUE_ERROR
+            self.calls[id(node)] = ("FINSENT", text, query.get("scheme", ["7"])[0])
+            self.webservice.add(id(node))
+            return
+        if not 1 <= len(args) <= 2:
+            raise LeftAsFormula(f"with {name} given {len(args)} arguments")
+        if name == "FINSENT_PROBS" and not top:
+            raise LeftAsFormula("with FINSENT_PROBS inside another function (its result is a table)")
+        text_node = args[0]
+        if text_node[0] == "ref" and ":" in text_node[1]:
+            if not top:
+                raise LeftAsFormula("with a FinSent call on a range inside another function")
+            text, problem = self.reading.grid(self.sheet_name, text_node[1])
+            if problem:
+                raise LeftAsFormula(problem)
+        else:
+            text = self._value(text_node)
+            if isinstance(text, ExcelError):
+                text = str(text)  # as the functions see an error cell: "#FINSENT! the cell holds an error (#N/A)"
+        scheme = self._value(args[1]) if len(args) == 2 else None
+        self.calls[id(node)] = (name, text, str(scheme) if isinstance(scheme, ExcelError) else scheme)
+
+    def needed(self) -> list[tuple[str, object, object]]:
+        return list(self.calls.values())
+
+    def values(self, source) -> list[list]:
+        """The formula's value (a grid: a single call at the top gives its whole result)."""
+        self.source = source
+        if self.tree[0] == "call" and self.tree[1] in FINSENT_FUNCTIONS:
+            return self._service(self.tree, whole=True)
+        value = self._value(self.tree)
+        return [[0 if value is None else str(value) if isinstance(value, ExcelError) else value]]
+
+    def _service(self, node, whole=False):
+        function, text, scheme = self.calls[id(node)]
+        if id(node) in self.webservice and isinstance(text, ExcelError):
+            return text
+        grid = function_cells(function, text, "7" if scheme is None else scheme, self.source)
+        grid = [[grid]] if isinstance(grid, str) else grid
+        _raise_if_failed(grid)
+        if whole:
+            return grid
+        value = grid[0][0]
+        if id(node) in self.webservice and (value == "" or (isinstance(value, str) and value.startswith(PREFIX))):
+            return VALUE_ERROR  # the server's empty answer or refusal
+        return value
+
+    def _value(self, node):
+        kind = node[0]
+        if kind == "value":
+            return node[1]
+        if kind == "ref":
+            if ":" in node[1]:
+                raise LeftAsFormula("with a range where one value is needed")
+            value, problem = self.reading.value(self.sheet_name, node[1])
+            if problem:
+                raise LeftAsFormula(problem)
+            return value
+        if kind == "neg":
+            return _arithmetic("*", -1, self._value(node[1]))
+        if kind == "percent":
+            return _arithmetic("/", self._value(node[1]), 100)
+        if kind == "op":
+            op, a, b = node[1], self._value(node[2]), self._value(node[3])
+            if op == "&":
+                return _first_error(a, b) or as_text(a) + as_text(b)
+            return _compare(op, a, b) if op in _BINARY[0] else _arithmetic(op, a, b)
+        name, args = node[1], node[2]
+        if _is_service_call(node):
+            return self._service(node)
+        least, most, function = _FUNCTIONS[name]
+        if not least <= len(args) <= most:
+            raise LeftAsFormula(f"with {name} given {len(args)} arguments")
+        if name == "IF":
+            condition = _as_bool(self._value(args[0]))
+            if isinstance(condition, ExcelError):
+                return condition
+            return self._value(args[1]) if condition else (self._value(args[2]) if len(args) == 3 else False)
+        values = [self._value(arg) for arg in args]
+        if name not in _ERRORS_AS_VALUES and _first_error(*values):
+            return _first_error(*values)
+        return function(*values)
+
+
+def _raise_if_failed(grid) -> None:
+    """A stopped server stops the freeze (FreezeError); a request that failed this time leaves the formula."""
+    first = grid[0][0] if grid and grid[0] else None
+    if isinstance(first, str) and first.startswith(PREFIX + "server not"):
+        raise FreezeError(first[len(PREFIX):])
+    failed = next((v for row in grid for v in row if is_transient(v)), None)
+    if failed is not None:
+        raise LeftAsFormula(f"whose request failed this time ({failed[len(PREFIX):]}; run freeze again)")
 
 
 # -- a saved workbook ---------------------------------------------------------------------------------------
@@ -105,13 +503,36 @@ class FreezeReport:
     formulas: int = 0  # FinSent formulas replaced by values
     cells: int = 0  # cells written (a spilled range writes several)
     sheets: set = field(default_factory=set)
-    left: list[str] = field(default_factory=list)  # "Sheet!C5: why", for formulas kept as they were
+    left: list[tuple[str, str]] = field(default_factory=list)  # ("Sheet!C5", why), formulas kept as they were
     backup: Path | None = None
     dropped: list[str] = field(default_factory=list)  # what openpyxl does not keep (the backup has it)
 
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
 _ENCRYPTED_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")  # an OLE file: what Excel writes for a password-protected workbook
+
+
+def left_summary(left: list[tuple[str, str]], places_shown: int = 5) -> str:
+    """The formulas left as formulas, grouped by reason with their counts and a few cells each:
+    "3 FinSent formulas left as formulas: 2 with ... (News!C2, C3); 1 using OFFSET, ... (News!B9)"."""
+    groups: dict[str, list[str]] = {}
+    for place, reason in left:
+        groups.setdefault(reason, []).append(place)
+
+    def places(cells: list[str]) -> str:
+        shown, sheet = [], None
+        for place in cells[:places_shown]:
+            where, _, cell = place.rpartition("!")
+            shown.append(cell if where == sheet else place)
+            sheet = where
+        return ", ".join(shown) + (", ..." if len(cells) > places_shown else "")
+
+    one = len(left) == 1
+    head = f"{len(left):,} FinSent formula{'' if one else 's'} left as {'a formula' if one else 'formulas'}"
+    if len(groups) == 1:
+        (reason, cells), = groups.items()
+        return f"{head}, {reason}: {places(cells)}"
+    return head + ": " + "; ".join(f"{len(cells):,} {reason} ({places(cells)})" for reason, cells in groups.items())
 
 
 def _open_workbooks(path: Path):
@@ -239,6 +660,9 @@ def backup_path(path: Path) -> Path:
     return candidate
 
 
+NO_SAVED_VALUE = "reading a formula cell that has no saved value (open and save the workbook in Excel first)"
+
+
 class _Cells:
     """Reads what a reference holds, as Excel passes it to a function: a cell's value, or a formula's
     saved value (None when the workbook was never calculated)."""
@@ -254,7 +678,7 @@ class _Cells:
         where, _, cells = reference.rpartition("!")
         sheet_name = where.strip("'").replace("''", "'") if where else sheet_name
         if sheet_name not in self.formulas_book.sheetnames:
-            return None, f"no sheet named {sheet_name!r}"
+            return None, f"naming a sheet that does not exist ({sheet_name!r})"
         min_col, min_row, max_col, max_row = range_boundaries(cells.replace("$", ""))
         formulas, values = self.formulas_book[sheet_name], self.values_book[sheet_name]
         rows = []
@@ -265,10 +689,23 @@ class _Cells:
                 if _is_formula(value):
                     value = values.cell(r, c).value
                     if value is None:
-                        return None, f"{cells} holds formulas with no saved value (open and save the workbook in Excel first)"
+                        return None, NO_SAVED_VALUE
                 row.append(value)
             rows.append(row)
         return rows, None
+
+    def value(self, sheet_name: str, reference: str):
+        """(value, problem) of one cell, an error value as an ExcelError."""
+        rows, problem = self.grid(sheet_name, reference)
+        if problem:
+            return None, problem
+        where, _, cell = reference.rpartition("!")
+        sheet_name = where.strip("'").replace("''", "'") if where else sheet_name
+        cell = cell.replace("$", "")
+        shown = self.formulas_book[sheet_name][cell]
+        if _is_formula(shown.value):
+            shown = self.values_book[sheet_name][cell]
+        return (ExcelError(rows[0][0]) if shown.data_type == "e" else rows[0][0]), None
 
     def argument(self, sheet_name: str, argument: str | None):
         """(value, problem): a reference's grid (one cell: its value), a string or a number constant."""
@@ -319,7 +756,7 @@ def freeze_workbook(path: Path, output: Path | None, source, prefetch: Callable[
     formulas_book, values_book = _open_workbooks(path)
     reading = _Cells(formulas_book, values_book)
     report = FreezeReport()
-    plans = []  # (sheet, cell, call, text value, scheme value)
+    plans = []  # (sheet, cell, plan): a _Single call or a _Computed formula
     for sheet in formulas_book.worksheets:
         for row in sheet.iter_rows():
             for cell in row:
@@ -328,32 +765,56 @@ def freeze_workbook(path: Path, output: Path | None, source, prefetch: Callable[
                 formula = _formula_text(cell.value)
                 if not is_finsent_formula(formula):
                     continue
-                place = f"{sheet.title}!{cell.coordinate}"
-                call = read_call(formula)
-                if call is None:
-                    report.left.append(f"{place}: {formula} is more than one FinSent call on cells or constants")
+                try:
+                    call = read_call(formula)
+                    plan = _Single(call, sheet.title, reading) if call else _Computed(formula, sheet.title, reading)
+                except LeftAsFormula as e:
+                    report.left.append((f"{sheet.title}!{cell.coordinate}", str(e)))
                     continue
-                text, problem = reading.argument(sheet.title, call.text)
-                scheme, scheme_problem = reading.argument(sheet.title, call.scheme)
-                if problem or scheme_problem:
-                    report.left.append(f"{place}: {problem or scheme_problem}")
-                    continue
-                plans.append((sheet, cell, call, text, scheme))
-    prefetch(_needed_texts(plans))
-    for sheet, cell, call, text, scheme in plans:
-        _write_values(sheet, cell, call, text, scheme, source, report)
+                plans.append((sheet, cell, plan))
+    prefetch(_needed_texts(call for _, _, plan in plans for call in plan.needed()))
+    for sheet, cell, plan in plans:
+        try:
+            values = plan.values(source)
+        except LeftAsFormula as e:
+            report.left.append((f"{sheet.title}!{cell.coordinate}", str(e)))
+            continue
+        _write_values(sheet, cell, values, report)
     if not report.formulas and not report.left:
         raise FreezeError(f"{path.name} has no FinSent formulas: nothing to freeze")
     _save(formulas_book, path, output, report)
     return report
 
 
-def _needed_texts(plans) -> list[tuple[str, str, str]]:
+class _Single:
+    """A formula that is one FinSent call on cells or constants (its whole spill written)."""
+
+    def __init__(self, call: FinSentCall, sheet_name: str, reading: _Cells):
+        self.call = call
+        self.text, problem = reading.argument(sheet_name, call.text)
+        self.scheme, scheme_problem = reading.argument(sheet_name, call.scheme)
+        if problem or scheme_problem:
+            raise LeftAsFormula(problem or scheme_problem)
+        if call.webservice and not isinstance(self.text, (list, str)) and self.text is not None:
+            self.text = as_text(self.text)  # ENCODEURL(42) sends "42", a date its serial number
+
+    def needed(self) -> list[tuple[str, object, object]]:
+        return [(self.call.function, self.text, self.scheme)]
+
+    def values(self, source) -> list[list]:
+        values = function_cells(self.call.function, self.text, "7" if self.scheme is None else self.scheme, source)
+        values = [[values]] if isinstance(values, str) else values
+        _raise_if_failed(values)
+        return values
+
+
+def _needed_texts(calls) -> list[tuple[str, str, str]]:
+    """(kind, scheme, text) of every text the calls (function, text, scheme) ask about."""
     from finsent_local.excel.cells import as_grid, normalize_scheme
 
     needed = {}
-    for _, _, call, text, scheme in plans:
-        kind = "document" if call.function.startswith("FINSENT_DOC") else "text"
+    for function, text, scheme in calls:
+        kind = "document" if function.startswith("FINSENT_DOC") else "text"
         scheme_name = normalize_scheme(scheme) if scheme is not None else "7"
         for row in as_grid(text)[0]:
             for value in row:
@@ -362,25 +823,15 @@ def _needed_texts(plans) -> list[tuple[str, str, str]]:
     return list(needed)
 
 
-def _write_values(sheet, cell, call: FinSentCall, text, scheme, source, report: FreezeReport) -> None:
-    place = f"{sheet.title}!{cell.coordinate}"
-    values = function_cells(call.function, text, "7" if scheme is None else scheme, source)
-    if isinstance(values, str):
-        values = [[values]]
-    if values and values[0] and isinstance(values[0][0], str) and values[0][0].startswith(PREFIX + "server not"):
-        raise FreezeError(values[0][0][len(PREFIX):])
-    failed = next((v for row in values for v in row if is_transient(v)), None)
-    if failed is not None:
-        report.left.append(f"{place}: {failed[len(PREFIX):]} (run freeze again)")
-        return
+def _write_values(sheet, cell, values: list[list], report: FreezeReport) -> None:
     old_top, old_left, old_bottom, old_right = _spill_area(cell)
     bottom, right = cell.row + len(values) - 1, cell.column + max(len(r) for r in values) - 1
     for r in range(cell.row, bottom + 1):
         for c in range(cell.column, right + 1):
             inside_old = old_top <= r <= old_bottom and old_left <= c <= old_right
             if not inside_old and (r, c) != (cell.row, cell.column) and sheet.cell(r, c).value not in (None, ""):
-                report.left.append(f"{place}: its {len(values)} x {right - cell.column + 1} result would cover "
-                                   f"{sheet.cell(r, c).coordinate}, which holds something else")
+                report.left.append((f"{sheet.title}!{cell.coordinate}", "whose result would cover cells that hold "
+                                    "something else"))
                 return
     for r in range(old_top, old_bottom + 1):  # the old spill's cached values, where the new result is smaller
         for c in range(old_left, old_right + 1):
@@ -425,13 +876,15 @@ def freeze_selection(selection) -> str:
             waiting.append(cell.address)
         anchors.setdefault(area.address, area)
     if waiting:
-        return (f"Nothing was frozen: {len(waiting)} FinSent cell(s) are still waiting for their results "
-                f"({', '.join(waiting[:3])}{', ...' if len(waiting) > 3 else ''}). Try again when they have filled in.")
+        one, more = len(waiting) == 1, ", ..." if len(waiting) > 3 else ""
+        return (f"Nothing was frozen: {len(waiting)} FinSent {'cell is' if one else 'cells are'} still waiting for "
+                f"{'its result' if one else 'their results'} ({', '.join(waiting[:3])}{more}). Try again when "
+                f"{'it has' if one else 'they have'} filled in.")
     if not anchors:
         return "No FinSent formulas in the selection."
     for area in anchors.values():
         area.value = area.options(ndim=2).value  # values over the formula (and its spill)
-    return f"Froze {len(anchors)} FinSent formula(s) into values."
+    return f"Froze {len(anchors)} FinSent formula{'' if len(anchors) == 1 else 's'} into values."
 
 
 XL_CELL_TYPE_FORMULAS = -4123  # Excel's xlCellTypeFormulas

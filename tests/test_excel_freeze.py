@@ -48,7 +48,7 @@ def _formula_book(path: Path) -> None:
     sheet["D2"] = '=IF(A2="","",_xlfn.WEBSERVICE("http://127.0.0.1:8000/v1/label?scheme=3&text="&_xlfn.ENCODEURL(A2)))'
     sheet["F2"] = ArrayFormula("F2:H5", '=FINSENT_PROBS(A2:A4,"3")')  # header row + 3 rows of 3
     sheet["B8"] = "=COUNTA(A2:A4)"  # not ours: kept
-    sheet["B9"] = '=IFERROR(FINSENT(A2),"")'  # ours, but more than one call: left, and said
+    sheet["B9"] = '=IFERROR(FINSENT(A2),"")'  # the commonest wrapper: computed as Excel does
     sheet["B2"].font = Font(bold=True, color="FF0000")
     sheet["B3"].number_format = "0.00"
     sheet["A1"].comment = Comment("Texts from the wire", "analyst")
@@ -71,11 +71,9 @@ def test_freeze_replaces_every_form_and_keeps_the_rest(server, tmp_path):
     book = tmp_path / "forms.xlsx"
     _formula_book(book)
     code, _, stderr = run_finsent("excel", "freeze", str(book), "--url", server.url)
-    assert code == 1, stderr  # B9 is left as a formula, and that is an error to report
-    lines = stderr.strip().splitlines()
-    assert lines[0] == (f"Froze 10 FinSent formulas (23 cells, 2 sheets) into {book}; the original is kept as "
-                        f"{tmp_path / 'forms.before-freeze.xlsx'}")
-    assert lines[-1].startswith("Error: 1 FinSent formula left as formulas: News!B9: =IFERROR(FINSENT(A2),\"\")")
+    assert code == 0, stderr
+    assert stderr.strip().splitlines() == [f"Froze 11 FinSent formulas (24 cells, 2 sheets) into {book}; the original "
+                                           f"is kept as {tmp_path / 'forms.before-freeze.xlsx'}"]
     frozen = load_workbook(book)
     news, other = frozen["News"], frozen["Other sheet"]
     seven, three = _labels(server.url, HEADLINES), _labels(server.url, HEADLINES, "3")
@@ -92,7 +90,7 @@ def test_freeze_replaces_every_form_and_keeps_the_rest(server, tmp_path):
     for r, result in zip((3, 4, 5), three):
         assert [news.cell(r, c).value for c in (6, 7, 8)] == pytest.approx([result["probs"][k] for k in
                                                                             ("negative", "neutral", "positive")])
-    assert news["B8"].value == "=COUNTA(A2:A4)" and news["B9"].value == '=IFERROR(FINSENT(A2),"")'
+    assert news["B8"].value == "=COUNTA(A2:A4)" and news["B9"].value == seven[0]["label"]
     assert other["A1"].value == seven[1]["label"] and other["B1"].value == 7 and len(other._charts) == 1
     assert news["A1"].comment.text == "Texts from the wire" and frozen.defined_names["headlines"].attr_text == \
         "News!$A$2:$A$4"
@@ -110,7 +108,7 @@ def test_freeze_with_the_model_gives_the_servers_values(server, trained_gguf, tm
     run_finsent("excel", "freeze", str(book), "--url", server.url, "--output", str(by_server))
     code, _, stderr = run_finsent("excel", "freeze", str(book), "--model", str(trained_gguf["f16"]), "--output",
                                   str(by_model), env={"FINSENT_CACHE_DIR": str(tmp_path / "cache")})
-    assert code == 1 and "Froze 10 FinSent formulas" in stderr
+    assert code == 0 and "Froze 11 FinSent formulas" in stderr
     assert not list(tmp_path.glob("*.before-freeze*"))  # --output leaves the workbook as it is
     a, b = load_workbook(by_server)["News"], load_workbook(by_model)["News"]
     for row_a, row_b in zip(a.iter_rows(values_only=True), b.iter_rows(values_only=True)):
@@ -184,7 +182,7 @@ def test_formula_forms_are_recognised_and_read():
     assert read_call("=FINSENT_DOC_SCORE('My sheet'!$B$3, 3)") == FinSentCall("FINSENT_DOC_SCORE", "'My sheet'!$B$3", "3")
     assert read_call('=FINSENT("Profit ""soared""")') == FinSentCall("FINSENT", '"Profit ""soared"""', None)
     assert read_call('=IF(A2="","",WEBSERVICE("http://h:1/v1/label?scheme=3&text="&ENCODEURL(A2)))') == \
-        FinSentCall("FINSENT", "A2", '"3"')
+        FinSentCall("FINSENT", "A2", '"3"', webservice=True)
     assert read_call('=IF(B2="","",WEBSERVICE("http://h:1/v1/label?text="&ENCODEURL(A2)))') is None  # not the same cell
     assert read_call("=FINSENT(A2&B2)") is None and read_call("=FINSENT(A2)+1") is None
 
@@ -268,12 +266,20 @@ def test_the_xlwings_macro_freezes_the_selection_and_refuses_waiting_cells():
                         {(1, 1): "neutral", (1, 2): "negative", (2, 2): 0.1, (3, 2): 0.2, (1, 3): 3,
                          (2, 1): "#N/A waiting..."}, [spill])
     everything = sheet.range([(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)])
-    assert freeze_selection(everything).startswith("Nothing was frozen: 1 FinSent cell(s) are still waiting")
+    assert freeze_selection(everything) == ("Nothing was frozen: 1 FinSent cell is still waiting for its result "
+                                            "(2,1). Try again when it has filled in.")
     assert sheet.formulas[(1, 1)] == '=FINSENT(A1,"7")'  # nothing changed
     sheet.values[(2, 1)] = "mildly positive"
-    assert freeze_selection(everything) == "Froze 3 FinSent formula(s) into values."
+    assert freeze_selection(everything) == "Froze 3 FinSent formulas into values."
     assert sheet.formulas == {(1, 3): "=SUM(A1:A2)"}  # the other formula stays
     assert [sheet.values[c] for c in ((1, 1), (2, 1), *spill)] == ["neutral", "mildly positive", "negative", 0.1, 0.2]
+    sheet.formulas[(5, 1)], sheet.values[(5, 1)] = "=FINSENT(A4)", "positive"
+    assert freeze_selection(sheet.range([(5, 1)])) == "Froze 1 FinSent formula into values."
+    sheet.formulas[(6, 1)], sheet.formulas[(7, 1)] = "=FINSENT(A5)", "=FINSENT(A6)"
+    sheet.values[(6, 1)] = sheet.values[(7, 1)] = "#N/A waiting..."
+    assert freeze_selection(sheet.range([(6, 1), (7, 1)])) == (
+        "Nothing was frozen: 2 FinSent cells are still waiting for their results (6,1, 7,1). Try again when they "
+        "have filled in.")
     assert freeze_selection(sheet.range([(1, 3)])) == "No FinSent formulas in the selection."
     assert freeze_selection(sheet.range([(4, 4)])) == "No FinSent formulas in the selection."  # no formula at all
 
@@ -346,12 +352,175 @@ def test_parts_openpyxl_drops_are_named(server, tmp_path):
     _formula_book(book)
     _with_foreign_parts(book)
     code, _, stderr = run_finsent("excel", "freeze", str(book), "--url", server.url)
-    assert code == 1  # B9, as above
+    assert code == 0, stderr
     note = next(line for line in stderr.splitlines() if line.startswith("note: "))
     assert note.startswith("note: openpyxl does not keep the workbook's ")
-    assert note.endswith(f": {book} has lost them ({tmp_path / 'parts.before-freeze.xlsx'} still has them)")
+    assert note.endswith(f": missing from {book}, kept in {tmp_path / 'parts.before-freeze.xlsx'}")
     for _, what in FOREIGN_PARTS.values():
         assert what in note
     with zipfile.ZipFile(book) as frozen, zipfile.ZipFile(tmp_path / "parts.before-freeze.xlsx") as backup:
         assert not set(FOREIGN_PARTS) & set(frozen.namelist())
         assert set(FOREIGN_PARTS) <= set(backup.namelist())
+
+
+class _FakeModel:
+    """A stand-in source (as cells.ModelSource): label "lbl:TEXT", score = len(TEXT)/100; texts that
+    start with "LONG" are refused ("text too long"), as the server refuses one over its limit."""
+
+    def __init__(self, name):
+        self.key, self.cache_name = ("fake", name), "fake:" + name
+
+    def classify(self, texts, scheme):
+        return [{"error": {"message": "text too long"}} if t.startswith("LONG") else
+                {"label": f"lbl:{t}", "score": len(t) / 100,
+                 "probs": {"negative": 0.25, "neutral": 0.25, "positive": 0.5}} for t in texts]
+
+
+def _freeze_with_fake(book, tmp_path, name):
+    from finsent_local.excel.freeze import freeze_workbook
+
+    return freeze_workbook(book, tmp_path / f"{name}.frozen.xlsx", _FakeModel(f"{name}-{tmp_path.name}"))
+
+
+def test_formulas_around_a_call_are_computed_as_excel_shows_them(tmp_path):
+    """IFERROR, IFNA, IF(A2="",...), &, ROUND... around a FinSent call: the value Excel shows. The
+    functions answer problems with a #FINSENT! text (never an Excel error), so IFERROR keeps it;
+    WEBSERVICE's refused or empty answer is #VALUE!, which IFERROR catches."""
+    from openpyxl import Workbook, load_workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "S"
+    sheet["A2"], sheet["A3"], sheet["A5"], sheet["A6"], sheet["A7"] = "Profit up", "Loss", "LONG text", 42, "#N/A"
+    sheet["B2"] = "Q3"
+    formulas = {
+        "C2": ('=IFERROR(FINSENT(A2),"")', "lbl:Profit up"),
+        "C3": ('=_xlfn.IFNA(LOCAL.FINSENT(A3,"3"),"none")', "lbl:Loss"),
+        "C4": ('=IF(A4="","",FINSENT(A4))', None),  # a blank row stays blank
+        "C5": ('=IFERROR(FINSENT(A5),"x")', "#FINSENT! text too long"),  # a text, not an error: kept
+        "C6": ('=IFERROR(FINSENT(A6),"x")', "#FINSENT! not text (a number)"),  # as the live function shows
+        "C7": ('=IFNA(FINSENT(A7),"none")', "#FINSENT! the cell holds an error (#N/A)"),
+        "C8": ('=FINSENT(A2&" "&B2)', "lbl:Profit up Q3"),
+        "C9": ("=ROUND(FINSENT_SCORE(A3)*100,1)", 4.0),
+        "C10": ('=UPPER(FINSENT(A2))&"!"', "LBL:PROFIT UP!"),
+        "C11": ('=IFERROR(WEBSERVICE("http://127.0.0.1:8000/v1/label?text="&ENCODEURL(A5)),"refused")', "refused"),
+        "C12": ('=IFERROR(_xlfn.WEBSERVICE("http://127.0.0.1:8000/v1/label?scheme=3&text="&_xlfn.ENCODEURL(A2)),"")',
+                "lbl:Profit up"),
+        "C13": ('=IFERROR(WEBSERVICE("http://127.0.0.1:8000/v1/label?text="&ENCODEURL(A4)),"blank")', "blank"),
+        "C14": ('=IF(ISNUMBER(A6),"number",FINSENT(A6))', "number"),
+        "C15": ('=FINSENT(A2)=FINSENT(A2&"")', True),
+    }
+    for place, (formula, _) in formulas.items():
+        sheet[place] = formula
+    sheet["A7"].value = "#N/A"  # an error value (openpyxl stores it as one)
+    path = tmp_path / "wrapped.xlsx"
+    book.save(path)
+    report = _freeze_with_fake(path, tmp_path, "wrapped")
+    assert report.left == [] and report.formulas == len(formulas)
+    frozen = load_workbook(tmp_path / "wrapped.frozen.xlsx")["S"]
+    assert {place: frozen[place].value for place in formulas} == {place: v for place, (_, v) in formulas.items()}
+
+
+def test_formulas_that_cannot_be_computed_are_left_and_grouped_by_reason(tmp_path):
+    from openpyxl import Workbook
+    from openpyxl.worksheet.formula import ArrayFormula
+
+    from finsent_local.excel.freeze import left_summary
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "S"
+    sheet["A2"], sheet["A3"] = "Profit up", "=UPPER(A2)"  # A3: a formula never calculated (no saved value)
+    for row in range(2, 9):
+        sheet[f"B{row}"] = f'=IFERROR(FINSENT(A{row}:A{row + 1}),"")'  # a range inside a function
+    sheet["C2"] = '=IFERROR(FINSENT(OFFSET(A1,1,0)),"")'
+    sheet["C3"] = '=IFERROR(FINSENT(A3),"")'
+    sheet["C4"] = '=FINSENT(A3)'
+    sheet["C5"] = ArrayFormula("C5:E6", '=IFERROR(FINSENT_PROBS(A2),"")')
+    sheet["C7"] = "=FINSENT(FINSENT(A2))"
+    path = tmp_path / "left.xlsx"
+    book.save(path)
+    report = _freeze_with_fake(path, tmp_path, "left")
+    assert report.formulas == 0
+    message = left_summary(report.left)
+    assert message == (
+        "12 FinSent formulas left as formulas: 7 with a FinSent call on a range inside another function (S!B2, B3, "
+        "B4, B5, B6, ...); 1 using OFFSET, which freeze does not compute (S!C2); 2 reading a formula cell that has "
+        "no saved value (open and save the workbook in Excel first) (S!C3, C4); 1 with FINSENT_PROBS inside "
+        "another function (its result is a table) (S!C5); 1 with a FinSent call inside another FinSent call's "
+        "arguments (S!C7)")
+    assert "more than one FinSent call" not in message
+    assert left_summary([("S!C3", "using OFFSET, which freeze does not compute")]) == \
+        "1 FinSent formula left as a formula, using OFFSET, which freeze does not compute: S!C3"
+    assert left_summary([("S!C3", "why"), ("T!C4", "why")]) == "2 FinSent formulas left as formulas, why: S!C3, T!C4"
+
+
+def test_freeze_left_formulas_are_summed_up_by_the_command(server, tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet["A2"], sheet["A3"] = HEADLINES[0], "=UPPER(A2)"
+    sheet["B2"] = '=IFERROR(FINSENT(A2),"")'
+    sheet["B3"] = '=IFERROR(FINSENT(OFFSET(A1,1,0)),"")'
+    sheet["B4"] = "=FINSENT(A3)"
+    sheet["B5"] = "=FINSENT(A3)"
+    book.save(tmp_path / "some.xlsx")
+    code, _, stderr = run_finsent("excel", "freeze", str(tmp_path / "some.xlsx"), "--url", server.url)
+    assert code == 1
+    lines = stderr.strip().splitlines()
+    assert lines[0].startswith("Froze 1 FinSent formula (1 cell, 1 sheet) into ")
+    assert lines[-1] == (
+        "Error: 3 FinSent formulas left as formulas: 1 using OFFSET, which freeze does not compute (Sheet!B3); 2 "
+        "reading a formula cell that has no saved value (open and save the workbook in Excel first) (Sheet!B4, B5)")
+
+
+def test_a_number_is_sent_as_excel_sends_it(server, tmp_path):
+    """ENCODEURL(42) is "42": the WEBSERVICE form labels the number's text, as Excel's request does;
+    =FINSENT(A2) with a number shows the functions' own message (cells.py and the add-in's functions.js
+    both answer "not text (a number)"), and freeze writes that same message."""
+    import datetime as dt
+
+    from openpyxl import Workbook, load_workbook
+
+    book = Workbook()
+    sheet = book.active
+    numbers = [42, 3.5, dt.datetime(2024, 1, 2)]
+    for row, number in enumerate(numbers, start=2):
+        sheet.cell(row, 1, number)
+        sheet.cell(row, 2, f'=WEBSERVICE("{server.url}/v1/label?scheme=7&text="&ENCODEURL(A{row}))')
+        sheet.cell(row, 3, f'=IF(A{row}="","",WEBSERVICE("{server.url}/v1/label?scheme=3&text="&ENCODEURL(A{row})))')
+        sheet.cell(row, 4, f"=FINSENT(A{row})")
+        sheet.cell(row, 5, f'=IFERROR(WEBSERVICE("{server.url}/v1/label?text="&ENCODEURL(A{row})),"")')
+    book.save(tmp_path / "numbers.xlsx")
+    code, _, stderr = run_finsent("excel", "freeze", str(tmp_path / "numbers.xlsx"), "--url", server.url)
+    assert code == 0, stderr
+    frozen = load_workbook(tmp_path / "numbers.xlsx").active
+    as_sent = ["42", "3.5", "45293"]  # a date: its serial number
+    seven, three = _labels(server.url, as_sent), _labels(server.url, as_sent, "3")
+    assert [frozen.cell(r, 2).value for r in (2, 3, 4)] == [r["label"] for r in seven]
+    assert [frozen.cell(r, 3).value for r in (2, 3, 4)] == [r["label"] for r in three]
+    assert [frozen.cell(r, 5).value for r in (2, 3, 4)] == [r["label"] for r in seven]
+    assert [frozen.cell(r, 4).value for r in (2, 3, 4)] == ["#FINSENT! not text (a number)"] * 2 + \
+        ["#FINSENT! not text (a date)"]
+
+
+def test_excel_number_text():
+    from finsent_local.excel.freeze import as_text, number_text
+
+    assert [number_text(n) for n in (42, 42.0, 3.5, -0.5, 1 / 3, 1e20, 123456789012345678)] == \
+        ["42", "42", "3.5", "-0.5", "0.333333333333333", "1E+20", "1.23456789012346E+17"]
+    assert [as_text(v) for v in (None, True, False, "x")] == ["", "TRUE", "FALSE", "x"]
+
+
+def test_excel_operators_and_functions_around_the_calls():
+    from finsent_local.excel.freeze import _Computed
+
+    def value(formula):
+        return _Computed(formula, "S", None).values(None)[0][0]
+
+    assert value("=-2^2") == 4 and value("=50%") == 0.5 and value('="a"="A"') is True and value("=1<\"a\"") is True
+    assert value("=ROUND(2.675,2)") == 2.68 and value("=ROUND(-2.5,0)") == -3 and value("=1/0") == "#DIV/0!"
+    assert value('=IFERROR(1/0,"x")') == "x" and value('=IFNA(1/0,"x")') == "#DIV/0!" and value("=IFNA(#N/A,2)") == 2
+    assert value('="n"&3.5&TRUE') == "n3.5TRUE" and value('=TRIM("  a   b ")') == "a b" and value('=IF(0,1)') is False
+    assert value('=ENCODEURL("a b&c")') == "a%20b%26c" and value('=IF("x",1,2)') == "#VALUE!"

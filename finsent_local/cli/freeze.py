@@ -30,11 +30,12 @@ def freeze(book, output_path, force, url, api_key, model, threads, prompt_preset
     \b
     =FINSENT, =FINSENT_SCORE, =FINSENT_PROBS (with their spilled ranges), =FINSENT_DOC,
     =FINSENT_DOC_SCORE, =LOCAL.FINSENT... (the add-in) and the WEBSERVICE(".../v1/label?...") formula
-    are computed again from the cells they name and written as values. Every other cell, formula,
+    are computed again from the cells they name and written as values, and so are formulas around
+    them, such as =IFERROR(FINSENT(A2),"") or =IF(A2="","",FINSENT(A2)). Every other cell, formula,
     sheet and format stays; openpyxl does not keep shapes, slicers or sparklines (named when found).
     """
     from finsent_local.excel import cells
-    from finsent_local.excel.freeze import FreezeError, freeze_workbook
+    from finsent_local.excel.freeze import FreezeError, freeze_workbook, left_summary
 
     if output_path is not None:
         if output_path.resolve() == book.resolve():
@@ -63,11 +64,10 @@ def freeze(book, output_path, force, url, api_key, model, threads, prompt_preset
                f"into {written}" + (f"; the original is kept as {report.backup}" if report.backup else ""), err=True)
     if report.dropped:
         keeper = report.backup or book
-        click.echo(f"note: openpyxl does not keep the workbook's {'; '.join(report.dropped)}: {written} has lost them "
-                   f"({keeper} still has them)", err=True)
+        click.echo(f"note: openpyxl does not keep the workbook's {'; '.join(report.dropped)}: missing from {written}, "
+                   f"kept in {keeper}", err=True)
     if report.left:
-        shown = "; ".join(report.left[:5]) + (f"; ... ({len(report.left)} in all)" if len(report.left) > 5 else "")
-        raise UserError(f"{plural(len(report.left), 'FinSent formula')} left as formulas: {shown}")
+        raise UserError(left_summary(report.left))
 
 
 def _server_source(url, api_key):
