@@ -198,8 +198,9 @@ def test_a_worse_model_is_not_written_unless_asked(desk_csv, trained_checkpoint,
 
     code, _, err = run_finsent(*args, "--resume", "--keep-worse", "--epochs", "2")  # not what was trained
     assert code == 1 and "was made with other data, base or settings" in err
-    output.mkdir()  # an older model in the way: --force replaces it, once the new one is ready
+    output.mkdir()  # an older tuned model in the way: --force replaces it, once the new one is ready
     (output / "old.gguf").write_text("older")
+    (output / "tune-manifest.json").write_text(json.dumps({"files": [{"file": "old.gguf"}]}))
     code, out, err = run_finsent(*args, "--resume", "--keep-worse", "--force")
     assert code == 0, err
     assert "worse than the base on validation; written anyway (--keep-worse)" in err
@@ -269,7 +270,8 @@ def test_missing_extra_names_it(desk_csv, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("Error: finsent tune needs torch, transformers, peft, scikit-learn and matplotlib, "
-                                   "which are not all installed: pip install 'finsent-local[tune]'")
+                                   "which are not all installed: bash setup.sh --tune (the CPU build of torch where "
+                                   "there is no NVIDIA GPU), or pip install 'finsent-local[tune]'")
 
 
 # -- --adapter-only and serve --lora ---------------------------------------------------------------
@@ -295,13 +297,16 @@ def test_adapter_only_writes_an_adapter_that_serve_applies(adapter, tuned, train
     from finsent_local import FinSent
 
     output, _, err = adapter
-    assert sorted(p.name for p in output.iterdir()) == ["adapter", "desk-lora-lora.gguf", "report.html",
-                                                        "tune-manifest.json"]
+    # The base the adapter was made for is kept beside it (the user would otherwise convert it again).
+    assert sorted(p.name for p in output.iterdir()) == ["adapter", "base-Q8_0.gguf", "desk-lora-lora.gguf",
+                                                        "report.html", "tune-manifest.json"]
     lora = output / "desk-lora-lora.gguf"
     assert lora.stat().st_size < (trained_gguf["q8_0"]).stat().st_size / 10
     manifest = json.loads((output / "tune-manifest.json").read_text())
     assert manifest["kind"] == "lora adapter" and manifest["adapter_for"]["outtype"] == "q8_0"
-    assert f"--lora {lora}" in err
+    assert manifest["adapter_for"]["base_file"] == "base-Q8_0.gguf"
+    assert manifest["adapter_for"]["base_file_sha256"] == sha256_of(output / "base-Q8_0.gguf")
+    assert f"Serve it: finsent serve --model {output / 'base-Q8_0.gguf'} --lora {lora}" in err
 
     texts = [t for t, _ in house_rule_held_out() + held_out_examples(per_label=10)]
     with FinSent(model=str(tuned[0] / "desk-model-Q8_0.gguf")) as fs:
@@ -386,6 +391,8 @@ def test_the_default_base_offline_is_one_line(desk_csv, tmp_path):
     args = args[: args.index("--base")] + args[args.index("--base") + 2 :]
     code, _, err = run_finsent(*args, env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     assert code == 1 and err.strip().splitlines() == [
-        "Error: cannot download oopere/Llama-FinSent-S: the hub is unreachable and it is not in the local cache "
+        "Error: cannot download oopere/Llama-FinSent-S: the hub is unreachable in offline mode (HF_HUB_OFFLINE=1) and "
+        "it is not in the "
+        "local cache "
         "(give --base a local checkpoint folder instead)"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

@@ -20,7 +20,8 @@ from .common import (PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, o
                      require_engine)
 
 MISSING_EXTRA = ("finsent tune needs torch, transformers, peft, scikit-learn and matplotlib, which are not all "
-                 "installed: pip install 'finsent-local[tune]'")
+                 "installed: bash setup.sh --tune (the CPU build of torch where there is no NVIDIA GPU), or pip install "
+                 "'finsent-local[tune]'")
 INTERRUPTED_EXIT = 130  # as a shell reports a process stopped by Ctrl-C
 
 
@@ -234,16 +235,14 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
         click.echo(line)
     if result.worse:
         click.echo("The tuned model is worse than the base on validation; written anyway (--keep-worse).", err=True)
-    click.echo(f"Wrote {result.output}: " + ", ".join(p.name for p in result.model_files)
-               + ", report.html, tune-manifest.json, adapter/", err=True)
+    base_file = (result.manifest.get("adapter_for") or {}).get("base_file")
+    click.echo(f"Wrote {result.output}: " + ", ".join([p.name for p in result.model_files] + ([base_file] if base_file
+               else [])) + ", report.html, tune-manifest.json, adapter/", err=True)
     with_prompt = "" if prompt == "card" else f" --prompt {prompt}"
     if not adapter_only:
         click.echo(f"Serve it: finsent serve --model {result.model_files[0]}{with_prompt}", err=True)
-        return
-    outtype = request.outtypes[0]
-    if base == DEFAULT_REPO and outtype == DEFAULT_OUTTYPE:  # the file `finsent serve` makes and uses by default
+    elif base_file:  # the base file the adapter was made for, kept beside it
+        click.echo(f"Serve it: finsent serve --model {result.output / base_file} --lora {result.model_files[0]}"
+                   f"{with_prompt}", err=True)
+    else:  # the base is the very file `finsent serve` uses by default
         click.echo(f"Serve it: finsent serve --lora {result.model_files[0]}{with_prompt}", err=True)
-    else:
-        click.echo(f"Serve it on the base converted to {outtype.upper()} (finsent convert {base} --outtype {outtype}): "
-                   f"finsent serve --model BASE-{outtype.upper()}.gguf --lora {result.model_files[0]}{with_prompt}",
-                   err=True)

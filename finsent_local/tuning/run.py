@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..files import sha256_of, write_json_atomically
+from ..output_place import FolderOutput, OutputRefused, check_folder_output, check_outputs, made_by_manifest
 from ..model_files import DEFAULT_REPO
 from ..quality.evaluation import EvalRequest, Evaluation, evaluate_rows, read_labelled_rows
 from ..quality.gold_labels import NEUTRAL_BAND
@@ -120,10 +121,12 @@ def _check_output(request: TuneRequest) -> Path:
     if request.adapter_only and len(request.outtypes) > 1:
         raise TuneError("--adapter-only makes one adapter, for the base file of one --outtype: give one")
     output, partial = request.output, partial_folder(request.output)
-    if output.exists() and not (output.is_dir() and not any(output.iterdir())) and not request.force:
-        raise TuneError(f"{output} exists; use --force to replace it (when the new model is ready)")
-    if not output.parent.is_dir():
-        raise TuneError(f"no folder {output.parent} for --output")
+    _check_output_place(request)
+    try:  # the work folder beside it is emptied when not resuming: only when tune made it
+        check_folder_output(FolderOutput(partial, "--output", "finsent tune", _partial_made_here),
+                            _inputs(request), force=True)
+    except OutputRefused as e:
+        raise TuneError(str(e)) from None
     kept = has_checkpoint(output)
     if request.resume and not kept:
         raise TuneError(f"nothing to resume: no checkpoint in {partial}")
@@ -131,6 +134,44 @@ def _check_output(request: TuneRequest) -> Path:
         raise TuneError(f"an interrupted run's checkpoint is in {partial}: add --resume to continue it, "
                         "or delete that folder to start over")
     return partial
+
+
+def _inputs(request: TuneRequest) -> list[Path | None]:
+    """What tune reads: the labelled files, and a local base's own files (read by name, as convert reads a
+    checkpoint: an output inside the base's folder is fine, over it or around it is not)."""
+    base = Path(request.base).expanduser()
+    base_files = [p for p in base.iterdir() if p.is_file()] if base.is_dir() else [base] if base.exists() else []
+    return [request.input_path, request.validation_path, *base_files]
+
+
+def _check_output_place(request: TuneRequest) -> None:
+    """output_place's rules: never over an input or a folder holding one; --force only over a tuned model's
+    folder holding nothing else. Checked before training, and again before the finished model replaces it."""
+    try:
+        check_outputs([FolderOutput(request.output, "--output", "finsent tune",
+                                    made_by_manifest(MANIFEST_FILE, _made_files))], _inputs(request), request.force)
+    except OutputRefused as e:
+        raise TuneError(str(e)) from None
+
+
+def _made_files(manifest: dict) -> list[str]:
+    """What a finished tune wrote into its folder, by its manifest: the model files, the report, the adapter."""
+    files = manifest.get("files")
+    named = [entry.get("file") for entry in files if isinstance(entry, dict)] if isinstance(files, list) else []
+    adapter_for = manifest.get("adapter_for")
+    base_file = adapter_for.get("base_file") if isinstance(adapter_for, dict) else None
+    return [*named, *([base_file] if base_file else []), REPORT_FILE, ADAPTER_FOLDER]
+
+
+# Put in the work folder when it is made: a folder of that name without it (or a checkpoint) is not ours.
+PARTIAL_MARK = ".finsent-tune-partial"
+
+
+def _partial_made_here(folder: Path) -> set[str] | None:
+    """The work folder is tune's when it carries its mark (or an older run's checkpoint): all of it is."""
+    if (folder / PARTIAL_MARK).is_file() or (folder / CHECKPOINT_FOLDER).is_dir():
+        return {entry.name for entry in folder.iterdir()}
+    return None
 
 
 def _read_rows(request: TuneRequest, path: Path) -> tuple[LabelledRows, dict, list[str]]:
@@ -189,9 +230,11 @@ def tune(request: TuneRequest, progress: Progress = Progress(), stop_requested: 
         if saved is None or saved["fingerprint"] != prepared.fingerprint:
             raise TuneError(f"the checkpoint in {partial} was made with other data, base or settings; run with the "
                             "same ones, or delete that folder to start over")
-    else:  # what a run that failed before its first checkpoint left (a base of another --base, say)
-        shutil.rmtree(partial, ignore_errors=True)
+    else:  # what a run that failed before its first checkpoint left (a base of another --base, say): ours only
+        if partial.is_dir() and _partial_made_here(partial) is not None:
+            shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(exist_ok=True)
+    (partial / PARTIAL_MARK).touch()
     base_gguf = _base_gguf(request, prepared.source.path, partial, progress)
     progress.say(f"Training LoRA adapters on {len(prepared.train_examples):,} rows "
                  f"({len(prepared.validation_examples):,} for validation) on the {prepared.device.upper()}")
@@ -241,7 +284,7 @@ def _prepare(request: TuneRequest, progress: Progress) -> _Prepared:
         device = resolve_device(request.device)
         source = resolve_source(request.base, request.revision, request.quiet)
     except HubUnreachable as e:
-        raise TuneError(str(HubUnreachable(e.repo_id, "give --base a local checkpoint folder instead"))) from None
+        raise TuneError(str(HubUnreachable(e.repo_id, "give --base a local checkpoint folder instead", e.why))) from None
     except (TrainingError, ConversionError) as e:
         raise TuneError(str(e)) from None
     base_sha, base_files = _weights_sha256(source.path)
@@ -308,7 +351,8 @@ def _finish(request: TuneRequest, prepared: _Prepared, trained, base_gguf: Path,
     evaluation = _before_and_after(request, base_gguf, model_files[0], prepared.validation_rows, progress)
     base_accuracy, tuned_accuracy = (m["accuracy"] for m in evaluation.metrics)
     worse = tuned_accuracy < base_accuracy
-    manifest = _manifest(request, prepared.base, prepared.data, trained, evaluation, model_files, worse)
+    base_file = _keep_base_for_adapter(request, base_gguf, staging) if request.adapter_only else None
+    manifest = _manifest(request, prepared.base, prepared.data, trained, evaluation, model_files, worse, base_file)
     from ..quality.report import write_report
 
     write_report(evaluation, staging / REPORT_FILE)
@@ -319,6 +363,7 @@ def _finish(request: TuneRequest, prepared: _Prepared, trained, base_gguf: Path,
             f"{tuned_accuracy:.1%} against {base_accuracy:.1%}): nothing was written to {request.output}. Its report "
             f"is {staging / REPORT_FILE}; to keep it anyway, run the same command with --resume --keep-worse",
             evaluation)
+    _check_output_place(request)  # hours may have passed: someone may have put files there since
     _place(staging, request.output)
     shutil.rmtree(partial, ignore_errors=True)
     final_files = [request.output / path.name for path in model_files]
@@ -402,8 +447,23 @@ def _before_and_after(request: TuneRequest, base_gguf: Path, tuned: Path, rows: 
                          progress.on_eval_model)
 
 
+def _keep_base_for_adapter(request: TuneRequest, base_gguf: Path, staging: Path) -> Path | None:
+    """An adapter is served on the base file it was made for: that file, converted for the comparison, goes
+    into the output folder (not deleted with the work folder, to be converted again by the user), unless it
+    is the very file `finsent serve` already uses by default (same content)."""
+    from ..model_files import default_model_path
+
+    default = default_model_path()
+    if default.is_file() and default.stat().st_size == base_gguf.stat().st_size \
+            and sha256_of(default) == sha256_of(base_gguf):
+        return None
+    kept = staging / base_gguf.name
+    os.replace(base_gguf, kept)
+    return kept
+
+
 def _manifest(request: TuneRequest, base: dict, data: dict, trained, evaluation: Evaluation,
-              model_files: list[Path], worse: bool) -> dict:
+              model_files: list[Path], worse: bool, base_file: Path | None = None) -> dict:
     from ..quality.report import metrics_json
 
     # eval's figures per model; the file paths inside the partial folder would be stale: names only
@@ -424,7 +484,10 @@ def _manifest(request: TuneRequest, base: dict, data: dict, trained, evaluation:
         "metrics": {"base": figures["models"][0], "tuned": figures["models"][1]},
         "tuned_is_worse": worse,
         "kind": "lora adapter" if request.adapter_only else "merged model",
-        **({"adapter_for": {"outtype": request.outtypes[0], "base": base["source"]}} if request.adapter_only else {}),
+        **({"adapter_for": {"outtype": request.outtypes[0], "base": base["source"],
+                            "base_file": base_file.name if base_file else None,
+                            "base_file_sha256": sha256_of(base_file) if base_file else None}}
+           if request.adapter_only else {}),
         "files": [{"file": path.name, "sha256": sha256_of(path)} for path in model_files],
     }
 
