@@ -9,7 +9,9 @@ import click
 
 from ..engine.labels import SCHEMES
 from ..quality.gold_labels import GOLD_CONVENTION_HELP, NAMED_CONVENTIONS
-from .common import PROMPT_HELP, SCHEME_HELP, UserError, delimiter_character, model_path, progress_bar, require_engine
+from ..output_place import FileOutput
+from .common import (PROMPT_HELP, SCHEME_HELP, UserError, check_outputs_or_exit, delimiter_character,
+                     local_model_file, model_path, progress_bar, require_engine)
 
 MISSING_EXTRA = ("finsent eval needs scikit-learn and matplotlib, which are not installed: "
                  "pip install 'finsent-local[eval]' (setup.sh installs them)")
@@ -21,15 +23,6 @@ def _check_extra() -> None:
         import sklearn  # noqa: F401
     except ImportError:
         raise UserError(MISSING_EXTRA) from None
-
-
-def _check_output(path: Path | None, force: bool, option: str) -> None:
-    if path is None:
-        return
-    if path.exists() and not force:
-        raise UserError(f"{path} exists; use --force to replace it")
-    if not path.parent.is_dir():
-        raise UserError(f"no folder {path.parent} for {option}")
 
 
 @click.command("eval")
@@ -89,8 +82,10 @@ def evaluate_command(input_path, text_column, label_column, sheet, encoding, del
     from ..quality.gold_labels import GoldLabelError, load_label_map
     from ..quality.report import summary_lines, write_metrics_json, write_predictions, write_report
 
-    for path, option in ((report_path, "--report"), (json_path, "--json"), (predictions_path, "--predictions")):
-        _check_output(path, force, option)
+    # None of them over the labelled file or a model, nor two on one file (output_place's rules).
+    check_outputs_or_exit([FileOutput(path, option) for path, option in (
+        (report_path, "--report"), (json_path, "--json"), (predictions_path, "--predictions")) if path is not None],
+        [input_path, *(local_model_file(m) for m in models)], force)
     try:
         mapping = load_label_map(label_map) if label_map else None
     except GoldLabelError as e:
