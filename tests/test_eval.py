@@ -437,10 +437,13 @@ def test_two_models_side_by_side(trained_gguf, labelled, tmp_path):
     assert low <= versus["accuracy_difference"] <= high
     with open(tmp_path / "p.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    agree = sum(r["m1_predicted"] == r["m2_predicted"] for r in rows) / len(rows)
+    # Each model's columns are named after it (the file name without .gguf), not m1_/m2_.
+    first, second = (f"{trained_gguf[t].name.removesuffix('.gguf')}_" for t in ("f16", "q4_k_m"))
+    assert f"{first}predicted" in rows[0] and f"{second}predicted" in rows[0] and "m1_predicted" not in rows[0]
+    agree = sum(r[f"{first}predicted"] == r[f"{second}predicted"] for r in rows) / len(rows)
     assert agree == pytest.approx(versus["agreement"])
     # |dp| as the predictions file gives it (6 decimals): the largest and the mean over rows and labels
-    moved = [abs(float(r[f"m1_p_{label.replace(' ', '_')}"]) - float(r[f"m2_p_{label.replace(' ', '_')}"]))
+    moved = [abs(float(r[f"{first}p_{label.replace(' ', '_')}"]) - float(r[f"{second}p_{label.replace(' ', '_')}"]))
              for r in rows for label in LABELS_7]
     assert versus["max_abs_dp"] == pytest.approx(max(moved), abs=2e-6)
     assert versus["mean_abs_dp"] == pytest.approx(sum(moved) / len(moved), abs=2e-6)
@@ -549,3 +552,20 @@ def test_both_prompt_layouts_side_by_side(trained_gguf, labelled, tmp_path):
     assert [m["name"] for m in metrics["models"]] == [f"{name} (card prompt)", f"{name} (train prompt)"]
     assert [m["prompt"] for m in metrics["models"]] == ["card", "train"]
     assert metrics["against_first"][0]["agreement"] >= 0.9  # the fixture was trained on both layouts
+
+
+def test_prediction_columns_are_named_after_the_models():
+    """Several models: each one's columns carry its file name (and its prompt when prompts are compared);
+    two files of the same name get their position; one model, no prefix."""
+    from types import SimpleNamespace
+
+    from finsent_local.quality.report import prediction_column_tags
+
+    def runs(*pairs):
+        return SimpleNamespace(runs=[SimpleNamespace(model_path=Path(path), prompt=prompt) for path, prompt in pairs])
+
+    assert prediction_column_tags(runs(("a/Llama-FinSent-S-Q4_K_M.gguf", "card"))) == [""]
+    assert prediction_column_tags(runs(("a/Llama-FinSent-S-F16.gguf", "card"), ("b/desk model.gguf", "card"))) == [
+        "Llama-FinSent-S-F16_", "desk_model_"]
+    assert prediction_column_tags(runs(("m.gguf", "card"), ("m.gguf", "train"))) == ["m_card_", "m_train_"]
+    assert prediction_column_tags(runs(("a/m.gguf", "card"), ("b/m.gguf", "card"))) == ["m_1_", "m_2_"]

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from ..files import replace_durably, write_text_atomically
@@ -224,14 +225,29 @@ def metrics_json(evaluation: Evaluation) -> dict:
     }
 
 
+def prediction_column_tags(evaluation: Evaluation) -> list[str]:
+    """Each model's prefix for its columns in the predictions file: none for one model; with several, the
+    model's own name (the file name without .gguf, and the prompt when several are compared), in the
+    characters a column name keeps everywhere, so `Llama-FinSent-S-Q4_K_M_predicted` says whose it is.
+    Two runs whose names read the same get their position added."""
+    if len(evaluation.runs) == 1:
+        return [""]
+    tags = []
+    for run in evaluation.runs:
+        name = Path(run.model_path).name.removesuffix(".gguf")
+        if len({r.prompt for r in evaluation.runs}) > 1:
+            name += f"_{run.prompt}"
+        tags.append(re.sub(r"[^A-Za-z0-9.\-]+", "_", name).strip("_") + "_")
+    counts = Counter(tags)
+    return [f"{tag}{k + 1}_" if counts[tag] > 1 else tag for k, tag in enumerate(tags)]
+
+
 def write_predictions(evaluation: Evaluation, path: Path) -> None:
     """One CSV row per evaluated row: row, text, gold, then per model its label (in the gold labels' set),
     its own label when collapsed, and the probability of each gold label."""
     names = evaluation.label_names
-    multi = len(evaluation.runs) > 1
     header = ["row", "text", "gold"]
-    for k, run in enumerate(evaluation.runs):
-        tag = f"m{k + 1}_" if multi else ""
+    for tag in prediction_column_tags(evaluation):
         header += [f"{tag}predicted"] + ([f"{tag}model_label"] if evaluation.collapsed else [])
         header += [probability_column(name, tag) for name in names]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
