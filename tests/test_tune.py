@@ -396,3 +396,31 @@ def test_the_default_base_offline_is_one_line(desk_csv, tmp_path):
         "local cache "
         "(give --base a local checkpoint folder instead)"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_the_training_bar_fits_80_columns_and_stays_closed(monkeypatch):
+    """On an 80-column terminal the bar keeps the validation accuracy in view, and once closed (a line
+    was printed, or training ended) it is never drawn again below what followed."""
+    import io
+
+    from tqdm import tqdm
+
+    from finsent_local.cli import tune as tune_cli
+    from finsent_local.tuning.training import StepReport
+
+    screen = io.StringIO()
+    monkeypatch.setattr(tune_cli, "progress_bar", lambda total, unit, quiet, initial=0, desc=None: tqdm(
+        total=total, initial=initial, unit=unit, desc=desc, file=screen, ncols=80, mininterval=0))
+    bar = tune_cli._TrainingBar(quiet=False)
+    bar.close()  # a line before training started: the bar may still start afterwards
+    bar(StepReport(0, 1234, 0.0, validation={"loss": 0.6931, "accuracy": 0.143}))
+    for step in range(1, 1234, 97):
+        bar(StepReport(step, 1234, step / 1234 * 3, loss=0.0312))
+    bar(StepReport(1164, 1234, 2.8, validation={"loss": 0.0431, "accuracy": 0.985}))
+    drawn = [line for line in re.split(r"[\r\n]", screen.getvalue()) if line.strip()]
+    assert drawn and all(len(line.replace("\x1b[A", "")) <= 80 for line in drawn), drawn
+    assert "val 0.043 98.5%" in drawn[-1] and "loss 0.031" in drawn[-1], drawn[-1]
+    bar.close()
+    closed_at = len(screen.getvalue())
+    bar(StepReport(1234, 1234, 3.0, validation={"loss": 0.04, "accuracy": 0.99}))  # the final validation
+    assert len(screen.getvalue()) == closed_at

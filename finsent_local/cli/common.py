@@ -80,6 +80,16 @@ def progress_bar(total: int | None, unit: str, quiet: bool, initial: int = 0, de
                 dynamic_ncols=width is None, ncols=width, nrows=lines, smoothing=0.1)
 
 
+def closing_when_done(bar):
+    """The bar's update function, closing the bar when it reaches its total: closed at once, it stays
+    above the lines that follow instead of being drawn again below them when it is closed later."""
+    def update(n: int) -> None:
+        bar.update(n)
+        if bar.total is not None and bar.n >= bar.total:
+            bar.close()
+    return update
+
+
 def outtype_list(value: tuple[str, ...]) -> list[str]:
     """--outtype values: repeated (`--outtype q8_0 --outtype q4_k_m`) or comma-separated (`q8_0,q4_k_m`)."""
     return [t.strip().lower() for v in value for t in v.split(",") if t.strip()]

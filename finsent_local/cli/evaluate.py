@@ -10,8 +10,8 @@ import click
 from ..engine.labels import SCHEMES
 from ..quality.gold_labels import GOLD_CONVENTION_HELP, NAMED_CONVENTIONS
 from ..output_place import FileOutput
-from .common import (PROMPT_HELP, SCHEME_HELP, UserError, check_outputs_or_exit, delimiter_character,
-                     local_model_file, model_path, progress_bar, require_engine)
+from .common import (PROMPT_HELP, SCHEME_HELP, UserError, check_outputs_or_exit, closing_when_done,
+                     delimiter_character, local_model_file, model_path, progress_bar, require_engine)
 
 MISSING_EXTRA = ("finsent eval needs scikit-learn and matplotlib, which are not installed: "
                  "pip install 'finsent-local[eval]' (setup.sh installs them)")
@@ -104,7 +104,7 @@ def evaluate_command(input_path, text_column, label_column, sheet, encoding, del
     def on_model(name: str, texts: int):
         bar = progress_bar(texts, "text", quiet, desc=name if len(request.models) * len(request.prompts) > 1 else None)
         bars.append(bar)
-        return bar.update
+        return closing_when_done(bar)
 
     try:
         evaluation = evaluate(request, open_model, on_model)
