@@ -464,10 +464,10 @@ def test_addin_freeze_rewrites_the_finsent_cells_only():
         {"scope": "sheet"},
     ]})
     first, second, none, whole = out["messages"]
-    assert first.startswith("Nothing was frozen: 1 FinSent cell(s) are still waiting for their results (B2)")
-    assert second == "Froze 3 FinSent formula(s) in the selection into values."
+    assert first == "Nothing was frozen: 1 FinSent cell is still waiting for its result (B2). Try again when it has filled in."
+    assert second == "Froze 3 FinSent formulas in the selection into values."
     assert none == "No FinSent formulas in the selection."
-    assert whole == "Froze 1 FinSent formula(s) on this sheet into values."
+    assert whole == "Froze 1 FinSent formula on this sheet into values."
     cells = out["sheet"]
     assert cells["B1"] == {"value": "strong negative"} and cells["B2"] == {"value": -0.93}
     assert [cells[a]["value"] for a in ("C1", "D1", "E1", "C2", "D2", "E2")] == ["negative", "neutral", "positive",

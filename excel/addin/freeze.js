@@ -51,12 +51,16 @@
       const waiting = areas.filter((_, n) => targets[n].values.some((row) => row.some(isPending)))
         .map(({ cell }) => cell.address);
       if (waiting.length) {
-        return `Nothing was frozen: ${waiting.length} FinSent cell(s) are still waiting for their results `
-          + `(${waiting.slice(0, 3).join(", ")}${waiting.length > 3 ? ", ..." : ""}). Try again when they have filled in.`;
+        const cells = waiting.length === 1 ? "1 FinSent cell is still waiting for its result"
+          : `${waiting.length} FinSent cells are still waiting for their results`;
+        return `Nothing was frozen: ${cells} `
+          + `(${waiting.slice(0, 3).join(", ")}${waiting.length > 3 ? ", ..." : ""}). `
+          + `Try again when ${waiting.length === 1 ? "it has" : "they have"} filled in.`;
       }
       for (const target of targets) target.values = target.values; // values over the formula and its spill
       await context.sync();
-      return `Froze ${targets.length} FinSent formula(s) ${where} into values.`;
+      const formulas = targets.length === 1 ? "1 FinSent formula" : `${targets.length} FinSent formulas`;
+      return `Froze ${formulas} ${where} into values.`;
     });
   }
 
