@@ -94,9 +94,12 @@ def test_certs_export_writes_the_certificate_only(tmp_path):
     pem = target.read_text()
     assert pem.startswith("-----BEGIN CERTIFICATE-----") and pem.count("BEGIN") == 1 and "PRIVATE KEY" not in pem
     assert f'certutil -user -addstore Root "{target}"' in stdout
-    code, _, stderr = run_finsent("certs", "--export", str(tmp_path / "tls" / "localhost.pem"),
+    server_certificate = tmp_path / "tls" / "localhost.pem"
+    before = server_certificate.read_bytes()
+    code, _, stderr = run_finsent("certs", "--export", str(server_certificate), "--force",
                                   env={"FINSENT_TLS_DIR": str(tmp_path / "tls")})
-    assert code == 1 and "exists and is another file" in stderr
+    assert code == 1 and f"--export {server_certificate} lies inside the input {tmp_path / 'tls'}" in stderr
+    assert server_certificate.read_bytes() == before  # the certificates' own folder is never written by --export
 
 
 def test_a_wsl_path_is_named_as_windows_names_it():

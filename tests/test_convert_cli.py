@@ -46,8 +46,13 @@ def test_existing_output_needs_force(tmp_path, tied_f16_checkpoint):
     assert target.read_bytes() == b"precious"
     code, _, stderr = run_finsent("convert", str(tied_f16_checkpoint), "--outtype", "f16", "--outfile", str(target),
                                   "--no-verify", "--force", "-q")
+    assert code == 1 and "exists and is not a GGUF file, so --force will not replace it" in stderr  # not a model: kept
+    assert target.read_bytes() == b"precious"
+    target.write_bytes(b"GGUF" + bytes(60))  # an earlier model: --force replaces it
+    code, _, stderr = run_finsent("convert", str(tied_f16_checkpoint), "--outtype", "f16", "--outfile", str(target),
+                                  "--no-verify", "--force", "-q")
     assert code == 0, stderr
-    assert target.read_bytes()[:4] == b"GGUF"
+    assert target.read_bytes()[:4] == b"GGUF" and target.stat().st_size > 64
 
 
 def test_non_llama_architecture(tmp_path, tied_f16_checkpoint):
