@@ -178,6 +178,11 @@ class Sentiment3(BaseModel):
     label: Literal["negative", "neutral", "positive"]
 
 
+class Sentiment7(BaseModel):
+    label: Literal["strong negative", "moderately negative", "mildly negative", "neutral", "mildly positive",
+                   "moderately positive", "strong positive"]
+
+
 class Label3(str, enum.Enum):  # pydantic writes an Enum class as a $ref into $defs
     negative = "negative"
     neutral = "neutral"
@@ -288,3 +293,21 @@ def test_what_is_not_supported_is_a_clear_400(oa):
     assert _bad_request(lambda: respond(input="  ")).code == "empty_text"
     with pytest.raises(openai.NotFoundError):
         respond(model="gpt-4o")
+
+
+def test_langchain_as_a_new_user_meets_it(server):
+    """langchain-openai, as the README shows it: chat completions, the Responses API
+    (use_responses_api=True, a 404 before), with_structured_output(method="json_schema") (it failed far
+    from the cause when response_format was ignored), and function calling refused at the cause."""
+    from langchain_openai import ChatOpenAI
+
+    common = {"base_url": server.url + "/v1", "api_key": "unused", "max_retries": 0, "timeout": 60}
+    chat = ChatOpenAI(model="finsent-3", **common)
+    assert chat.invoke("Umbrella Group cuts full-year guidance").content == "negative"
+    responses = ChatOpenAI(model="finsent-3", use_responses_api=True, **common)
+    assert responses.invoke("Initech raises full-year guidance").text == "positive"
+    structured = ChatOpenAI(model="finsent-7", **common).with_structured_output(Sentiment7, method="json_schema")
+    assert structured.invoke("Globex files for bankruptcy protection") == Sentiment7(label="strong negative")
+    tools = ChatOpenAI(model="finsent-3", **common).with_structured_output(Sentiment3, method="function_calling")
+    with pytest.raises(openai.BadRequestError, match=r"tools \(function calling\) is not supported: finsent models "):
+        tools.invoke("Initech raises full-year guidance")
