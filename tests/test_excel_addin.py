@@ -479,7 +479,7 @@ def test_addin_freeze_rewrites_the_finsent_cells_only():
 
 @pytest.mark.skipif(NODE is None, reason="Node.js is not installed (setup.sh --dev installs Debian's nodejs)")
 def test_addin_and_python_recognise_the_same_formulas():
-    from finsent_local.excel.freeze import is_finsent_formula
+    from finsent_local.excel.formulas import is_finsent_formula
 
     formulas = ['=FINSENT(A2,"7")', "=local.finsent_score(A2)", "=LOCAL.FINSENT_PROBS(A2:A9)", "=_xludf.FINSENT_DOC(B3)",
                 '=IFERROR(LOCAL.FINSENT(A2),"")', "=_xldudf_LOCAL_FINSENT_DOC_SCORE(B3)", "=SUM(A1:A3)",

@@ -172,7 +172,7 @@ def test_bad_workbooks_are_one_line(server, tmp_path):
 
 
 def test_formula_forms_are_recognised_and_read():
-    from finsent_local.excel.freeze import FinSentCall, is_finsent_formula, read_call
+    from finsent_local.excel.formulas import FinSentCall, is_finsent_formula, read_call
 
     assert all(is_finsent_formula(f) for f in ('=FINSENT(A2,"7")', "=local.finsent_score(A2)", "=_xludf.FINSENT_PROBS(A2:A9)",
                                                '=IFERROR(FINSENT(A2),"")', "=_xldudf_LOCAL_FINSENT_DOC(B3)",
@@ -285,7 +285,7 @@ def test_the_xlwings_macro_freezes_the_selection_and_refuses_waiting_cells():
 
 
 def test_a_failed_request_is_never_frozen_into_a_value():
-    from finsent_local.excel.freeze import is_transient
+    from finsent_local.excel.formulas import is_transient
 
     assert is_transient("#FINSENT! server at http://127.0.0.1:8000 did not answer in time")
     assert is_transient("#FINSENT! the model is still loading; try again shortly")
@@ -327,7 +327,7 @@ def test_every_part_openpyxl_drops_is_named(tmp_path):
 
     from openpyxl import Workbook
 
-    from finsent_local.excel.freeze import dropped_parts
+    from finsent_local.excel.workbook_parts import dropped_parts
 
     book = tmp_path / "forms.xlsx"
     _formula_book(book)  # a chart, a note, a defined name, validation: all kept
@@ -506,7 +506,7 @@ def test_a_number_is_sent_as_excel_sends_it(server, tmp_path):
 
 
 def test_excel_number_text():
-    from finsent_local.excel.freeze import as_text, number_text
+    from finsent_local.excel.formulas import as_text, number_text
 
     assert [number_text(n) for n in (42, 42.0, 3.5, -0.5, 1 / 3, 1e20, 123456789012345678)] == \
         ["42", "42", "3.5", "-0.5", "0.333333333333333", "1E+20", "1.23456789012346E+17"]
@@ -514,7 +514,7 @@ def test_excel_number_text():
 
 
 def test_excel_operators_and_functions_around_the_calls():
-    from finsent_local.excel.freeze import _Computed
+    from finsent_local.excel.formulas import _Computed
 
     def value(formula):
         return _Computed(formula, "S", None).values(None)[0][0]
