@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from finsent_local.files import write_text_atomically
-from finsent_local.output_place import FileOutput, OutputRefused, check_outputs, is_gguf
+from finsent_local.output_place import FileOutput, OutputRefused, check_outputs, checkpoint_files, is_gguf
 from finsent_local.engine.llama_runtime import LlamaRuntimeError, quantize_model
 
 from . import verify
@@ -77,11 +77,9 @@ def output_paths(request: ConvertRequest, model_name: str) -> dict[str, Path]:
     paths = {t: Path(pattern.replace("{outtype}", t.upper())).expanduser().resolve() for t in request.outtypes}
     # A GGUF file may go into the checkpoint's own folder (llama.cpp's habit), never over one of its files;
     # --force replaces only a GGUF file (a mistyped --outfile model.safetensors is refused, not overwritten).
-    source = Path(request.source).expanduser()
-    inputs = [p for p in source.iterdir() if p.is_file()] if source.is_dir() else []
     try:
-        check_outputs([FileOutput(path, "--outfile", "a GGUF file", is_gguf) for path in paths.values()], inputs,
-                      request.force)
+        check_outputs([FileOutput(path, "--outfile", "a GGUF file", is_gguf) for path in paths.values()],
+                      checkpoint_files(Path(request.source)), request.force)
     except OutputRefused as e:
         raise ConversionError(str(e)) from None
     for path in paths.values():  # the sha256 manifest beside each file: replaced only when this tool wrote it

@@ -65,6 +65,24 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def local_model_file(model: str | None) -> Path | None:
+    """--model as a file on this machine (an input no output may replace), else None (none given, a URL,
+    or a path only the cluster's nodes have)."""
+    if not model or "://" in model:
+        return None
+    path = Path(model).expanduser()
+    return path if path.is_file() else None
+
+
+def checkpoint_files(source: Path) -> list[Path]:
+    """A checkpoint folder as an input: the files in it, which the converter and tune read by name. An
+    output may go into that folder (llama.cpp's habit), never over one of them; a file is itself."""
+    source = Path(source).expanduser()
+    if source.is_dir():
+        return [p for p in source.iterdir() if p.is_file()]
+    return [source] if source.exists() else []
+
+
 def touching_input(output: Path, inputs: Iterable[Path]) -> Path | None:
     """The first input that `output` equals, holds, or sits inside (when the input is a folder); None if
     it touches none."""

@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 
 from .common import (PROMPT_HELP, SCHEME_HELP, UserError, check_outputs_or_exit, delimiter_character,
-                     local_model_file, model_path, plural, progress_bar, require_engine)
-from ..output_place import FileOutput
+                     model_path, plural, progress_bar, require_engine)
+from ..output_place import FileOutput, local_model_file
 from ..engine.labels import SCHEMES
 
 LINE_CHUNK = 64  # texts per classifier call when reading lines: output follows input closely

@@ -41,14 +41,6 @@ def model_path(model: str | None) -> Path:
         raise UserError(str(e)) from None
 
 
-def local_model_file(model: str | None) -> Path | None:
-    """--model as a file on this machine (an input no output may replace), else None."""
-    if not model or "://" in model:
-        return None
-    path = Path(model).expanduser()
-    return path if path.is_file() else None
-
-
 def check_outputs_or_exit(outputs, inputs, force: bool) -> None:
     """output_place's rules for a command's outputs, a refusal as the one-line user error."""
     from ..output_place import OutputRefused, check_outputs

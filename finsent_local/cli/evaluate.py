@@ -9,9 +9,9 @@ import click
 
 from ..engine.labels import SCHEMES
 from ..quality.gold_labels import GOLD_CONVENTION_HELP, NAMED_CONVENTIONS
-from ..output_place import FileOutput
+from ..output_place import FileOutput, local_model_file
 from .common import (PROMPT_HELP, SCHEME_HELP, UserError, check_outputs_or_exit, closing_when_done,
-                     delimiter_character, local_model_file, model_path, progress_bar, require_engine)
+                     delimiter_character, model_path, progress_bar, require_engine)
 
 MISSING_EXTRA = ("finsent eval needs scikit-learn and matplotlib, which are not installed: "
                  "pip install 'finsent-local[eval]' (setup.sh installs them)")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..output_place import FileOutput, is_zip_file
-from .common import PROMPT_HELP, UserError, check_outputs_or_exit, local_model_file, plural
+from ..output_place import FileOutput, is_zip_file, local_model_file
+from .common import PROMPT_HELP, UserError, check_outputs_or_exit, plural
 
 
 @click.command()

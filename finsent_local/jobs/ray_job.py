@@ -315,12 +315,12 @@ def check_output_place(input_path: Path, output: Path, force: bool, model: str |
     """Refuse an output that would touch the input (or the model file), or a folder finsent did not make
     (output_place's rules). Nothing is deleted here: only files an earlier --ray run recorded in the
     folder's manifest ever are."""
-    from ..output_place import FolderOutput, OutputRefused, check_outputs, made_by_manifest
+    from ..output_place import FolderOutput, OutputRefused, check_outputs, local_model_file, made_by_manifest
 
-    model_file = Path(model).expanduser() if model and "://" not in model else None
     try:
         check_outputs([FolderOutput(output, "--output", "finsent classify --ray",
-                                    made_by_manifest(MANIFEST_NAME, _listed_files))], [input_path, model_file], force)
+                                    made_by_manifest(MANIFEST_NAME, _listed_files))],
+                      [input_path, local_model_file(model)], force)
     except OutputRefused as e:
         raise TableError(str(e)) from None
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..files import sha256_of, write_json_atomically
-from ..output_place import FolderOutput, OutputRefused, check_folder_output, check_outputs, made_by_manifest
+from ..output_place import (FolderOutput, OutputRefused, check_folder_output, check_outputs, checkpoint_files,
+                            made_by_manifest)
 from ..model_files import DEFAULT_REPO
 from ..quality.evaluation import EvalRequest, Evaluation, evaluate_rows, read_labelled_rows
 from ..quality.gold_labels import NEUTRAL_BAND
@@ -139,9 +140,7 @@ def _check_output(request: TuneRequest) -> Path:
 def _inputs(request: TuneRequest) -> list[Path | None]:
     """What tune reads: the labelled files, and a local base's own files (read by name, as convert reads a
     checkpoint: an output inside the base's folder is fine, over it or around it is not)."""
-    base = Path(request.base).expanduser()
-    base_files = [p for p in base.iterdir() if p.is_file()] if base.is_dir() else [base] if base.exists() else []
-    return [request.input_path, request.validation_path, *base_files]
+    return [request.input_path, request.validation_path, *checkpoint_files(Path(request.base))]
 
 
 def _check_output_place(request: TuneRequest) -> None:
