@@ -31,15 +31,17 @@ if [ "${1:-}" = "--check-imports" ]; then
 fi
 nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader
 # Built for this machine's GPU only: llama.cpp's default list of CUDA architectures compiles every kernel
-# several times over (most of the build's minutes). CUDA_ARCHITECTURES="80;90" builds for several cards.
+# several times over (most of the build's minutes). CUDA_ARCHITECTURES="80;90" builds for several cards;
+# CUDA_CHECK_CMAKE_ARGS adds to llama.cpp's CMake arguments (-DGGML_CUDA_FA=OFF: no flash-attention kernels,
+# two thirds of the CUDA files, for a slot too short for the whole build).
 ARCHS="${CUDA_ARCHITECTURES:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '. ')}"
 if ! "$PYTHON" -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.llama_supports_gpu_offload() else 1)" 2>/dev/null; then
   # the same-shape model's checkpoint needs no llama.cpp: written while llama.cpp compiles
   [ -f bench/.work/out/ours.gguf ] || "$PYTHON" -c "import sys; sys.path.insert(0, 'bench'); \
 from same_shape import same_shape_checkpoint; same_shape_checkpoint()" &
   started=$(date +%s)
-  CMAKE_ARGS="-DGGML_CUDA=on -DLLAVA_BUILD=OFF${ARCHS:+ -DCMAKE_CUDA_ARCHITECTURES=$ARCHS}" "$PYTHON" llama_build/install.py
-  echo "llama.cpp with CUDA (architectures: ${ARCHS:-the default list}) built in $(( $(date +%s) - started )) s"
+  CMAKE_ARGS="-DGGML_CUDA=on -DLLAVA_BUILD=OFF${ARCHS:+ -DCMAKE_CUDA_ARCHITECTURES=$ARCHS}${CUDA_CHECK_CMAKE_ARGS:+ $CUDA_CHECK_CMAKE_ARGS}" "$PYTHON" llama_build/install.py
+  echo "llama.cpp with CUDA (architectures: ${ARCHS:-the default list}) built in $(( $(date +%s) - started )) s${CUDA_CHECK_CMAKE_ARGS:+ (with $CUDA_CHECK_CMAKE_ARGS)}"
   wait
 fi
 "$PYTHON" -c "$GPU_CHECK"
