@@ -54,6 +54,9 @@ class EngineOptions:
     prefix_reuse: bool = True
     kv_f32: bool = False  # F32 KV cache and no flash attention: for exact comparisons only
     lora_path: Path | None = None  # a LoRA adapter GGUF applied at load time (lora.py)
+    # What the instruction asks about: "news" (the model file's prompts as they are) or "tweet" (FinGPT's
+    # wording for tweets, which `finsent eval --benchmark` uses for TFNS and FiQA-SA's posts).
+    instruction_subject: str = "news"
 
 
 @dataclass
@@ -92,6 +95,7 @@ class ClassifierEngine:
             model_path, ModelOptions(n_gpu_layers=options.n_gpu_layers, use_extra_bufts=self.cpu_buffers.use)
         )
         self.schemes, self.prompt_version = schemes_from_spec(self.model.meta(FINSENT_SPEC_KEY))
+        self.schemes = {name: s.instruction_about(options.instruction_subject) for name, s in self.schemes.items()}
         if options.prompt_preset not in next(iter(self.schemes.values())).templates:
             raise ValueError(f"unknown prompt preset {options.prompt_preset!r}")
         self.tries = {name: LabelTrie(self._label_tokens(s)) for name, s in self.schemes.items()}

@@ -32,8 +32,14 @@ SCHEMES = ("7", "3")
 DEFAULT_PROMPT_PRESET = "card"
 
 
+# What the instruction asks about. The model was trained on FinGPT's instructions, which ask about "this
+# news" or, for tweets (FinGPT's TFNS and FiQA-SA benchmarks), "this tweet": instruction_about() swaps it.
+INSTRUCTION_SUBJECT = "news"
+INSTRUCTION_SUBJECTS = ("news", "tweet")
+
+
 def _instruction(labels: tuple[str, ...]) -> str:
-    return "What is the sentiment of this news? Please choose an answer from {" + "/".join(labels) + "}."
+    return f"What is the sentiment of this {INSTRUCTION_SUBJECT}? Please choose an answer from {{" + "/".join(labels) + "}."
 
 
 # `card`: exactly the model card's prompt. `train`: the layout the author's fine-tuning notebook used.
@@ -61,6 +67,18 @@ class LabelScheme:
     def prompt_prefix(self, preset: str = DEFAULT_PROMPT_PRESET) -> str:
         """The part of the prompt that comes before the text (the same for every text)."""
         return self.templates[preset].split("{text}", 1)[0]
+
+    def instruction_about(self, subject: str) -> LabelScheme:
+        """The same scheme with its instruction asking about `subject` ("this tweet?" for "this news?")."""
+        if subject == INSTRUCTION_SUBJECT:
+            return self
+        if subject not in INSTRUCTION_SUBJECTS:
+            raise ValueError(f"unknown instruction subject {subject!r}; use one of {', '.join(INSTRUCTION_SUBJECTS)}")
+        asked, wanted = f"sentiment of this {INSTRUCTION_SUBJECT}?", f"sentiment of this {subject}?"
+        if any(asked not in t for t in self.templates.values()):  # a model file's own, different prompts
+            raise ValueError(f"the model's {self.name}-label prompts do not ask {asked!r}: cannot ask about a {subject}")
+        return LabelScheme(self.name, self.labels, self.values,
+                           {preset: t.replace(asked, wanted) for preset, t in self.templates.items()})
 
     @staticmethod
     def continuation(label: str) -> str:

@@ -151,6 +151,8 @@ def result_cache_for(cache_path: Path, model_path: Path, engine: ClassifierEngin
     memo = cache_path.with_name("model-fingerprints.json")
     namespace = "|".join([file_fingerprint(model_path, memo), engine.options.prompt_preset, str(engine.prompt_version),
                           str(engine.options.max_prompt_tokens)])
+    if engine.options.instruction_subject != "news":  # another prompt: other answers (news keeps its old keys)
+        namespace += "|subject:" + engine.options.instruction_subject
     if engine.options.lora_path is not None:  # the adapter changes every answer
         namespace += "|lora:" + file_fingerprint(Path(engine.options.lora_path), memo)
     try:
