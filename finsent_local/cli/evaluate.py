@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..engine.labels import SCHEMES
+from ..quality.benchmarks import BENCHMARK_CHOICES
 from ..quality.gold_labels import GOLD_CONVENTION_HELP, NAMED_CONVENTIONS
 from ..output_place import FileOutput, local_model_file
 from .common import (PROMPT_HELP, SCHEME_HELP, UserError, check_outputs_or_exit, closing_when_done,
@@ -26,20 +27,25 @@ def _check_extra() -> None:
 
 
 @click.command("eval")
-@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+@click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="A labelled file: .csv .tsv .jsonl .parquet .xlsx.")
-@click.option("--text-column", required=True, help="The column that holds the texts (.xlsx: header or letter).")
-@click.option("--label-column", required=True, help="The column that holds the gold labels.")
+@click.option("--text-column", help="The column that holds the texts (.xlsx: header or letter).")
+@click.option("--label-column", help="The column that holds the gold labels.")
+@click.option("--benchmark", "benchmarks", multiple=True, metavar="|".join(BENCHMARK_CHOICES),
+              help="Instead of --input: a financial sentiment benchmark from the hub, split, labelled and prompted "
+                   "as FinGPT's benchmark code does (fpb, fiqa, tfns, nwgi; repeat, or all), beside the published "
+                   "figures. Downloaded once, then read from the hub cache.")
 @click.option("--sheet", help=".xlsx: the sheet (default: the first).")
 @click.option("--encoding", help=".csv/.tsv: the file's text encoding (default: UTF-8, else Windows-1252, said so).")
 @click.option("--delimiter", help=".csv: the field separator (default: ',', or ';' when the header has only semicolons).")
-@click.option("--scheme", type=click.Choice(list(SCHEMES)), default=SCHEMES[0], show_default=True,
-              help=SCHEME_HELP + " With 3-class gold labels and 7, predictions are collapsed to 3.")
+@click.option("--scheme", type=click.Choice(list(SCHEMES)),
+              help=SCHEME_HELP + " With 3-class gold labels and 7, predictions are collapsed to 3. "
+                   "Default: 7; with --benchmark 3, as FinGPT asks.")
 @click.option("--model", "models", multiple=True,
               help="GGUF file; repeat to compare models side by side (the first is the reference). "
                    "Default as for `finsent serve`.")
 @click.option("--prompt", "prompts", multiple=True, type=click.Choice(["card", "train"]),
-              help=PROMPT_HELP + " Repeat to compare both (default: card).")
+              help=PROMPT_HELP + " Repeat to compare both (default: card; with --benchmark train, FinGPT's layout).")
 @click.option("--gold-convention", type=click.Choice(list(NAMED_CONVENTIONS)), help=GOLD_CONVENTION_HELP)
 @click.option("--label-map", help="Gold values to labels: a JSON object ('{\"pos\": \"positive\", ...}') or a "
               "file holding one. Adds to the convention the other values follow (or maps every value).")
@@ -55,9 +61,9 @@ def _check_extra() -> None:
 @click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (default: all cores).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the persistent result cache (e.g. to time models).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def evaluate_command(input_path, text_column, label_column, sheet, encoding, delimiter, scheme, models, prompts,
-                     gold_convention, label_map, neutral_band, report_path, json_path, predictions_path, force, seed, threads, no_cache,
-                     quiet):
+def evaluate_command(input_path, text_column, label_column, benchmarks, sheet, encoding, delimiter, scheme, models,
+                     prompts, gold_convention, label_map, neutral_band, report_path, json_path, predictions_path, force,
+                     seed, threads, no_cache, quiet):
     """Measure the labels against a labelled file: accuracy, F1, confusion matrix, calibration.
 
     \b
@@ -65,12 +71,25 @@ def evaluate_command(input_path, text_column, label_column, sheet, encoding, del
     finsent eval --input news.xlsx --text-column B --label-column C --report report.html
     finsent eval --input gold.jsonl --text-column text --label-column label \\
         --model f16.gguf --model q4_k_m.gguf --json metrics.json --predictions rows.csv
+    finsent eval --benchmark all --report benchmarks.html --json benchmarks.json
 
     Gold labels are recognised as the 7 or 3 label names, bearish/bullish, -1/0/1 or scores in [-1, 1].
     Other integers (0/1/2) are numbered differently by different sets: say which with --gold-convention
     twitter or phrasebank. --label-map maps anything else. Rows with an empty text or gold label are
     skipped and counted.
     """
+    if benchmarks:
+        _refuse_file_options({"--input": input_path, "--text-column": text_column, "--label-column": label_column,
+                              "--sheet": sheet, "--encoding": encoding, "--delimiter": delimiter,
+                              "--gold-convention": gold_convention, "--label-map": label_map,
+                              "--neutral-band": neutral_band if neutral_band != 0.1 else None})
+        return _evaluate_benchmarks(benchmarks, scheme or "3", models, list(dict.fromkeys(prompts)) or ["train"],
+                                    report_path, json_path, predictions_path, force, seed, threads, no_cache, quiet)
+    missing = [option for option, value in (("--input", input_path), ("--text-column", text_column),
+                                             ("--label-column", label_column)) if not value]
+    if missing:
+        raise UserError(f"finsent eval needs {', '.join(missing)} (a labelled file), or --benchmark NAME")
+    scheme = scheme or SCHEMES[0]
     require_engine()
     _check_extra()
     from ..engine.classifier import EngineOptions
@@ -127,6 +146,83 @@ def evaluate_command(input_path, text_column, label_column, sheet, encoding, del
     except OSError as e:
         raise UserError(f"cannot write {e.filename or 'the output'}: {e.strerror or e}") from None
     for path, what in ((report_path, "report"), (json_path, "metrics"), (predictions_path, "predictions")):
+        if path:
+            click.echo(f"Wrote the {what} to {path}", err=True)
+    sys.stdout.flush()
+
+
+def _refuse_file_options(given: dict) -> None:
+    """--benchmark reads its sets as FinGPT does: the labelled file's options would be silently ignored."""
+    used = [option for option, value in given.items() if value is not None]
+    if used:
+        raise UserError(f"{', '.join(used)} {'does' if len(used) == 1 else 'do'} not apply to --benchmark (its sets are "
+                        "read, split and labelled as FinGPT's benchmark code does); use --input for a labelled file")
+
+
+def _evaluate_benchmarks(names, scheme, models, prompts, report_path, json_path, predictions_path, force, seed,
+                         threads, no_cache, quiet) -> None:
+    from ..quality.benchmarks import BenchmarkError, chosen_benchmarks
+
+    try:
+        chosen = chosen_benchmarks(names)
+    except BenchmarkError as e:
+        raise UserError(str(e)) from None
+    require_engine()
+    _check_extra()
+    from ..engine.classifier import EngineOptions
+    from ..engine.service import open_service
+    from ..jobs.errors import JobError
+    from ..limits import Limits
+    from ..model_files import result_cache_path
+    from ..quality.benchmark_data import load_benchmark
+    from ..quality.benchmark_report import (summary_lines, write_benchmark_predictions, write_benchmark_report,
+                                            write_benchmarks_json)
+    from ..quality.benchmark_run import benchmark_request, run_benchmark
+    from ..quality.evaluation import EvalError
+
+    check_outputs_or_exit([FileOutput(path, option) for path, option in (
+        (report_path, "--report"), (json_path, "--json"), (predictions_path, "--predictions")) if path is not None],
+        [local_model_file(m) for m in models], force)
+    try:  # every set read before any model runs: a missing one fails in seconds, not after an hour
+        sets = [load_benchmark(benchmark, quiet or not sys.stderr.isatty()) for benchmark in chosen]
+    except BenchmarkError as e:
+        raise UserError(str(e)) from None
+    model_files = [model_path(m) for m in (models or (None,))]
+    cache = None if no_cache else result_cache_path()
+
+    def open_model(path: Path, prompt: str, subject: str = "news"):
+        return open_service(path, EngineOptions(prompt_preset=prompt, n_threads=threads, instruction_subject=subject),
+                            cache, Limits(max_wait_s=None))
+
+    bars = []
+
+    def on_model(name: str, texts: int):
+        bar = progress_bar(texts, "text", quiet, desc=name)
+        bars.append(bar)
+        return closing_when_done(bar)
+
+    results = []
+    try:
+        for rows in sets:
+            request = benchmark_request(rows, model_files, prompts, scheme, threads, cache, seed)
+            results.append(run_benchmark(rows, request, open_model, on_model))
+    except (EvalError, BenchmarkError, JobError) as e:
+        raise UserError(str(e)) from None
+    finally:
+        for bar in bars:
+            bar.close()
+    for line in summary_lines(results):
+        click.echo(line)
+    try:  # each file appears whole or not at all (written aside, then renamed)
+        if predictions_path:
+            write_benchmark_predictions(results, predictions_path)
+        if json_path:
+            write_benchmarks_json(results, json_path)
+        if report_path:
+            write_benchmark_report(results, report_path)
+    except OSError as e:
+        raise UserError(f"cannot write {e.filename or 'the output'}: {e.strerror or e}") from None
+    for path, what in ((report_path, "report"), (json_path, "figures"), (predictions_path, "predictions")):
         if path:
             click.echo(f"Wrote the {what} to {path}", err=True)
     sys.stdout.flush()

@@ -141,8 +141,10 @@ def _kept_rows(pairs) -> tuple[list, list, list[int], dict]:
 
 def evaluate_rows(request: EvalRequest, texts: list, golds: list, numbers: list[int], skipped: dict, notes: list[str],
                   open_service: Callable, on_model: Callable[[str, int], Callable[[int], None]]
-                  = lambda name, total: (lambda n: None)) -> Evaluation:
-    """evaluate() on rows already read (a file's, or the Python API's in-memory ones)."""
+                  = lambda name, total: (lambda n: None), subjects: list[str] | None = None) -> Evaluation:
+    """evaluate() on rows already read (a file's, or the Python API's in-memory ones). `subjects`: what each
+    row's instruction asks about ("news", "tweet": the benchmarks ask as FinGPT does); given, each model
+    is opened once per subject as `open_service(model_path, prompt, subject)`."""
     if not texts:
         raise EvalError("no row has both a text and a gold label" + _skipped_phrase(skipped))
     gold = read_gold_labels(Counter(_gold_key(v) for v in golds), request.label_map, request.neutral_band,
@@ -156,12 +158,13 @@ def evaluate_rows(request: EvalRequest, texts: list, golds: list, numbers: list[
 
     runs = [ModelRun(_run_name(path, prompt, request), path, prompt)
             for path in request.models for prompt in request.prompts]
-    unique = list(dict.fromkeys(texts))
+    keys = list(zip(texts, subjects if subjects is not None else [None] * len(texts)))
+    unique = list(dict.fromkeys(keys))
     failed = np.zeros(len(texts), dtype=bool)
     answers_by_run = []
     for run in runs:
         answers = _answers(run, unique, request, open_service, on_model(run.name, len(unique)))
-        results = [answers[t] for t in texts]
+        results = [answers[key] for key in keys]
         failed |= np.array([bool(r.error) for r in results])
         answers_by_run.append(results)
     if failed.any():
@@ -194,22 +197,29 @@ def _run_name(path: Path, prompt: str, request: EvalRequest) -> str:
     return f"{name} ({prompt} prompt)" if len(request.prompts) > 1 else name
 
 
-def _answers(run: ModelRun, unique: list[str], request: EvalRequest, open_service, progress) -> dict:
-    """Each distinct text's RowResult from this model (loaded once, closed after)."""
-    try:
-        service = open_service(run.model_path, run.prompt)
-    except Exception as e:  # a missing or broken file: one line, not a traceback
-        raise EvalError(f"cannot load {run.model_path}: {e}") from None
+def _answers(run: ModelRun, unique: list[tuple[str, str | None]], request: EvalRequest, open_service,
+             progress) -> dict:
+    """Each distinct (text, subject)'s RowResult from this model (loaded once per subject, closed after)."""
     answers = {}
-    started = time.perf_counter()
-    try:
-        for start in range(0, len(unique), CHUNK_ROWS):
-            chunk = unique[start : start + CHUNK_ROWS]
-            answers.update(zip(chunk, classify_values(service, chunk, request.scheme)))
-            progress(len(chunk))
-    finally:
-        service.close()
-    run.texts_per_s = len(unique) / max(time.perf_counter() - started, 1e-9)
+    seconds = 0.0  # classifying only: loading the model is not the texts' time
+    for subject in dict.fromkeys(subject for _, subject in unique):
+        texts = [text for text, s in unique if s == subject]
+        try:
+            service = (open_service(run.model_path, run.prompt) if subject is None
+                       else open_service(run.model_path, run.prompt, subject))
+        except Exception as e:  # a missing or broken file: one line, not a traceback
+            raise EvalError(f"cannot load {run.model_path}: {e}") from None
+        started = time.perf_counter()
+        try:
+            for start in range(0, len(texts), CHUNK_ROWS):
+                chunk = texts[start : start + CHUNK_ROWS]
+                answers.update(((text, subject), result)
+                               for text, result in zip(chunk, classify_values(service, chunk, request.scheme)))
+                progress(len(chunk))
+        finally:
+            seconds += time.perf_counter() - started
+            service.close()
+    run.texts_per_s = len(unique) / max(seconds, 1e-9)
     return answers
 
 

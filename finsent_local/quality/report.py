@@ -129,17 +129,36 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
-def report_html(evaluation: Evaluation) -> str:
-    request = evaluation.request
-    runs = evaluation.runs
-    parts = [
+def report_head(title: str) -> list[str]:
+    """The document's start: the policy that forbids loading anything, the styles, the title."""
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>FinSent Local evaluation: {_e(request.input_path.name)}</title>",
+        f"<title>{_e(title)}</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<h1>How right are the labels? <small>{_e(request.input_path.name)}</small></h1>",
+    ]
+
+
+REPORT_FOOT = "<p class='note'>Made by <code>finsent eval</code> (FinSent Local).</p></body></html>"
+
+
+def report_html(evaluation: Evaluation) -> str:
+    name = evaluation.request.input_path.name
+    parts = report_head(f"FinSent Local evaluation: {name}")
+    parts.append(f"<h1>How right are the labels? <small>{_e(name)}</small></h1>")
+    parts += evaluation_sections(evaluation)
+    parts.append(REPORT_FOOT)
+    return "\n".join(parts) + "\n"
+
+
+def evaluation_sections(evaluation: Evaluation, level: int = 2) -> list[str]:
+    """One evaluation's part of a report: what was read, the metrics, each model's classes and figures,
+    the comparisons and the most confident errors, under headings of `level` (2: second-level headings)."""
+    h, end = f"<h{level}>", f"</h{level}>"
+    runs = evaluation.runs
+    parts = [
         f'<p class="note">{len(evaluation.texts):,} rows evaluated; gold labels read as '
         f"<strong>{_e(evaluation.gold.convention)}</strong> ({_e(evaluation.gold.source)}).",
     ]
@@ -149,7 +168,7 @@ def report_html(evaluation: Evaluation) -> str:
         parts.append(" " + COLLAPSE_NOTE)
     parts.append(" Intervals: 95% bootstrap, seeded.</p>")
 
-    parts.append("<h2>Metrics</h2><table><thead><tr><th>model</th><th class='n'>accuracy</th><th class='n'>95%</th>"
+    parts.append(f"{h}Metrics{end}<table><thead><tr><th>model</th><th class='n'>accuracy</th><th class='n'>95%</th>"
                  "<th class='n'>macro F1</th><th class='n'>weighted F1</th><th class='n'>95%</th>"
                  "<th class='n'>ECE</th><th class='n'>texts/s</th></tr></thead><tbody>")
     for run, m in zip(runs, evaluation.metrics):
@@ -163,7 +182,7 @@ def report_html(evaluation: Evaluation) -> str:
             parts.append(f"<p class='note'>{_e(run.name)}: {_e(_macro_f1_note(m))}.</p>")
 
     for run, m in zip(runs, evaluation.metrics):
-        parts.append(f"<h2>{_e(run.name)}</h2><table><thead><tr><th>label</th><th class='n'>precision</th>"
+        parts.append(f"{h}{_e(run.name)}{end}<table><thead><tr><th>label</th><th class='n'>precision</th>"
                      "<th class='n'>recall</th><th class='n'>F1</th><th class='n'>support</th></tr></thead><tbody>")
         for label, c in m["per_class"].items():
             if c["absent"]:
@@ -178,7 +197,7 @@ def report_html(evaluation: Evaluation) -> str:
         parts.append(f"<figure class='reliability'>{reliability_svg(m, 'Reliability')}</figure></div>")
 
     if evaluation.comparisons:
-        parts.append(f"<h2>Against {_e(runs[0].name)}</h2><table><thead><tr><th>model</th>"
+        parts.append(f"{h}Against {_e(runs[0].name)}{end}<table><thead><tr><th>model</th>"
                      "<th class='n'>label agreement</th><th class='n'>mean |&Delta;p|</th><th class='n'>max |&Delta;p|</th>"
                      "<th class='n'>mean KL</th><th class='n'>accuracy difference</th><th class='n'>95%</th>"
                      "</tr></thead><tbody>")
@@ -191,7 +210,7 @@ def report_html(evaluation: Evaluation) -> str:
 
     names = evaluation.label_names
     for run, errors in zip(runs, evaluation.confident_errors):
-        parts.append(f"<h2>The {len(errors)} most confident errors of {_e(run.name)}</h2>")
+        parts.append(f"{h}The {len(errors)} most confident errors of {_e(run.name)}{end}")
         if not errors:
             parts.append("<p class='note'>None: every row is right.</p>")
             continue
@@ -203,8 +222,7 @@ def report_html(evaluation: Evaluation) -> str:
                          f"</td><td>{_e(names[evaluation.gold_index[i]])}</td><td>{_e(names[predicted])}</td>"
                          f"<td class='n'>{_pct(run.predictions.probs[i, predicted])}</td></tr>")
         parts.append("</tbody></table>")
-    parts.append("<p class='note'>Made by <code>finsent eval</code> (FinSent Local).</p></body></html>")
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 # -- JSON, predictions, summary ----------------------------------------------------------------------------------
@@ -242,31 +260,46 @@ def prediction_column_tags(evaluation: Evaluation) -> list[str]:
     return [f"{tag}{k + 1}_" if counts[tag] > 1 else tag for k, tag in enumerate(tags)]
 
 
-def write_predictions(evaluation: Evaluation, path: Path) -> None:
-    """One CSV row per evaluated row: row, text, gold, then per model its label (in the gold labels' set),
+def prediction_header(evaluation: Evaluation) -> list[str]:
+    """The predictions file's columns: row, text, gold, then per model its label (in the gold labels' set),
     its own label when collapsed, and the probability of each gold label."""
-    names = evaluation.label_names
     header = ["row", "text", "gold"]
     for tag in prediction_column_tags(evaluation):
         header += [f"{tag}predicted"] + ([f"{tag}model_label"] if evaluation.collapsed else [])
-        header += [probability_column(name, tag) for name in names]
+        header += [probability_column(name, tag) for name in evaluation.label_names]
+    return header
+
+
+def prediction_rows(evaluation: Evaluation):
+    """The predictions file's rows, one per evaluated row, in prediction_header's columns."""
+    names = evaluation.label_names
+    for i, text in enumerate(evaluation.texts):
+        row = [evaluation.row_numbers[i], text, names[evaluation.gold_index[i]]]
+        for run in evaluation.runs:
+            row.append(names[run.predictions.labels[i]])
+            if evaluation.collapsed:
+                row.append(run.model_labels[i])
+            row += [f"{p:.6f}" for p in run.predictions.probs[i]]
+        yield row
+
+
+def write_csv_atomically(path: Path, header: list[str], rows) -> None:
+    """A CSV file that appears whole or not at all (written aside, then renamed)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(header)
-            for i, text in enumerate(evaluation.texts):
-                row = [evaluation.row_numbers[i], text, names[evaluation.gold_index[i]]]
-                for run in evaluation.runs:
-                    row.append(names[run.predictions.labels[i]])
-                    if evaluation.collapsed:
-                        row.append(run.model_labels[i])
-                    row += [f"{p:.6f}" for p in run.predictions.probs[i]]
-                writer.writerow(row)
+            writer.writerows(rows)
         replace_durably(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_predictions(evaluation: Evaluation, path: Path) -> None:
+    """One CSV row per evaluated row (prediction_header's columns)."""
+    write_csv_atomically(path, prediction_header(evaluation), prediction_rows(evaluation))
 
 
 def write_report(evaluation: Evaluation, path: Path) -> None:
