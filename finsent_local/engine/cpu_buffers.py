@@ -217,7 +217,7 @@ def _verdicts_path() -> Path:
 
 def _verdict_key(file_type: int) -> str:
     """The llama.cpp build (its library files), the CPU and the weights' file type."""
-    import llama_cpp
+    from .llama_library import llama_cpp
 
     lib = Path(llama_cpp.__file__).parent / "lib"
     parts = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(lib.glob("*")) if p.is_file()]

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import llama_cpp
 import numpy as np
+
+from .llama_library import llama_cpp
 
 _backend_lock = threading.Lock()
 _backend_ready = False
