@@ -29,6 +29,7 @@ MODEL_BENCHES = {
     "gpu_bench.py": ("labels equal on CPU and GPU: ", {"FINSENT_BENCH_GPU": "dry"}),
     "server_peer.py": ("finsent serve (every label's probability) ", {}),
     "file_bench.py": ("Ray overhead (wall over the single process): 1 actor(s) x 1 thread(s) +", {}),
+    "benchmark_eval.py": ("benchmark eval: FPB test 40 rows of 160: ", {}),
 }
 TRAINED_MODEL_BENCHES = {  # these read tests/fixture_models.py themselves
     "api_stream_memory.py": ("| 1,000 | list | ", {}),
