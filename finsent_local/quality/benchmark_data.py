@@ -7,8 +7,8 @@ revision resolved to is recorded with the figures. The files are read as the dat
 when FinGPT's code calls load_dataset: Parquet with pyarrow, CSV with pandas.read_csv and its defaults,
 a split's files in name order and the splits in the order the benchmark concatenates them.
 
-The hub's answers are put in words by the model download's own helpers (convert/source.py), so a refused
-token, a hub that is down or a dropped connection read the same for a model and for a data set.
+The download and its one-line failures are hub_datasets.py's, shared with `finsent tune`'s default
+reference texts.
 """
 
 from __future__ import annotations
@@ -36,57 +36,14 @@ def _patterns(benchmark: Benchmark) -> list[str]:
 
 def download(benchmark: Benchmark, quiet: bool = False) -> Path:
     """The snapshot folder holding the benchmark's files (named after the commit its revision resolved to)."""
-    import huggingface_hub
-    from huggingface_hub import errors as hub_errors
+    from ..hub_datasets import HubDatasetError, download_dataset_files
 
-    from finsent_local.convert.source import _first_line, _not_reached, _refused, _transport_errors
-
-    if quiet:
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()
-    what = f"the {benchmark.title} benchmark set ({benchmark.repo_id})"
     try:
-        return Path(huggingface_hub.snapshot_download(benchmark.repo_id, repo_type="dataset", revision=benchmark.revision,
-                                                      allow_patterns=_patterns(benchmark)))
-    except hub_errors.GatedRepoError:
-        raise BenchmarkError(f"{what} is gated: accept its terms on the hub, then set HF_TOKEN") from None
-    except hub_errors.RepositoryNotFoundError:
-        raise BenchmarkError(f"{what}: no such dataset on the Hugging Face hub any more (or it is private: set "
-                             "HF_TOKEN)") from None
-    except hub_errors.RevisionNotFoundError:
-        raise BenchmarkError(f"{what}: the hub has no revision {benchmark.revision!r} of it any more") from None
-    except (hub_errors.LocalEntryNotFoundError, hub_errors.OfflineModeIsEnabled) as e:
-        # Not cached, and the hub could not be asked: the reason is the error underneath.
-        reason = _not_reached(benchmark.repo_id, e.__cause__ or e)
-        why = getattr(reason, "why", None)
-        raise BenchmarkError(_not_cached_advice(benchmark, why) if why else f"{what}: {reason}") from None
-    except hub_errors.HfHubHTTPError as e:
-        reason = _refused(benchmark.repo_id, e)
-        why = getattr(reason, "why", None)
-        raise BenchmarkError(_not_cached_advice(benchmark, why) if why else str(reason)) from None
-    except Exception as e:
-        if isinstance(e, _transport_errors()):
-            raise BenchmarkError(f"the download of {what} was interrupted ({_first_line(e)}); run the same command "
-                                 "again to resume") from None
-        if isinstance(e, OSError):
-            raise BenchmarkError(f"cannot download {what}: {_first_line(e)}") from None
-        raise
-
-
-def _not_cached_advice(benchmark: Benchmark, why: str) -> str:
-    """One line: why the set cannot be had, what to download elsewhere and where to put it here."""
-    from shlex import quote
-
-    from huggingface_hub import constants
-    from huggingface_hub.file_download import repo_folder_name
-
-    cached = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=benchmark.repo_id, repo_type="dataset")
-    include = " ".join(f"--include {quote(p)}" for p in _patterns(benchmark))
-    return (f"cannot download the {benchmark.title} benchmark set: {why} and it is not in the local cache; on a machine "
-            f"with network run `hf download {benchmark.repo_id} --repo-type dataset --revision "
-            f"{quote(benchmark.revision)} {include}`, then copy its folder {repo_folder_name(repo_id=benchmark.repo_id, repo_type='dataset')} "
-            f"from that machine's hub cache to {cached}")
+        return download_dataset_files(benchmark.repo_id, benchmark.revision, _patterns(benchmark),
+                                      f"the {benchmark.title} benchmark set ({benchmark.repo_id})", quiet,
+                                      short_what=f"the {benchmark.title} benchmark set")
+    except HubDatasetError as e:
+        raise BenchmarkError(str(e)) from None
 
 
 def split_files(benchmark: Benchmark, folder: Path) -> dict[str, list[Path]]:
