@@ -23,7 +23,7 @@ LINE_CHUNK = 64  # texts per classifier call when reading lines: output follows 
 ECHO_CHARS = 200  # an error row shows at most this much of its text
 
 
-@click.command()
+@click.command(epilog="Docs: docs/files.md (texts, files, Ray; documents: docs/documents.md)")
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="A file to score: .csv .tsv .jsonl .parquet .xlsx, or .txt (one text per line); with --ray "

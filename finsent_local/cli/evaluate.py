@@ -26,7 +26,7 @@ def _check_extra() -> None:
         raise UserError(MISSING_EXTRA) from None
 
 
-@click.command("eval")
+@click.command("eval", epilog="Docs: docs/eval.md")
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="A labelled file: .csv .tsv .jsonl .parquet .xlsx.")
 @click.option("--text-column", help="The column that holds the texts (.xlsx: header or letter).")

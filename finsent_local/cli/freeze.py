@@ -10,7 +10,7 @@ from ..output_place import FileOutput, is_zip_file, local_model_file
 from .common import PROMPT_HELP, UserError, check_outputs_or_exit, plural
 
 
-@click.command()
+@click.command(epilog="Docs: docs/freeze.md")
 @click.argument("book", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--output", "output_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the frozen workbook here and leave BOOK as it is (default: rewrite BOOK, keeping the "

@@ -17,7 +17,8 @@ from .common import (LOG_LEVEL_HELP, PROMPT_HELP, UserError, check_outputs_or_ex
                      model_path as _model_path, require_engine)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Docs: docs/index.md (every page is Markdown in the repository; the site: see README.md)")
 @click.version_option(__version__, prog_name="finsent")
 def cli() -> None:
     """FinSent Local: Llama-FinSent-S financial sentiment on your own machine.
@@ -34,7 +35,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(epilog="Docs: docs/convert.md")
 @click.argument("source")
 @click.option("--outtype", "outtypes", multiple=True, default=("q4_k_m",), show_default=True,
               help="f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0; repeat or comma-separate for several.")
@@ -66,7 +67,7 @@ def convert(source, outtypes, outfile, revision, pad_ffn, verify, force, threads
         click.echo(str(item.path))
 
 
-@cli.command()
+@cli.command(epilog="Docs: docs/serve.md")
 @click.option("--model", help="GGUF file to serve. Default: $FINSENT_MODEL, else the converted default model "
               "(downloaded and converted on first run).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -128,7 +129,7 @@ def serve(model, host, port, api_key, cors_origins, allowed_hosts, gpu, prompt_p
         raise UserError(str(e)) from None
 
 
-@cli.group(invoke_without_command=True)
+@cli.group(invoke_without_command=True, epilog="Docs: docs/excel.md")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The FinSent server the functions call.")
 @click.option("--api-key", envvar="FINSENT_API_KEY", help="API key, when the server requires one.")
 @click.option("--sample", type=click.Path(dir_okay=False, writable=True),
@@ -198,7 +199,7 @@ def excel(ctx, url, api_key, sample, force, addin, https_url, manifest_path):
                "then xlwings tab > Import Functions, and type =FINSENT(A2,\"7\").")
 
 
-@cli.command()
+@cli.command(epilog="Docs: docs/excel.md (the add-in on Mac and the web) and docs/operations.md")
 @click.option("--trust", "do_trust", is_flag=True,
               help="Also add the local certificate authority to your user's trust store (no admin rights).")
 @click.option("--renew", is_flag=True, help="Issue a new localhost certificate now (same authority: no new trust).")
