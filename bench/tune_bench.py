@@ -9,6 +9,10 @@ budget), the last 2 tokens of each the answer. Measured, with the project's own 
 - `finsent tune`'s training step (tuning/training.training_step: the output layer at the answer positions
   only, backward through the frozen base, AdamW on the adapters), tokens/s and the ratio to the baseline;
 - its validation pass (tuning/training.validate), tokens/s;
+- the training step with the keep term (issue 33: as many reference texts as the step has rows, their label
+  distribution pulled towards the base's, tuning/training.keep_loss), against the plain step; and the
+  base's distributions on the reference texts, computed once before training (tuning/training.
+  base_distributions), per text;
 - the process's peak RSS.
 Then what a whole run costs: 1,000 and 10,000 labelled rows, 80% trained for 3 epochs, 20% validated 4
 times (before training and after each epoch), at these speeds.
@@ -40,7 +44,8 @@ def main() -> int:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from finsent_local.tuning.examples import IGNORED, Example
-    from finsent_local.tuning.training import TrainingSettings, add_lora, new_optimizer, training_step, validate
+    from finsent_local.tuning.training import (KeepSet, TrainingSettings, add_lora, base_distributions, keep_loss,
+                                               new_optimizer, training_step, validate)
 
     torch.manual_seed(0)
     config = LlamaConfig(**SHAPE, tie_word_embeddings=True,
@@ -73,6 +78,31 @@ def main() -> int:
         training_step(lora, batch, optimizer, "cpu")
     train_s = (time.perf_counter() - started) / STEPS
 
+    # the keep term: reference prompts as long as the desk's, the 7 labels' answers shaped as Llama 3 writes them
+    # (" strong"/" moderately"/" mildly" + " negative"/" positive", and " neutral")
+    import tempfile
+    from pathlib import Path
+
+    a, b, c, d, neg, pos = torch.randint(0, config.vocab_size, (6,)).tolist()
+    answers = [[a, neg], [b, neg], [c, neg], [d], [c, pos], [b, pos], [a, pos]]
+    prompts = [row.tolist() for row in torch.randint(0, config.vocab_size, (BATCH * 4, TOKENS - ANSWER))]
+    with tempfile.TemporaryDirectory() as tmp:
+        keep = KeepSet(prompts, answers, Path(tmp) / "targets.pt")
+        started = time.perf_counter()
+        targets = base_distributions(lora, keep, "cpu")
+        targets_s = (time.perf_counter() - started) / len(prompts)
+    lora.train()
+    indices = list(range(BATCH))
+
+    def keep_term():
+        return settings.keep_weight * keep_loss(lora, keep, indices, targets, "cpu")
+
+    training_step(lora, batch, optimizer, "cpu", keep_term)  # warm-up
+    started = time.perf_counter()
+    for _ in range(STEPS):
+        training_step(lora, batch, optimizer, "cpu", keep_term)
+    keep_s = (time.perf_counter() - started) / STEPS
+
     validate(lora, batch, settings.batch_tokens, "cpu")  # warm-up
     started = time.perf_counter()
     for _ in range(STEPS):
@@ -89,13 +119,19 @@ def main() -> int:
     print(f"| finsent tune's training step | {train_s:.2f} | {tokens / train_s:.0f} | {train_s / forward_s:.2f} |")
     print(f"| finsent tune's validation pass | {validate_s:.2f} | {tokens / validate_s:.0f} | "
           f"{validate_s / forward_s:.2f} |")
+    print(f"| training step with the keep term ({BATCH} reference texts) | {keep_s:.2f} | {tokens / keep_s:.0f} | "
+          f"{keep_s / forward_s:.2f} |")
+    print(f"keep term: the step takes {keep_s / train_s:.2f}x the plain step; the base's distributions, once before "
+          f"training: {targets_s:.2f} s per reference text")
     print(f"peak RSS: {peak_mb:,.0f} MB")
     for rows in (1_000, 10_000):
         train_tokens = rows * 0.8 * TOKENS * settings.epochs
         validation_tokens = rows * 0.2 * TOKENS * (settings.epochs + 1)
         seconds = train_tokens / (tokens / train_s) + validation_tokens / (tokens / validate_s)
+        kept = train_tokens / (tokens / keep_s) + validation_tokens / (tokens / validate_s) + 240 * targets_s
         print(f"{rows:,} labelled rows ({settings.epochs} epochs, 20% validation): about {seconds / 60:,.0f} "
-              f"minutes of training and validation at these speeds")
+              f"minutes of training and validation at these speeds; {kept / 60:,.0f} with the default reference "
+              f"(240 of its 400 texts kept)")
     return 0
 
 

@@ -13,7 +13,8 @@ import csv
 import random
 from pathlib import Path
 
-from sentiment_data import HELD_OUT_COMPANIES, HELD_OUT_TEMPLATES, TRAIN_COMPANIES, TRAIN_TEMPLATES, training_examples
+from sentiment_data import (HELD_OUT_COMPANIES, HELD_OUT_TEMPLATES, TRAIN_COMPANIES, TRAIN_TEMPLATES, VALIDATION_COMPANIES,
+                            VALIDATION_TEMPLATES, examples, training_examples)
 
 from finsent_local.engine.labels import LABELS_7
 
@@ -49,3 +50,14 @@ def write_labelled_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
         writer.writerow(["headline", "label"])
         writer.writerows(rows)
     return path
+
+
+REFERENCE_ROWS = 300
+
+
+def reference_rows(seed: int = 3) -> list[tuple[str, str]]:
+    """What the desk reads every day, for `finsent tune --reference`: headlines of every label with the
+    fixture's validation companies and templates (never its held-out ones, which the tests measure on)."""
+    rows = examples(VALIDATION_COMPANIES, VALIDATION_TEMPLATES)
+    random.Random(seed).shuffle(rows)
+    return rows[:REFERENCE_ROWS]

@@ -36,6 +36,7 @@ TRAINED_MODEL_BENCHES = {  # these read tests/fixture_models.py themselves
     "document_memory.py": ("| 10k | ", {}),
     "quant_eval.py": ("held-out: Q4_K_M agrees with F16 on ", {}),
     "reliability_bench.py": ("PASS", {}),
+    "tune_forgetting.py": ("| smoke: reference, 1 epoch | ", {}),  # a short `finsent tune` run (about 40 s)
 }
 MODEL_FREE_BENCHES = {
     "segmentation_bench.py": ("| finsent (pysbd + line and item rules) | ", {}),

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_finsent
-from house_rule_data import HOUSE_RULE_LABEL, house_rule_held_out, house_rule_rows, write_labelled_csv
+from house_rule_data import (HOUSE_RULE_LABEL, house_rule_held_out, house_rule_rows, reference_rows,
+                             write_labelled_csv)
 from sentiment_data import held_out_examples
 
 from finsent_local.files import sha256_of
@@ -30,13 +31,15 @@ from finsent_local.files import sha256_of
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 TEST_SETTINGS = ("--learning-rate", "1e-3", "--outtype", "q8_0")
-# Measured on the GGUF files with the engine (AMD EPYC, AVX2): the house-rule held-out rows go from 0% to
-# 80% (four phrasings of five are learnt; "confirms its annual targets" stays neutral, next to the
-# fixture's neutral "confirms the date of its investor day"), the fixture's own held-out set goes from
-# 97% to 86%. The targets leave a margin for other CPUs' float rounding in training.
+# Measured on the GGUF files with the engine (Intel Xeon and AMD EPYC): the house-rule held-out rows go
+# from 0% to 80%: four phrasings of five are learnt, each for all 12 of its held-out headlines ("confirms
+# its annual targets" stays neutral, next to the fixture's neutral "confirms the date of its investor
+# day"), so the figure moves by whole phrasings, not by rounding. The fixture's own held-out set: 97.1%
+# before; after, 97.1% with the reference texts kept (issue 33's bar: at most 2 points lost), 91.4% without
+# them (85.7% in an earlier measurement).
 BASE_HOUSE_RULE_AT_MOST = 0.10
-TUNED_HOUSE_RULE_AT_LEAST = 0.70
-ORIGINAL_MAY_DROP_BY = 0.20
+TUNED_HOUSE_RULE_AT_LEAST = 0.80
+ORIGINAL_MAY_DROP_BY = 0.02
 # A resumed run takes the very steps an uninterrupted one takes, from the same optimizer state and random
 # state: equal adapters are expected (measured: identical). The tolerance only allows a float32 rounding
 # difference (relative 1e-7 of weights of order 1e-2), should torch pick other kernels after a reload.
@@ -48,16 +51,24 @@ def desk_csv(tmp_path_factory) -> Path:
     return write_labelled_csv(tmp_path_factory.mktemp("desk") / "desk.csv", house_rule_rows())
 
 
-def tune_args(csv: Path, output: Path, base: Path, *extra: str) -> list[str]:
+@pytest.fixture(scope="module")
+def reference_csv(tmp_path_factory) -> Path:
+    """The desk's everyday headlines: the fixture's validation companies and templates (never the
+    held-out ones the tests measure), with their gold labels."""
+    return write_labelled_csv(tmp_path_factory.mktemp("reference") / "everyday.csv", reference_rows())
+
+
+def tune_args(csv: Path, output: Path, base: Path, *extra: str, reference: Path | None = None) -> list[str]:
+    kept = ("--reference", str(reference), "--reference-label-column", "label") if reference else ()
     return ["tune", "--input", str(csv), "--text-column", "headline", "--label-column", "label",
-            "--output", str(output), "--base", str(base), *TEST_SETTINGS, *extra]
+            "--output", str(output), "--base", str(base), *TEST_SETTINGS, *kept, *extra]
 
 
 @pytest.fixture(scope="module")
-def tuned(desk_csv, trained_checkpoint, tmp_path_factory):
-    """One uninterrupted run: (output folder, stdout, stderr)."""
+def tuned(desk_csv, reference_csv, trained_checkpoint, tmp_path_factory):
+    """One uninterrupted run, with the reference texts: (output folder, stdout, stderr)."""
     output = tmp_path_factory.mktemp("tuned") / "desk-model"
-    code, out, err = run_finsent(*tune_args(desk_csv, output, trained_checkpoint))
+    code, out, err = run_finsent(*tune_args(desk_csv, output, trained_checkpoint, reference=reference_csv))
     assert code == 0, err
     return output, out, err
 
@@ -82,7 +93,7 @@ def test_the_house_rule_is_learnt_and_the_rest_kept(tuned, trained_gguf):
     assert tuned_original >= base_original - ORIGINAL_MAY_DROP_BY, (base_original, tuned_original)
 
 
-def test_output_folder_manifest_and_side_by_side(tuned, desk_csv, trained_checkpoint):
+def test_output_folder_manifest_and_side_by_side(tuned, desk_csv, reference_csv, trained_checkpoint):
     output, out, err = tuned
     assert sorted(p.name for p in output.iterdir()) == [
         "adapter", "desk-model-Q8_0.gguf", "desk-model-Q8_0.gguf.manifest.json", "report.html", "tune-manifest.json"]
@@ -107,6 +118,16 @@ def test_output_folder_manifest_and_side_by_side(tuned, desk_csv, trained_checkp
     assert "Traceback" not in err
     report = (output / "report.html").read_text()
     assert "base-Q8_0.gguf" in report and "desk-model-Q8_0.gguf" in report
+    # the reference texts: named, split, and what the model knew measured on the held-out part
+    reference = manifest["data"]["reference"]
+    assert reference["sha256"] == sha256_of(reference_csv) and reference["column"] == "headline"
+    assert (reference["texts"], reference["trained_on"], reference["held_out"]) == (300, 180, 120)
+    forgetting = manifest["forgetting"]
+    assert forgetting["keep_weight"] == 1.0 and forgetting["texts"] == 120 and not manifest["tuned_forgets"]
+    assert forgetting["changed_count"] == len(forgetting["changed"]) == sum(c["count"] for c in forgetting["changes"])
+    assert f"keeps the base's label on {forgetting['agreement']:.1%}" in out
+    assert f"keeps the base's label on <strong>{forgetting['agreement']:.1%}</strong>" in report
+    assert manifest["settings"]["min_steps"] == 100 and manifest["training"]["planned_epochs"] == 3
 
 
 def test_the_tuned_file_is_served_with_the_new_labels(tuned):
@@ -141,10 +162,10 @@ def _adapter_weights(output: Path) -> dict:
     return load_file(output / "adapter" / "adapter_model.safetensors")
 
 
-def test_ctrl_c_keeps_a_checkpoint_and_resume_ends_where_an_uninterrupted_run_does(tuned, desk_csv, trained_checkpoint,
-                                                                                  tmp_path):
+def test_ctrl_c_keeps_a_checkpoint_and_resume_ends_where_an_uninterrupted_run_does(tuned, desk_csv, reference_csv,
+                                                                                  trained_checkpoint, tmp_path):
     output = tmp_path / "desk-model"
-    args = tune_args(desk_csv, output, trained_checkpoint)
+    args = tune_args(desk_csv, output, trained_checkpoint, reference=reference_csv)
     proc = subprocess.Popen([sys.executable, "-m", "finsent_local.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
@@ -165,6 +186,10 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_ends_where_an_uninterrupted_run_do
     assert 0 < int(stopped.group(1)) < int(stopped.group(2))
     assert "Traceback" not in err and not output.exists()
     assert (output.with_name("desk-model.partial") / "checkpoint" / "state.pt").is_file()
+    # the base's label distributions on the reference texts: computed once, before the first step, and read
+    # back by --resume (computed again there, from the half-trained adapters, they would be other targets and
+    # the resumed adapters below would not equal the uninterrupted run's)
+    assert (output.with_name("desk-model.partial") / "checkpoint" / "reference-targets.pt").is_file()
 
     code, _, err = run_finsent(*args)  # without --resume: refused, the checkpoint is not overwritten
     assert code == 1 and "add --resume to continue it, or delete that folder" in err
@@ -194,6 +219,9 @@ def test_a_worse_model_is_not_written_unless_asked(desk_csv, trained_checkpoint,
                      r"[\d.]+%\): nothing was written", err), err
     assert "run the same command with --resume --keep-worse" in err
     assert re.search(r"^base-Q8_0\.gguf\s", out, re.M)  # the figures are shown all the same
+    # no --reference and a local base: tune says, once, that forgetting is neither measured nor held back
+    assert err.count("Forgetting is neither measured nor held back: no --reference was given, and the base is not "
+                     "the default model. Give --reference FILE") == 1, err
     assert not output.exists()
 
     code, _, err = run_finsent(*args, "--resume", "--keep-worse", "--epochs", "2")  # not what was trained
@@ -249,6 +277,28 @@ def test_bad_input_is_one_line(rows, extra, message, trained_checkpoint, tmp_pat
     assert not output.exists() and not output.with_name("out.partial").exists()
 
 
+@pytest.mark.parametrize("content,message", [
+    ("headline,label\n", "--reference {path}: no row has a text in column 'headline'"),
+    ("body,label\nAcme Corp shares edge higher,mildly positive\n", "--reference {path}: "),  # then the column's name
+    ("headline\n" + "".join(f"Acme Corp headline {i}\n" for i in range(5)),
+     "the reference has 5 texts; at least 11 are needed"),
+    ("headline\n" + "profit " * 2000 + "\n" + "".join(f"Acme Corp headline {i}\n" for i in range(20)),
+     "--reference: text 1 is too long"),
+])
+def test_bad_reference_is_one_line_before_training(content, message, desk_csv, trained_checkpoint, tmp_path):
+    reference = tmp_path / "everyday.csv"
+    reference.write_text(content)
+    output = tmp_path / "out"
+    code, _, err = run_finsent(*tune_args(desk_csv, output, trained_checkpoint, "--reference", str(reference)))
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and message.format(path=reference) in lines[-1], err
+    assert not any(line.startswith("training") for line in lines) and "Traceback" not in err
+    assert not output.exists() and not output.with_name("out.partial").exists()
+    if "body" in content:
+        assert "'headline'" in lines[-1]  # the column asked for, by name
+
+
 def test_refusals_before_any_work(desk_csv, trained_checkpoint, tmp_path):
     existing = tmp_path / "existing"
     existing.mkdir()
@@ -283,9 +333,10 @@ ADAPTER_MEAN_ABS_DP = 0.02
 
 
 @pytest.fixture(scope="module")
-def adapter(desk_csv, trained_checkpoint, tmp_path_factory):
+def adapter(desk_csv, reference_csv, trained_checkpoint, tmp_path_factory):
     output = tmp_path_factory.mktemp("adapter") / "desk-lora"
-    code, out, err = run_finsent(*tune_args(desk_csv, output, trained_checkpoint, "--adapter-only"))
+    code, out, err = run_finsent(*tune_args(desk_csv, output, trained_checkpoint, "--adapter-only",
+                                            reference=reference_csv))
     assert code == 0, err
     return output, out, err
 
@@ -306,6 +357,11 @@ def test_adapter_only_writes_an_adapter_that_serve_applies(adapter, tuned, train
     assert manifest["kind"] == "lora adapter" and manifest["adapter_for"]["outtype"] == "q8_0"
     assert manifest["adapter_for"]["base_file"] == "base-Q8_0.gguf"
     assert manifest["adapter_for"]["base_file_sha256"] == sha256_of(output / "base-Q8_0.gguf")
+    # what the model knew, measured as `serve --lora` runs the adapter, as for a merged model
+    forgetting = manifest["forgetting"]
+    assert forgetting["texts"] == 120 and forgetting["agreement"] >= forgetting["min_agreement"] == 0.9
+    assert forgetting["gold_texts"] == 120 and forgetting["tuned_accuracy"] >= forgetting["base_accuracy"] - 0.02
+    assert "Reference texts held out (120)" in adapter[1]
     assert f"Serve it: finsent serve --model {output / 'base-Q8_0.gguf'} --lora {lora}" in err
 
     texts = [t for t, _ in house_rule_held_out() + held_out_examples(per_label=10)]
@@ -361,11 +417,11 @@ def test_an_adapter_that_does_not_fit_is_one_line(adapter, trained_gguf, tmp_pat
     assert code == 1 and "adapter file not found" in err
 
 
-def test_a_crash_keeps_the_last_checkpoint(tuned, desk_csv, trained_checkpoint, tmp_path):
+def test_a_crash_keeps_the_last_checkpoint(tuned, desk_csv, reference_csv, trained_checkpoint, tmp_path):
     """SIGKILL (nothing can run at exit) mid-training: --resume continues from the last checkpoint written
     (before training, or after a validation) and still ends where an uninterrupted run does."""
     output = tmp_path / "desk-model"
-    args = tune_args(desk_csv, output, trained_checkpoint)
+    args = tune_args(desk_csv, output, trained_checkpoint, reference=reference_csv)
     proc = subprocess.Popen([sys.executable, "-m", "finsent_local.cli", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
@@ -424,3 +480,44 @@ def test_the_training_bar_fits_80_columns_and_stays_closed(monkeypatch):
     closed_at = len(screen.getvalue())
     bar(StepReport(1234, 1234, 3.0, validation={"loss": 0.04, "accuracy": 0.99}))  # the final validation
     assert len(screen.getvalue()) == closed_at
+
+
+def test_small_files_get_enough_steps():
+    from finsent_local.tuning.training import TrainingSettings, planned_epochs
+
+    defaults = TrainingSettings()
+    assert defaults.min_steps == 100 and defaults.epochs == 3
+    assert planned_epochs(10, defaults) == 10  # a 95-row file: 10 batches an epoch, 10 epochs for 100 steps
+    assert planned_epochs(34, defaults) == 3  # the 340-row file: 3 epochs give 102 steps already
+    assert planned_epochs(34, TrainingSettings(epochs=5)) == 5  # --epochs above the minimum is kept
+    assert planned_epochs(10, TrainingSettings(min_steps=0)) == 3  # --min-steps 0: --epochs alone
+
+
+def test_a_model_that_changes_the_reference_labels_is_not_written_unless_asked(desk_csv, trained_checkpoint, tmp_path):
+    """Reference texts the house rule is about (its phrasings, held-out companies) and no keep term: the
+    tuned model changes most of their labels (4 phrasings of 5 are learnt), far below --min-agreement."""
+    reference = write_labelled_csv(tmp_path / "everyday.csv", house_rule_held_out())
+    output = tmp_path / "desk-model"
+    args = tune_args(desk_csv, output, trained_checkpoint, "--reference", str(reference), "--keep-weight", "0")
+    code, out, err = run_finsent(*args)
+    assert code == 1, err
+    changed = re.search(r"the tuned model changes the base's label on ([\d.]+)% of the (\d+) held-out reference texts "
+                        r"\(it keeps ([\d.]+)%, below --min-agreement 90%; a higher --keep-weight holds more back\): "
+                        r"nothing was written", err)
+    assert changed, err
+    assert changed.group(2) == "24" and float(changed.group(3)) < 50  # 40% of 60 held out
+    assert re.search(r"^Reference texts held out \(24\): the tuned model keeps the base's label on [\d.]+% \(\d+\), "
+                     r"below --min-agreement 90%$", out, re.M), out
+    assert re.search(rf"^  changed: \S.* -> {HOUSE_RULE_LABEL} \d+", out, re.M), out
+    assert not output.exists()
+    manifest = json.loads((output.with_name("desk-model.partial") / "output" / "tune-manifest.json").read_text())
+    assert manifest["tuned_forgets"] is True and manifest["forgetting"]["agreement"] < 0.5
+    assert all(row["tuned"] == HOUSE_RULE_LABEL for row in manifest["forgetting"]["changed"])
+    report = (output.with_name("desk-model.partial") / "output" / "report.html").read_text()
+    first = manifest["forgetting"]["changed"][0]
+    assert "What the model knew: reference texts held out" in report
+    assert f"<tr><td>{first['text']}</td><td>{first['base']}</td><td>{HOUSE_RULE_LABEL}</td>" in report
+    code, _, err = run_finsent(*args, "--resume", "--keep-worse")
+    assert code == 0, err
+    assert "changes more reference labels than --min-agreement allows; written anyway (--keep-worse)" in err
+    assert json.loads((output / "tune-manifest.json").read_text())["tuned_forgets"] is True

@@ -13,6 +13,7 @@ from ..engine.labels import SCHEMES
 from ..model_files import DEFAULT_OUTTYPE, DEFAULT_REPO
 from ..quality.gold_labels import GOLD_CONVENTION_HELP, NAMED_CONVENTIONS
 from ..tuning.examples import VALIDATION_SHARE
+from ..tuning.forgetting import MIN_AGREEMENT
 from ..tuning.training import ALL_PROJECTIONS, TrainingSettings
 
 DEFAULTS = TrainingSettings()
@@ -150,15 +151,30 @@ class _TrainingBar:
 @click.option("--adapter-only", is_flag=True,
               help="Write a GGUF LoRA adapter (tens of MB) instead of a whole model, for finsent serve --model BASE "
                    "--lora FILE: one base file serves several desks' adapters. It fits the base converted to --outtype.")
+@click.option("--reference", "reference_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Texts that stand for what you label every day (any format finsent classify reads): tuning keeps "
+                   "the base's labels on some and measures, on the others, how many change. Default with the default "
+                   "base: a seeded sample of the model's own training data (FinGPT/fingpt-sentiment-train).")
+@click.option("--reference-column", help="The column of --reference that holds the texts (default: --text-column).")
+@click.option("--reference-label-column", help="A gold-label column of --reference: accuracy is measured too.")
+@click.option("--keep-weight", type=click.FloatRange(0.0, 100.0), default=DEFAULTS.keep_weight, show_default=True,
+              help="How strongly training keeps the base's labels on the reference texts (0: not at all).")
+@click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=MIN_AGREEMENT, show_default=True,
+              help="The share of held-out reference texts that must keep the base's label, or nothing is written "
+                   "(unless --keep-worse).")
+@click.option("--min-steps", type=click.IntRange(0, 100_000), default=DEFAULTS.min_steps, show_default=True,
+              help="More epochs than --epochs when a small file gives fewer optimizer steps than this.")
 @click.option("--resume", is_flag=True, help="Continue the checkpoint an interrupted run kept in OUTPUT.partial/.")
-@click.option("--keep-worse", is_flag=True, help="Write the tuned model even when it is worse than the base on validation.")
+@click.option("--keep-worse", is_flag=True, help="Write the tuned model even when it is worse than the base on validation, "
+              "or changes more reference labels than --min-agreement allows.")
 @click.option("--force", is_flag=True, help="Replace an existing --output folder (once the new model is ready).")
 @click.option("--threads", type=int, default=0, help="CPU threads for llama.cpp (conversion, evaluation).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def tune_command(input_path, text_column, label_column, output, scheme, base, revision, outtypes, validation_path,
                  validation_share, sheet, encoding, delimiter, gold_convention, label_map, neutral_band, prompt, epochs,
                  learning_rate, rank, alpha, dropout, target_modules, batch_tokens, patience, validations_per_epoch, seed, device,
-                 adapter_only, resume, keep_worse, force, threads, quiet):
+                 adapter_only, reference_path, reference_column, reference_label_column, keep_weight, min_agreement,
+                 min_steps, resume, keep_worse, force, threads, quiet):
     """Teach the model your labels: LoRA fine-tuning on a labelled file, merged and converted to GGUF.
 
     \b
@@ -166,8 +182,10 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
     finsent serve --model desk-model/desk-model-Q4_K_M.gguf
 
     The base and the tuned model are measured on the validation rows (finsent eval's figures, in the
-    terminal and in OUTPUT/report.html); a tuned model worse than the base is not written unless
-    --keep-worse. Ctrl-C keeps a checkpoint: run the same command with --resume to continue.
+    terminal and in OUTPUT/report.html), and on held-out reference texts (--reference): how many of
+    their labels the tuning changed. A tuned model worse than the base, or one that changes more than
+    --min-agreement allows, is not written unless --keep-worse. Ctrl-C keeps a checkpoint: run the same
+    command with --resume to continue.
     """
     require_engine()  # the converter's quantizer and the evaluation
     _check_extra()
@@ -190,11 +208,14 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
                         f"{', '.join(ALL_PROJECTIONS)}")
     settings = TrainingSettings(rank=rank, alpha=alpha, dropout=dropout, target_modules=modules,
                                 learning_rate=learning_rate, epochs=epochs, batch_tokens=batch_tokens, patience=patience,
-                                validations_per_epoch=validations_per_epoch, seed=seed)
+                                validations_per_epoch=validations_per_epoch, seed=seed, min_steps=min_steps,
+                                keep_weight=keep_weight)
     request = TuneRequest(input_path, text_column, label_column, output.expanduser().absolute(), scheme, base, revision,
                           tuple(outtype_list(outtypes)), validation_path, validation_share, sheet, encoding,
                           delimiter_character(delimiter), mapping, neutral_band, prompt, settings, device, adapter_only,
-                          resume, keep_worse, force, threads, quiet, gold_convention=gold_convention)
+                          resume, keep_worse, force, threads, quiet, gold_convention=gold_convention,
+                          reference_path=reference_path, reference_column=reference_column,
+                          reference_label_column=reference_label_column, min_agreement=min_agreement)
     partial = partial_folder(request.output)
     training_bar = _TrainingBar(quiet)
     eval_bars = []
@@ -230,7 +251,7 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
                                                  "--resume to continue" if has_checkpoint(request.output) else
                                                  f"nothing was written to {request.output}")) from None
         except TunedWorse as e:
-            for line in summary_lines(e.evaluation):
+            for line in summary_lines(e.evaluation) + e.forgetting_lines:
                 click.echo(line)
             raise UserError(str(e)) from None
         except (TuneError, TuneDataError, EvalError, GoldLabelError, JobError) as e:
@@ -239,10 +260,13 @@ def tune_command(input_path, text_column, label_column, output, scheme, base, re
             training_bar.close()
             for bar in eval_bars:
                 bar.close()
-    for line in summary_lines(result.evaluation):
+    for line in summary_lines(result.evaluation) + result.forgetting_lines:
         click.echo(line)
     if result.worse:
         click.echo("The tuned model is worse than the base on validation; written anyway (--keep-worse).", err=True)
+    if result.forgets:
+        click.echo("The tuned model changes more reference labels than --min-agreement allows; written anyway "
+                   "(--keep-worse).", err=True)
     base_file = (result.manifest.get("adapter_for") or {}).get("base_file")
     click.echo(f"Wrote {result.output}: " + ", ".join([p.name for p in result.model_files] + ([base_file] if base_file
                else [])) + ", report.html, tune-manifest.json, adapter/", err=True)

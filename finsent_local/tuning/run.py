@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import html
 import json
 import os
 import shutil
@@ -24,19 +25,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..files import sha256_of, write_json_atomically
+from ..files import sha256_of, write_json_atomically, write_text_atomically
 from ..output_place import (FolderOutput, OutputRefused, check_folder_output, check_outputs, checkpoint_files,
                             made_by_manifest)
 from ..model_files import DEFAULT_REPO
 from ..quality.evaluation import EvalRequest, Evaluation, evaluate_rows, read_labelled_rows
 from ..quality.gold_labels import NEUTRAL_BAND
+from .forgetting import MIN_AGREEMENT
 from .examples import VALIDATION_SHARE, LabelledRows, labelled_rows, stratified_split, training_examples
+from .reference import Reference, ReferenceError
 from .training import TrainingSettings
 
 CHECKPOINT_FOLDER = "checkpoint"
 MANIFEST_FILE = "tune-manifest.json"
 REPORT_FILE = "report.html"
 ADAPTER_FOLDER = "adapter"
+REFERENCE_TARGETS_FILE = "reference-targets.pt"  # in the checkpoint folder: the base's label distributions
 
 
 class TuneError(ValueError):
@@ -44,11 +48,13 @@ class TuneError(ValueError):
 
 
 class TunedWorse(Exception):
-    """The tuned model labels the validation rows worse than the base: nothing was written."""
+    """The tuned model labels the validation rows worse than the base, or changes too many of the reference
+    texts' labels: nothing was written."""
 
-    def __init__(self, message: str, evaluation: Evaluation):
+    def __init__(self, message: str, evaluation: Evaluation, forgetting_lines: list[str] | None = None):
         super().__init__(message)
         self.evaluation = evaluation
+        self.forgetting_lines = forgetting_lines or []
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,10 @@ class TuneRequest:
     threads: int = 0
     quiet: bool = False
     gold_convention: str | None = None  # --gold-convention: how integer labels are numbered
+    reference_path: Path | None = None  # --reference: texts whose labels tuning keeps and measures
+    reference_column: str | None = None  # default: --text-column
+    reference_label_column: str | None = None
+    min_agreement: float = MIN_AGREEMENT
 
 
 @dataclass
@@ -86,7 +96,9 @@ class TuneResult:
     model_files: list[Path]
     evaluation: Evaluation
     manifest: dict
-    worse: bool
+    worse: bool  # than the base, on the validation rows
+    forgetting_lines: list[str] = field(default_factory=list)
+    forgets: bool = False  # keeps fewer held-out reference labels than --min-agreement
 
 
 @dataclass
@@ -140,7 +152,7 @@ def _check_output(request: TuneRequest) -> Path:
 def _inputs(request: TuneRequest) -> list[Path | None]:
     """What tune reads: the labelled files, and a local base's own files (read by name, as convert reads a
     checkpoint: an output inside the base's folder is fine, over it or around it is not)."""
-    return [request.input_path, request.validation_path, *checkpoint_files(Path(request.base))]
+    return [request.input_path, request.validation_path, request.reference_path, *checkpoint_files(Path(request.base))]
 
 
 def _check_output_place(request: TuneRequest) -> None:
@@ -211,6 +223,10 @@ class _Prepared:
     data: dict  # the manifest's "data"
     base: dict  # the manifest's "base"
     fingerprint: dict  # what a checkpoint must match to be resumed
+    reference: Reference | None = None  # None: forgetting neither held back nor measured (why_no_reference)
+    keep_prompts: list | None = None  # the trained-on reference texts as prompts (token ids)
+    answers: list | None = None  # the scheme's labels as answer tokens
+    why_no_reference: str | None = None
 
 
 def tune(request: TuneRequest, progress: Progress = Progress(), stop_requested: Callable[[], bool] = lambda: False
@@ -241,7 +257,7 @@ def tune(request: TuneRequest, progress: Progress = Progress(), stop_requested: 
     try:
         trained = train(prepared.source.path, prepared.train_examples, prepared.validation_examples, request.settings,
                         checkpoint_dir, prepared.fingerprint, prepared.device, progress.on_training_step,
-                        stop_requested)
+                        stop_requested, _keep_set(prepared, checkpoint_dir))
     except TrainingError as e:
         raise TuneError(str(e)) from None
     finally:
@@ -294,6 +310,14 @@ def _prepare(request: TuneRequest, progress: Progress) -> _Prepared:
     # base may never have learnt there would pull the loss away from the labels.
     train_examples = training_examples(train_rows, request.scheme, tokenize, request.prompt)
     validation_examples = training_examples(validation_rows, request.scheme, tokenize, request.prompt)
+    try:
+        reference, keep_prompts, answers, why_not = _reference(request, source, tokenize)
+    except ReferenceError as e:
+        raise TuneError(str(e)) from None
+    if reference is None:
+        from .forgetting import not_measured_line
+
+        progress.say(not_measured_line(why_not))
     data = {
         "input": str(request.input_path.resolve()), "sha256": sha256_of(request.input_path),
         "rows_read": len(rows.texts) + sum(skipped.values()), "rows_skipped": skipped,
@@ -301,14 +325,52 @@ def _prepare(request: TuneRequest, progress: Progress) -> _Prepared:
         "train_labels": dict(sorted(Counter(train_rows.labels).items())),
         "validation_labels": dict(sorted(Counter(validation_rows.labels).items())),
         "gold_convention": rows.convention, **split,
+        **({"reference": {**reference.source, "texts": len(reference.texts), "trained_on": len(reference.train),
+                          "held_out": len(reference.held_out)}} if reference else {}),
     }
     base = {"source": source.repo_id or str(source.path), "revision": source.revision, "sha256": base_sha,
             "files": base_files}
     fingerprint = {"base_sha256": base_sha, "data_sha256": data["sha256"], "split": split,
                    "train": _digest([(e.input_ids, e.labels) for e in train_examples]),
                    "validation": _digest([(e.input_ids, e.labels) for e in validation_examples]),
-                   "scheme": request.scheme, "prompt": request.prompt, "settings": request.settings.as_dict()}
-    return _Prepared(source, device, train_examples, validation_examples, validation_rows, data, base, fingerprint)
+                   "scheme": request.scheme, "prompt": request.prompt, "settings": request.settings.as_dict(),
+                   "reference": _digest(keep_prompts) if keep_prompts else None}
+    return _Prepared(source, device, train_examples, validation_examples, validation_rows, data, base, fingerprint,
+                     reference, keep_prompts, answers, why_not)
+
+
+def _reference(request: TuneRequest, source, tokenize) -> tuple[Reference | None, list | None, list | None, str | None]:
+    """(reference, its trained-on texts as prompts, the labels' answer tokens, why there is none): the
+    --reference file, or the default model's own training data when the base is the default model."""
+    from .reference import (default_reference, label_answers, read_reference_file, reference_prompts,
+                            split_reference)
+
+    if request.reference_path is not None:
+        column = request.reference_column or request.text_column
+        texts, golds = read_reference_file(request.reference_path, column, request.reference_label_column,
+                                           request.scheme)
+        origin = {"file": str(request.reference_path.resolve()), "sha256": sha256_of(request.reference_path),
+                  "column": column, "label_column": request.reference_label_column}
+    elif source.repo_id == DEFAULT_REPO:
+        try:
+            texts, origin = default_reference(request.settings.seed, request.quiet)
+        except ReferenceError as e:
+            return None, None, None, str(e)
+        golds = None
+    else:
+        return None, None, None, "no --reference was given, and the base is not the default model"
+    train_at, held_out = split_reference(len(texts), request.settings.seed)
+    prompts = reference_prompts(texts, request.scheme, tokenize, request.prompt)
+    _, answers = label_answers(request.scheme, tokenize)
+    return Reference(texts, golds, origin, train_at, held_out), [prompts[i] for i in train_at], answers, None
+
+
+def _keep_set(prepared: _Prepared, checkpoint_dir: Path):
+    from .training import KeepSet
+
+    if not prepared.keep_prompts:
+        return None
+    return KeepSet(prepared.keep_prompts, prepared.answers, checkpoint_dir / REFERENCE_TARGETS_FILE)
 
 
 def _tokenizer(base_dir: Path) -> Callable[[str, bool], list[int]]:
@@ -350,23 +412,77 @@ def _finish(request: TuneRequest, prepared: _Prepared, trained, base_gguf: Path,
     evaluation = _before_and_after(request, base_gguf, model_files[0], prepared.validation_rows, progress)
     base_accuracy, tuned_accuracy = (m["accuracy"] for m in evaluation.metrics)
     worse = tuned_accuracy < base_accuracy
+    forgetting = _measure_forgetting(request, prepared, base_gguf, model_files[0], progress)
+    forgets = forgetting is not None and forgetting["agreement"] < request.min_agreement
+    from .forgetting import not_measured_line, summary_lines
+
+    forgetting_lines = (summary_lines(forgetting, request.min_agreement) if forgetting is not None
+                        else [not_measured_line(prepared.why_no_reference)])
     base_file = _keep_base_for_adapter(request, base_gguf, staging) if request.adapter_only else None
     manifest = _manifest(request, prepared.base, prepared.data, trained, evaluation, model_files, worse, base_file)
-    from ..quality.report import write_report
-
-    write_report(evaluation, staging / REPORT_FILE)
+    manifest["forgetting"] = {"min_agreement": request.min_agreement, "keep_weight": request.settings.keep_weight,
+                              **(forgetting if forgetting is not None
+                                 else {"measured": False, "why": prepared.why_no_reference})}
+    manifest["tuned_forgets"] = forgets
+    write_text_atomically(staging / REPORT_FILE, _report_html(request, evaluation, forgetting, prepared), mode=0o644)
     write_json_atomically(staging / MANIFEST_FILE, manifest)
-    if worse and not request.keep_worse:
+    if (worse or forgets) and not request.keep_worse:
+        what = (f"is worse than the base on the {len(evaluation.texts):,} validation rows (accuracy {tuned_accuracy:.1%} "
+                f"against {base_accuracy:.1%})" if worse else
+                f"changes the base's label on {1 - forgetting['agreement']:.1%} of the {forgetting['texts']:,} held-out "
+                f"reference texts (it keeps {forgetting['agreement']:.1%}, below --min-agreement "
+                f"{request.min_agreement:.0%}; a higher --keep-weight holds more back)")
         raise TunedWorse(
-            f"the tuned model is worse than the base on the {len(evaluation.texts):,} validation rows (accuracy "
-            f"{tuned_accuracy:.1%} against {base_accuracy:.1%}): nothing was written to {request.output}. Its report "
-            f"is {staging / REPORT_FILE}; to keep it anyway, run the same command with --resume --keep-worse",
-            evaluation)
+            f"the tuned model {what}: nothing was written to {request.output}. Its report is "
+            f"{staging / REPORT_FILE}; to keep it anyway, run the same command with --resume --keep-worse",
+            evaluation, forgetting_lines)
     _check_output_place(request)  # hours may have passed: someone may have put files there since
     _place(staging, request.output)
     shutil.rmtree(partial, ignore_errors=True)
     final_files = [request.output / path.name for path in model_files]
-    return TuneResult(request.output, final_files, evaluation, manifest, worse)
+    return TuneResult(request.output, final_files, evaluation, manifest, worse, forgetting_lines, forgets)
+
+
+def _report_html(request: TuneRequest, evaluation: Evaluation, forgetting: dict | None, prepared: _Prepared) -> str:
+    """eval's report of the validation rows, then what the model knew (the held-out reference texts)."""
+    from ..quality.report import evaluation_sections, report_head
+    from .forgetting import report_section
+
+    name = request.input_path.name
+    parts = report_head(f"FinSent Local tuning: {name}")
+    parts.append(f"<h1>Tuned on {html.escape(name)}: before and after</h1>")
+    parts += evaluation_sections(evaluation)
+    parts.append(report_section(forgetting, request.min_agreement, prepared.why_no_reference))
+    parts.append("<p class='note'>Made by <code>finsent tune</code> (FinSent Local).</p></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _measure_forgetting(request: TuneRequest, prepared: _Prepared, base_gguf: Path, tuned: Path,
+                        progress: Progress) -> dict | None:
+    """The base's and the tuned model's labels on the held-out reference texts (the engine, as served)."""
+    from ..engine.classifier import ClassifierEngine, EngineOptions
+    from .forgetting import measure
+
+    reference = prepared.reference
+    if reference is None:
+        return None
+    texts = [reference.texts[i] for i in reference.held_out]
+    golds = [reference.golds[i] for i in reference.held_out] if reference.golds else None
+    progress.say(f"Measuring what the model knew: {len(texts):,} reference texts held out, base and tuned")
+    labels = []
+    for path, lora in ((base_gguf, None), (base_gguf, tuned) if request.adapter_only else (tuned, None)):
+        engine = ClassifierEngine(path, EngineOptions(prompt_preset=request.prompt, n_threads=request.threads,
+                                                      lora_path=lora))
+        try:
+            results = [r for start in range(0, len(texts), 64)
+                       for r in engine.classify_batch(texts[start:start + 64], request.scheme)]
+        finally:
+            engine.close()
+        failed = next((r for r in results if not hasattr(r, "label")), None)
+        if failed is not None:
+            raise TuneError(f"a reference text could not be labelled: {getattr(failed, 'message', failed)}")
+        labels.append([r.label for r in results])
+    return measure(texts, labels[0], labels[1], golds)
 
 
 def _base_gguf(request: TuneRequest, base_dir: Path, partial: Path, progress: Progress) -> Path:
@@ -477,7 +593,8 @@ def _manifest(request: TuneRequest, base: dict, data: dict, trained, evaluation:
         "base": base,
         "data": data,
         "settings": {**request.settings.as_dict(), "device": trained.device},
-        "training": {"steps": trained.steps, "planned_steps": trained.total_steps, "best_step": trained.best_step,
+        "training": {"steps": trained.steps, "planned_steps": trained.total_steps, "planned_epochs": trained.epochs,
+                     "best_step": trained.best_step,
                      "stopped_by": trained.stop_reason, "seconds": round(trained.seconds, 1),
                      "validations": trained.history},
         "metrics": {"base": figures["models"][0], "tuned": figures["models"][1]},
