@@ -106,7 +106,8 @@ def test_read_only_cache_means_no_cache_with_a_warning(tmp_path, caplog):
         assert subprocess.run(["mount", "-o", "remount,bind,ro", str(read_only)]).returncode == 0
 
         class EngineFacts:  # only what result_cache_for reads from an engine
-            options = type("O", (), {"prompt_preset": "card", "max_prompt_tokens": 1024, "lora_path": None})()
+            options = type("O", (), {"prompt_preset": "card", "max_prompt_tokens": 1024, "lora_path": None,
+                                     "instruction_subject": "news"})()
             prompt_version = 1
 
         model = tmp_path / "model.gguf"
