@@ -136,19 +136,9 @@ def evaluate_command(input_path, text_column, label_column, benchmarks, sheet, e
         click.echo(note, err=True)
     for line in summary_lines(evaluation):
         click.echo(line)
-    try:  # each file appears whole or not at all (written aside, then renamed)
-        if predictions_path:
-            write_predictions(evaluation, predictions_path)
-        if json_path:
-            write_metrics_json(evaluation, json_path)
-        if report_path:
-            write_report(evaluation, report_path)
-    except OSError as e:
-        raise UserError(f"cannot write {e.filename or 'the output'}: {e.strerror or e}") from None
-    for path, what in ((report_path, "report"), (json_path, "metrics"), (predictions_path, "predictions")):
-        if path:
-            click.echo(f"Wrote the {what} to {path}", err=True)
-    sys.stdout.flush()
+    _write_outputs([(predictions_path, "predictions", lambda path: write_predictions(evaluation, path)),
+                    (json_path, "metrics", lambda path: write_metrics_json(evaluation, path)),
+                    (report_path, "report", lambda path: write_report(evaluation, path))])
 
 
 def _refuse_file_options(given: dict) -> None:
@@ -213,16 +203,21 @@ def _evaluate_benchmarks(names, scheme, models, prompts, report_path, json_path,
             bar.close()
     for line in summary_lines(results):
         click.echo(line)
-    try:  # each file appears whole or not at all (written aside, then renamed)
-        if predictions_path:
-            write_benchmark_predictions(results, predictions_path)
-        if json_path:
-            write_benchmarks_json(results, json_path)
-        if report_path:
-            write_benchmark_report(results, report_path)
+    _write_outputs([(predictions_path, "predictions", lambda path: write_benchmark_predictions(results, path)),
+                    (json_path, "figures", lambda path: write_benchmarks_json(results, path)),
+                    (report_path, "report", lambda path: write_benchmark_report(results, path))])
+
+
+def _write_outputs(outputs: list) -> None:
+    """(path or None, what it holds, write(path)) for each output: each file appears whole or not at all
+    (written aside, then renamed); then the files written are named, report first."""
+    try:
+        for path, _, write in outputs:
+            if path:
+                write(path)
     except OSError as e:
         raise UserError(f"cannot write {e.filename or 'the output'}: {e.strerror or e}") from None
-    for path, what in ((report_path, "report"), (json_path, "figures"), (predictions_path, "predictions")):
+    for path, what, _ in reversed(outputs):
         if path:
             click.echo(f"Wrote the {what} to {path}", err=True)
     sys.stdout.flush()
