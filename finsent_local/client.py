@@ -15,6 +15,7 @@ from .limits import DEFAULT_LIMITS
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 MAX_TEXTS_PER_REQUEST = DEFAULT_LIMITS.max_texts_per_request
+MAX_EXPLAIN_WORDS = DEFAULT_LIMITS.max_explain_words
 
 
 class ClientError(Exception):
@@ -93,3 +94,34 @@ class FinSentClient:
             results += self._request("POST", "/v1/classify", {"texts": chunk, "scheme": scheme},
                                      time.monotonic() + self.timeout)["results"]
         return results
+
+    def explain(self, texts: list[str], scheme: str = "7", unit: str = "word") -> list[dict]:
+        """POST /v1/explain: one dict per text (label, score, probs, words: start, end, text, weight,
+        label_weight, label_without; or error), in order. Texts are sent in requests of at most
+        MAX_EXPLAIN_WORDS words (a text longer than that alone, which the server refuses with its own
+        message), each request with a deadline of its own."""
+        results: list[dict] = []
+        for chunk in explain_requests(texts, unit):
+            results += self._request("POST", "/v1/explain", {"texts": chunk, "scheme": scheme, "unit": unit},
+                                     time.monotonic() + self.timeout)["results"]
+        return results
+
+
+def explain_requests(texts: list, unit: str = "word", max_words: int = MAX_EXPLAIN_WORDS,
+                     max_texts: int = MAX_TEXTS_PER_REQUEST) -> list[list]:
+    """`texts` cut into consecutive requests of at most max_words words (and max_texts texts)."""
+    from .engine.occlusion import units
+
+    requests: list[list] = []
+    chunk: list = []
+    words = 0
+    for text in texts:
+        n = len(units(text, unit)) if isinstance(text, str) else 0
+        if chunk and (words + n > max_words or len(chunk) == max_texts):
+            requests.append(chunk)
+            chunk, words = [], 0
+        chunk.append(text)
+        words += n
+    if chunk:
+        requests.append(chunk)
+    return requests

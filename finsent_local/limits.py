@@ -15,6 +15,9 @@ class Limits:
     # POST /v1/documents: one document, split into sentences (each within max_text_chars).
     max_document_chars: int = 1_000_000
     max_document_sentences: int = 5_000
+    # POST /v1/explain: each word costs about one classification of the text's tail, so a request is
+    # bounded by its words (all texts together), sized to finish well within max_wait_s on a laptop CPU.
+    max_explain_words: int = 256
     # A request the engine has not started on by then, or not finished by as long again, gets 503.
     # None: no limit (local batch jobs such as `finsent classify`, where nobody else is waiting).
     max_wait_s: float | None = 60.0

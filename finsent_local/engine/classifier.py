@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import cpu_buffers
+from . import cpu_buffers, occlusion
 from .label_trie import LabelTrie
 from .labels import DEFAULT_PROMPT_PRESET, FINSENT_SPEC_KEY, LabelScheme, schemes_from_spec
 from .llama_runtime import ContextOptions, LlamaContext, LlamaModel, LoraAdapter, ModelOptions
@@ -69,6 +69,20 @@ class Classification:
 
 
 @dataclass
+class Explanation:
+    """A text's classification and its units' attributions (occlusion.Attribution), in text order."""
+
+    classification: Classification
+    unit: str
+    words: list[occlusion.Attribution]
+
+    def as_dict(self) -> dict:
+        out = asdict(self.classification)
+        out.pop("cached", None)
+        return {**out, "unit": self.unit, "words": [w.as_dict() for w in self.words]}
+
+
+@dataclass
 class _Prepared:
     """A text ready for a decode: its full prompt tokens and how many come from the cached prefix."""
 
@@ -77,6 +91,8 @@ class _Prepared:
     reused: int
     truncated: bool
     seq_ids: list[int] = field(default_factory=list)  # [text seq, branch seqs...]
+    source_seq: int | None = None  # the sequence its first `reused` tokens are copied from (None: the prefix's)
+    keep_seq: int | None = None  # a sequence that keeps the text's KV cells after the decode (explanations)
 
 
 def _log_softmax_at(logits: np.ndarray):
@@ -100,10 +116,12 @@ class ClassifierEngine:
             raise ValueError(f"unknown prompt preset {options.prompt_preset!r}")
         self.tries = {name: LabelTrie(self._label_tokens(s)) for name, s in self.schemes.items()}
 
-        # Sequence ids: one per scheme prefix, one for generation, then per-text sequences.
+        # Sequence ids: one per scheme prefix, one for generation, one holding the text being explained,
+        # then per-text sequences.
         self._prefix_seq = {name: i for i, name in enumerate(self.schemes)}
         self.generation_seq = len(self.schemes)
-        self._first_text_seq = self.generation_seq + 1
+        self._explained_seq = self.generation_seq + 1
+        self._first_text_seq = self._explained_seq + 1
         max_branches = max(t.n_branches for t in self.tries.values())
         n_seq_max = self._first_text_seq + options.max_batch_texts * (1 + max_branches)
         self.context = LlamaContext(
@@ -199,14 +217,15 @@ class ClassifierEngine:
                 results[prepared.index] = result
         return results  # type: ignore[return-value]
 
-    def _group(self, pending: list[_Prepared], scheme: str) -> Iterator[list[_Prepared]]:
-        """Texts per decode: at most max_batch_texts, at most batch_tokens new tokens."""
+    def _group(self, pending: list[_Prepared], scheme: str, budget: int | None = None) -> Iterator[list[_Prepared]]:
+        """Texts per decode: at most max_batch_texts, at most `budget` (batch_tokens) new tokens."""
         branches = self.tries[scheme].n_branches
+        budget = self.options.batch_tokens if budget is None else budget
         group: list[_Prepared] = []
         used = 0
         for item in pending:
             cost = len(item.tokens) - item.reused + branches
-            if group and (len(group) == self.options.max_batch_texts or used + cost > self.options.batch_tokens):
+            if group and (len(group) == self.options.max_batch_texts or used + cost > budget):
                 yield group
                 group, used = [], 0
             group.append(item)
@@ -224,9 +243,12 @@ class ClassifierEngine:
         for slot, item in enumerate(group):
             first = self._first_text_seq + slot * seqs_per_text
             item.seq_ids = list(range(first, first + seqs_per_text))
+            if item.keep_seq is not None:
+                item.seq_ids[0] = item.keep_seq
+            source = self._prefix_seq[scheme] if item.source_seq is None else item.source_seq
             if item.reused:
                 for seq in item.seq_ids:
-                    self.context.copy_sequence(self._prefix_seq[scheme], seq, 0, item.reused)
+                    self.context.copy_sequence(source, seq, 0, item.reused)
             n = len(item.tokens)
             for pos in range(item.reused, n):
                 entries.append((item.tokens[pos], pos, tuple(item.seq_ids), pos == n - 1))
@@ -241,7 +263,8 @@ class ClassifierEngine:
         finally:
             for item in group:
                 for seq in item.seq_ids:
-                    self.context.remove(seq)
+                    if seq != item.keep_seq:
+                        self.context.remove(seq)
         scheme_obj = self.schemes[scheme]
         out = []
         for slot, item in enumerate(group):
@@ -264,6 +287,47 @@ class ClassifierEngine:
             probs={label: round(p, 6) for label, p in zip(scheme.labels, probs)},
             truncated=truncated,
         )
+
+    # -- explanations (occlusion.py) -------------------------------------------------------------
+    def explain(self, text: str, scheme: str, unit: str = "word",
+                on_batch: Callable[[int], None] | None = None) -> Explanation:
+        """The label of `text` and, for each unit (word or pair of words), the answer without it.
+
+        The cost is the tokens that differ: the text's prompt is decoded once (after the cached
+        instruction prefix) onto a sequence that keeps it; each variant copies the KV cells of the
+        prompt up to its first changed token from there, and only its own tail and label branches are
+        decoded, many variants per llama_decode. Raises TextError for a text that cannot be classified."""
+        if scheme not in self.schemes:
+            raise ValueError(f"unknown scheme {scheme!r}")
+        original = self._prepare(0, text, scheme)
+        unit_list = occlusion.units(text, unit)
+        keep = self._explained_seq
+        original.keep_seq = keep
+        self.context.remove(keep)
+        try:
+            if on_batch is not None:
+                on_batch(1)
+            result = self._score_group([original], scheme)[0]
+            full = original.tokens
+            variants = []
+            for i, piece in enumerate(unit_list):
+                tokens, truncated = self.prompt_tokens(occlusion.without(text, piece), scheme)
+                shared = 0
+                limit = min(len(full), len(tokens) - 1)  # at least one token of its own is evaluated
+                while shared < limit and tokens[shared] == full[shared]:
+                    shared += 1
+                variants.append(_Prepared(i, tokens, shared, truncated, source_seq=keep))
+            scored: list[Classification | None] = [None] * len(variants)
+            # Budget: the kept prompt's cells stay in use beside each decode.
+            for group in self._group(variants, scheme, self.options.batch_tokens - (len(full) - original.reused)):
+                if on_batch is not None:
+                    on_batch(len(group))
+                for item, outcome in zip(group, self._score_group(group, scheme)):
+                    scored[item.index] = outcome
+        finally:
+            self.context.remove(keep)
+        words = occlusion.attribute(result.label, result.score, result.probs, unit_list, scored)
+        return Explanation(result, unit, words)
 
     # -- free generation (the raw model over the OpenAI API) ------------------------------------
     @property

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from dataclasses import asdict
 
+from . import occlusion
 from .cache import CacheUnavailable, ResultCache
 from .classifier import Classification, ClassifierEngine, EngineOptions, TextError
 from ..files import file_fingerprint
@@ -111,6 +112,38 @@ class ClassificationService:
             else:
                 results[i] = {**found[text], "cached": True}
         return results  # type: ignore[return-value]
+
+    def explain(self, texts: list, scheme: str, unit: str = "word") -> list[dict]:
+        """One dict per text: label, score, probs, truncated, unit, words (start, end, text, weight,
+        label_weight, label_without), cached; or {"error": {code, message}}. Cached like labels."""
+        results: list[dict | None] = [None] * len(texts)
+        valid: dict[int, str] = {}
+        for i, text in enumerate(texts):
+            try:
+                valid[i] = self.validate(text)
+            except ItemError as e:
+                results[i] = {"error": {"code": e.code, "message": str(e)}}
+        unique = list(dict.fromkeys(valid.values()))
+        cache_scheme = f"explain:{unit}:{scheme}"  # apart from labels: another kind of result
+        found = self.cache.get_many(cache_scheme, unique) if self.cache else {}
+        missing = [t for t in unique if t not in found]
+        self.counters.add(cache_hits=len(unique) - len(missing), cache_misses=len(missing))
+        computed: dict[str, dict] = {}
+        if missing:
+            for text, outcome in zip(missing, self.worker.explain(missing, scheme, unit)):
+                if isinstance(outcome, TextError):
+                    computed[text] = {"error": {"code": outcome.code, "message": str(outcome)}}
+                else:
+                    computed[text] = outcome.as_dict()
+            if self.cache:
+                self.cache.put_many(cache_scheme, {t: r for t, r in computed.items() if "error" not in r})
+        for i, text in valid.items():
+            results[i] = {**computed[text], "cached": False} if text in computed else {**found[text], "cached": True}
+        return results  # type: ignore[return-value]
+
+    def count_units(self, texts: list, unit: str = "word") -> int:
+        """How many units (words or pairs) explaining `texts` scores: what max_explain_words bounds."""
+        return sum(len(occlusion.units(t, unit)) for t in texts if isinstance(t, str))
 
     # -- free generation -------------------------------------------------------------------------
     def classification_prompt_tokens(self, text: str, scheme: str) -> int:

@@ -59,6 +59,7 @@ class ShuttingDown(Unavailable):
 class _ClassifyJob:
     texts: list[str]
     scheme: str
+    unit: str | None = None  # None: classify the texts; "word"/"phrase": explain them (engine.explain)
     future: Future = field(default_factory=Future)
     started: threading.Event = field(default_factory=threading.Event)
     taken: int = 0  # texts handed to a turn so far (the engine thread's, under the lock)
@@ -171,7 +172,15 @@ class EngineWorker:
     # -- called from request threads -------------------------------------------------------------
     def classify(self, texts: list[str], scheme: str) -> list:
         """The engine's results for `texts` (a Classification or a TextError each), in order."""
-        job = _ClassifyJob(list(texts), scheme)
+        return self._submit(_ClassifyJob(list(texts), scheme))
+
+    def explain(self, texts: list[str], scheme: str, unit: str = "word") -> list:
+        """The engine's explanations of `texts` (an Explanation or a TextError each), in order. Each
+        text is a turn of its own, so generations and other requests go on between them."""
+        return self._submit(_ClassifyJob(list(texts), scheme, unit))
+
+    def _submit(self, job: _ClassifyJob) -> list:
+        texts = job.texts
         with self._cond:
             if self._closing:
                 raise ShuttingDown("the server is shutting down")
@@ -262,6 +271,15 @@ class EngineWorker:
         while self._classify_jobs:
             job = self._classify_jobs[0]
             remaining = len(job.texts) - job.taken
+            if job.unit is not None:  # an explanation costs a text per word: one text is a whole turn
+                if turn:
+                    break
+                turn.append(_Slice(job, job.taken, job.taken + 1))
+                job.taken += 1
+                texts += 1
+                if job.taken == len(job.texts):
+                    self._classify_jobs.popleft()
+                break
             if turn and texts + remaining > TURN_TEXTS:
                 break
             part = _Slice(job, job.taken, job.taken + min(remaining, TURN_TEXTS))
@@ -313,6 +331,9 @@ class EngineWorker:
 
     # -- classification ----------------------------------------------------------------------------
     def _run_classification(self, turn: list[_Slice]) -> None:
+        if turn[0].job.unit is not None:
+            self._run_explanation(turn[0])
+            return
         by_scheme: dict[str, list[_Slice]] = {}
         for part in turn:
             by_scheme.setdefault(part.job.scheme, []).append(part)
@@ -339,6 +360,23 @@ class EngineWorker:
             results = self.engine.classify_batch(part.texts, job.scheme, on_batch=self.on_batch)
         except Exception:
             results = [self._classify_alone(text, job.scheme) for text in part.texts]
+        part.finish(results)
+
+    def _run_explanation(self, part: _Slice) -> None:
+        job = part.job
+        if job.scheme not in self.engine.schemes:  # the request itself is wrong: it fails alone
+            job.future.set_exception(ValueError(f"unknown scheme {job.scheme!r}"))
+            return
+        results = []
+        for text in part.texts:
+            try:
+                results.append(self.engine.explain(text, job.scheme, job.unit, on_batch=self.on_batch))
+            except TextError as e:
+                results.append(e)
+            except Exception as e:
+                log.warning("explanation failed for one text", exc_info=True)
+                results.append(TextError(f"the model could not process this text ({type(e).__name__})",
+                                         code="inference_failed"))
         part.finish(results)
 
     def _classify_alone(self, text: str, scheme: str):

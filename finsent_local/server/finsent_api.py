@@ -1,10 +1,12 @@
-"""The FinSent API: POST /v1/classify (JSON, batches), POST /v1/documents (a long text as sentence labels
-and one document result) and GET /v1/label (plain text, for formulas)."""
+"""The FinSent API: POST /v1/classify (JSON, batches), POST /v1/explain (labels with word attributions),
+POST /v1/documents (a long text as sentence labels and one document result) and GET /v1/label (plain
+text, for formulas)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
+from ..engine.occlusion import UNIT_KINDS
 from ..jobs.documents import DocumentTooLarge, about_names, classify_document
 from .context import service
 from .errors import ApiError
@@ -13,11 +15,8 @@ from .requests import json_body, scheme_param
 blueprint = Blueprint("finsent", __name__)
 
 
-@blueprint.post("/v1/classify")
-def classify_texts():
-    body = json_body()
-    svc = service()
-    scheme = scheme_param(body.get("scheme"), svc.schemes)
+def _texts(body: dict, svc) -> tuple[list, bool]:
+    """The request's texts, and whether it sent one ("text") rather than a list ("texts")."""
     single = "text" in body
     if single == ("texts" in body):
         raise ApiError(400, "invalid_request", 'send either "text" (one string) or "texts" (a list of strings)')
@@ -27,7 +26,39 @@ def classify_texts():
     if len(texts) > svc.limits.max_texts_per_request:
         raise ApiError(413, "too_many_texts",
                        f"at most {svc.limits.max_texts_per_request} texts per request (got {len(texts)})", param="texts")
+    return texts, single
+
+
+@blueprint.post("/v1/classify")
+def classify_texts():
+    body = json_body()
+    svc = service()
+    scheme = scheme_param(body.get("scheme"), svc.schemes)
+    texts, single = _texts(body, svc)
     results = svc.classify(texts, scheme)
+    g.cache_hits = sum(1 for r in results if r.get("cached"))
+    labels = list(svc.schemes[scheme].labels)
+    if single:
+        return {"scheme": scheme, "labels": labels, **results[0]}
+    return {"scheme": scheme, "labels": labels, "results": results}
+
+
+@blueprint.post("/v1/explain")
+def explain_texts():
+    """Each text's label with, per word (or pair of words), how the answer changes without it."""
+    body = json_body()
+    svc = service()
+    scheme = scheme_param(body.get("scheme"), svc.schemes)
+    unit = body.get("unit", "word")
+    if unit not in UNIT_KINDS:
+        raise ApiError(400, "invalid_parameter", 'unit must be "word" or "phrase"', param="unit")
+    texts, single = _texts(body, svc)
+    words = svc.count_units([t for t in texts if isinstance(t, str) and len(t) <= svc.limits.max_text_chars], unit)
+    if words > svc.limits.max_explain_words:
+        raise ApiError(413, "too_many_words",
+                       f"at most {svc.limits.max_explain_words} words per explain request, all texts together "
+                       f"(got {words}): send fewer or shorter texts per request", param="texts")
+    results = svc.explain(texts, scheme, unit)
     g.cache_hits = sum(1 for r in results if r.get("cached"))
     labels = list(svc.schemes[scheme].labels)
     if single:

@@ -113,6 +113,40 @@ def _schemas(model_id: str, limits: Limits) -> dict:
             },
         },
         "Classification": {"type": "object", "properties": classification},
+        "ExplainRequest": {
+            "type": "object",
+            "description": 'Either "text" (one value) or "texts" (a list), not both.',
+            "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
+            "properties": {
+                "text": {"description": "One text (a non-string is an item error, not a request error)"},
+                "texts": {"type": "array", "minItems": 1, "maxItems": limits.max_texts_per_request,
+                          "description": f"Texts of at most {limits.max_text_chars} characters each, and at most "
+                                         f"{limits.max_explain_words} words in all (413 too_many_words beyond)"},
+                "scheme": scheme,
+                "unit": {"enum": ["word", "phrase", None], "default": "word",
+                         "description": "word: each word alone; phrase: each pair of adjacent words"},
+            },
+        },
+        "Attribution": {"type": "object", "required": ["start", "end", "text", "weight", "label_weight", "label_without"],
+                        "properties": {
+            "start": {"type": "integer", "minimum": 0,
+                      "description": "offset of the word in the text, in Unicode code points"},
+            "end": {"type": "integer", "minimum": 0}, "text": {"type": "string"},
+            "weight": {"type": "number", "minimum": -2, "maximum": 2,
+                       "description": "score with the word minus score without it (> 0: it pushed towards positive)"},
+            "label_weight": {"type": "number", "minimum": -1, "maximum": 1,
+                             "description": "probability of the label with the word minus without it (> 0: it "
+                                            "supported the label)"},
+            "label_without": {"type": "string", "description": "the label the text gets without the word"}}},
+        "Explanation": {"type": "object", "properties": {
+            **classification, "unit": {"enum": ["word", "phrase"]},
+            "words": {"type": "array", "items": _REF("Attribution")}}},
+        "ExplainResponse": {"type": "object", "required": ["scheme", "labels"], "properties": {
+            "scheme": {"enum": list(SCHEMES)},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "results": {"type": "array", "items": _REF("Explanation")},
+            **classification, "unit": {"enum": ["word", "phrase"]},
+            "words": {"type": "array", "items": _REF("Attribution")}}},
         "DocumentRequest": {"type": "object", "required": ["text"], "properties": {
             "text": {"type": "string", "maxLength": limits.max_document_chars,
                      "description": f"The document: at most {limits.max_document_chars} characters and "
@@ -292,6 +326,11 @@ def openapi_spec(model_id: str, limits: Limits) -> dict:
             "/v1/classify": {"post": {
                 "summary": "Classify one text or a batch", "requestBody": {"required": True, **_JSON("ClassifyRequest")},
                 "responses": {"200": {"description": "Labels", **_JSON("ClassifyResponse")},
+                              **_errors(400, 413, 503)}}},
+            "/v1/explain": {"post": {
+                "summary": "Why this label: each word's weight, by occlusion (the answer without the word)",
+                "requestBody": {"required": True, **_JSON("ExplainRequest")},
+                "responses": {"200": {"description": "Labels and word weights", **_JSON("ExplainResponse")},
                               **_errors(400, 413, 503)}}},
             "/v1/documents": {"post": {
                 "summary": "A long text (press release, transcript, filing) as sentence labels and one document result",
