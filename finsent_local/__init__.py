@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers: the names below are loaded lazily at run time
-    from .api import FinSent, FinSentError, Result
+    from .api import Explanation, FinSent, FinSentError, Result, Word
 
-__all__ = ["FinSent", "FinSentError", "Result", "__version__"]
+__all__ = ["Explanation", "FinSent", "FinSentError", "Result", "Word", "__version__"]
 
 
 def __getattr__(name: str):
-    if name in ("FinSent", "FinSentError", "Result"):
+    if name in ("Explanation", "FinSent", "FinSentError", "Result", "Word"):
         from . import api
 
         return getattr(api, name)

@@ -11,6 +11,7 @@
     fs.classify_many(texts)                          # [Result, ...]; errors per item, never raised
     fs.classify_series(df["headline"])               # a DataFrame on the same index
     fs.document(release_text)                        # sentence labels and the document result
+    fs.explain("Acme cuts guidance").strongest()     # [Word('cuts', weight=-0.41, ...), ...]: why the label
 
 Both kinds give the same results: the in-process one calls the same classification service as the
 server (the same validation, result cache and batched engine), the connected one asks the server.
@@ -55,6 +56,34 @@ class Result:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class Word:
+    """A word (or pair of words) of an explained text and what removing it does to the answer."""
+
+    text: str
+    start: int  # offsets into the text, in characters (Python string indices)
+    end: int
+    weight: float  # the score with the word minus without it: > 0 pushed towards positive
+    label_weight: float  # the label's probability with the word minus without it: > 0 supported the label
+    label_without: str  # the label the text gets without it
+
+
+@dataclass(frozen=True)
+class Explanation(Result):
+    """A Result with its words, in text order (empty for an error)."""
+
+    unit: str = "word"
+    words: tuple[Word, ...] = ()
+
+    def strongest(self, k: int = 3) -> list[Word]:
+        """The k words that moved the score most, strongest first."""
+        from .engine.occlusion import strongest
+
+        ranked = strongest([{"weight": w.weight, "label_weight": w.label_weight, "i": i}
+                            for i, w in enumerate(self.words)], k)
+        return [self.words[r["i"]] for r in ranked]
+
+
 @contextmanager
 def _server_errors():
     """A client error (the server stopped, a deadline passed) as one FinSentError for the whole call.
@@ -84,6 +113,16 @@ def _result(text, answer: dict) -> Result:
     return Result(text, answer["label"], answer["score"], dict(answer["probs"]), bool(answer.get("truncated")))
 
 
+def _explanation(text, answer: dict) -> Explanation:
+    if "error" in answer:
+        return Explanation(text, error=answer["error"].get("message", "not explained"),
+                           error_code=answer["error"].get("code"))
+    words = tuple(Word(w["text"], w["start"], w["end"], w["weight"], w["label_weight"], w["label_without"])
+                  for w in answer["words"])
+    return Explanation(text, answer["label"], answer["score"], dict(answer["probs"]), bool(answer.get("truncated")),
+                       unit=answer.get("unit", "word"), words=words)
+
+
 class _InProcess:
     """The classification service in this process (what `finsent serve` runs)."""
 
@@ -96,6 +135,9 @@ class _InProcess:
 
     def classify(self, texts: list, scheme: str) -> list[dict]:
         return self.service.classify(texts, scheme)
+
+    def explain(self, texts: list, scheme: str, unit: str) -> list[dict]:
+        return self.service.explain(texts, scheme, unit)
 
     def document(self, text: str, scheme: str, about) -> dict:
         from .jobs.documents import DocumentTooLarge, about_names, classify_document
@@ -155,6 +197,19 @@ class _Connected:
                 results[i] = {"error": {"code": "invalid_text", "message": "text must be a string"}}
         if send:
             for i, answer in zip(send, self.client.classify([texts[i] for i in send], scheme)):
+                results[i] = answer
+        return results  # type: ignore[return-value]
+
+    def explain(self, texts: list, scheme: str, unit: str) -> list[dict]:
+        results: list[dict | None] = [None] * len(texts)
+        send = []
+        for i, text in enumerate(texts):
+            if isinstance(text, str):
+                send.append(i)
+            else:
+                results[i] = {"error": {"code": "invalid_text", "message": "text must be a string"}}
+        if send:  # the documents client: its deadline is long enough for an explanation's request
+            for i, answer in zip(send, self.document_client.explain([texts[i] for i in send], scheme, unit)):
                 results[i] = answer
         return results  # type: ignore[return-value]
 
@@ -318,6 +373,26 @@ class FinSent:
         with _server_errors():
             answers = self._backend.classify(asked, scheme)
         return [_result(text, answer) for text, answer in zip(texts, answers)]
+
+    # -- explanations --------------------------------------------------------------------------------------
+    def explain(self, texts: str | Iterable, scheme: str | None = None, *, unit: str = "word"):
+        """Why each text got its label: an Explanation (a Result with `words`: each word's weight, what
+        removing it does to the score and to the label's probability) per text, in order; for one
+        string, its Explanation. Each word costs about one classification of the text, so explain the
+        texts you need to justify, not a whole column. unit: "word", or "phrase" for pairs of adjacent
+        words. Problems with a text are in its `error`, as for classify_many."""
+        from .engine.occlusion import UNIT_KINDS
+
+        self._check_open()
+        if unit not in UNIT_KINDS:
+            raise FinSentError(f'unit must be "word" or "phrase", not {unit!r}')
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        asked = ["" if _missing(t) else t for t in items]
+        with _server_errors():
+            answers = self._backend.explain(asked, self._scheme(scheme), unit)
+        results = [_explanation(text, answer) for text, answer in zip(items, answers)]
+        return results[0] if single else results
 
     # -- pandas --------------------------------------------------------------------------------------------
     def classify_series(self, series: pandas.Series, scheme: str | None = None, *,

@@ -171,6 +171,30 @@ def test_documents_from_both_kinds(local, remote):
     assert local.document(text, "3", about=["Nobody"])["document"]["label"] == "no mention"
 
 
+def test_explain_from_both_kinds(local, remote):
+    from finsent_local import Explanation, Word
+
+    texts = ["Virtucon cuts full-year guidance", "", None, 42, "Hooli raises full-year guidance"]
+    here, there = local.explain(texts), remote.explain(texts)
+    for a, b in zip(here, there, strict=True):
+        assert isinstance(a, Explanation) and isinstance(b, Explanation)
+        assert (a.error_code, b.error_code) in {(None, None), ("empty_text", "empty_text"),
+                                               ("invalid_text", "invalid_text")}
+        assert [w.text for w in a.words] == [w.text for w in b.words]
+        # weights are differences of two scores: the tolerance of each score, twice
+        assert all(abs(x.weight - y.weight) < 2 * PROB_TOLERANCE for x, y in zip(a.words, b.words))
+    assert [r.error_code for r in here] == [None, "empty_text", "empty_text", "invalid_text", None]
+    assert here[0].label == "moderately negative" and isinstance(here[0].words[0], Word)
+    raises = here[4]
+    assert [w.text for w in raises.strongest(1)] == ["raises"] and raises.strongest(1)[0].weight > 0.5
+    assert raises.strongest(1)[0].label_without != raises.label  # without it, the label changes
+    one = local.explain("Hooli raises full-year guidance", "3", unit="phrase")
+    assert isinstance(one, Explanation) and one.label == "positive" and one.unit == "phrase"
+    assert [w.text for w in one.words] == ["Hooli raises", "raises full-year", "full-year guidance"]
+    with pytest.raises(FinSentError, match='unit must be "word" or "phrase"'):
+        local.explain("x", unit="letter")
+
+
 def test_connect_to_nothing_is_one_error():
     with pytest.raises(FinSentError, match="server not running at http://127.0.0.1:9"):
         FinSent.connect("http://127.0.0.1:9")
@@ -244,6 +268,9 @@ class _StandIn:
 
         return LABELS_7 if scheme == "7" else LABELS_3
 
+    def explain(self, texts, scheme, unit):
+        self._check()
+
     def classify(self, texts, scheme):
         self._check()
         labels = self.labels(scheme)
@@ -297,7 +324,8 @@ def test_a_client_error_is_one_finsent_error_in_every_method():
 
     fs = _stand_in_finsent(_StandIn(fails=ServerNotRunning("server not running at http://127.0.0.1:9")))
     calls = [lambda: fs.labels(), lambda: fs.classify_many(["x"]), lambda: fs.label("x"),
-             lambda: fs.document("Profit rose. Sales fell."), lambda: fs.evaluate(["x"], ["neutral"])]
+             lambda: fs.document("Profit rose. Sales fell."), lambda: fs.evaluate(["x"], ["neutral"]),
+             lambda: fs.explain("x")]
     for call in calls:
         with pytest.raises(FinSentError, match=r"^server not running at http://127.0.0.1:9$") as raised:
             call()
