@@ -26,6 +26,7 @@ MODEL_BENCHES = {
     "engine_bench.py": ("targets: >= 4x naive: ", {}),
     "extra_bufts.py": ("extra buffer types off: one text ", {}),
     "single_text.py": ("engine   median ", {}),
+    "explain_bench.py": ("target: explain <= 1.2x floor+rows: ", {}),
     "gpu_bench.py": ("labels equal on CPU and GPU: ", {"FINSENT_BENCH_GPU": "dry"}),
     "server_peer.py": ("finsent serve (every label's probability) ", {}),
     "file_bench.py": ("Ray overhead (wall over the single process): 1 actor(s) x 1 thread(s) +", {}),
