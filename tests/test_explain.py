@@ -206,3 +206,33 @@ def test_status_and_openapi_state_the_word_limit(client):
     spec = client.get("/openapi.json").json
     assert "/v1/explain" in spec["paths"]
     assert "256 words" in spec["components"]["schemas"]["ExplainRequest"]["properties"]["texts"]["description"]
+
+
+def test_an_explanation_does_not_hold_other_requests_back(engine):
+    """Each explained text is a turn of the engine thread of its own: a classification sent while a long
+    explanation request runs is answered before that request ends."""
+    import threading
+    import time
+
+    from finsent_local.engine.worker import EngineWorker
+
+    worker = EngineWorker(engine, max_wait_s=None)
+    try:
+        texts = [f"Breaking: Virtucon {event}, sources say, as markets weigh the outlook for the sector"
+                 for event in ("cuts full-year guidance", "raises full-year guidance")] * 4
+        finished = {}
+
+        def explain():
+            worker.explain(texts, "7")
+            finished["explain"] = time.monotonic()
+
+        thread = threading.Thread(target=explain)
+        thread.start()
+        time.sleep(0.05)
+        label = worker.classify(["Hooli raises full-year guidance"], "3")[0].label
+        finished["classify"] = time.monotonic()
+        thread.join(120)
+        assert label == "positive"
+        assert finished["classify"] < finished["explain"]
+    finally:
+        worker.close()

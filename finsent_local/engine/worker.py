@@ -55,7 +55,7 @@ class ShuttingDown(Unavailable):
     retry_after = 10
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: found in the queue by identity
 class _ClassifyJob:
     texts: list[str]
     scheme: str
@@ -271,14 +271,17 @@ class EngineWorker:
         while self._classify_jobs:
             job = self._classify_jobs[0]
             remaining = len(job.texts) - job.taken
-            if job.unit is not None:  # an explanation costs a text per word: one text is a whole turn
+            if job.unit is not None:
+                # An explanation costs a text per word: one text is a whole turn, and the job then goes
+                # to the back of the queue, so requests sent meanwhile are answered between its texts.
                 if turn:
                     break
                 turn.append(_Slice(job, job.taken, job.taken + 1))
                 job.taken += 1
                 texts += 1
-                if job.taken == len(job.texts):
-                    self._classify_jobs.popleft()
+                self._classify_jobs.popleft()
+                if job.taken < len(job.texts):
+                    self._classify_jobs.append(job)
                 break
             if turn and texts + remaining > TURN_TEXTS:
                 break
@@ -303,8 +306,8 @@ class EngineWorker:
             return True
         if job.abandoned.is_set() or job.future.done():
             with self._cond:
-                if self._classify_jobs and self._classify_jobs[0] is job:
-                    self._classify_jobs.popleft()
+                if job in self._classify_jobs:  # at the head, or (an explanation) further back
+                    self._classify_jobs.remove(job)
                     self._queued_texts -= len(job.texts) - job.taken
             return False
         return True
