@@ -52,7 +52,10 @@ def _check_extra() -> None:
 @click.option("--neutral-band", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True,
               help="Gold scores in [-1, 1] (FiQA-style): below -band negative, below band neutral, else positive.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the HTML report here (self-contained, opens offline).")
+              help="Write the HTML report here (self-contained, opens offline). Its most confident errors are "
+                   "explained: each word shaded by how much it moved the score (about one classification per word).")
+@click.option("--no-explain", is_flag=True, help="With --report: list the most confident errors without explaining "
+              "their words (faster with long texts or many models).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write every figure as JSON.")
 @click.option("--predictions", "predictions_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write each row with its gold label, predictions and probabilities (CSV).")
@@ -62,8 +65,8 @@ def _check_extra() -> None:
 @click.option("--no-cache", is_flag=True, help="Do not read or write the persistent result cache (e.g. to time models).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def evaluate_command(input_path, text_column, label_column, benchmarks, sheet, encoding, delimiter, scheme, models,
-                     prompts, gold_convention, label_map, neutral_band, report_path, json_path, predictions_path, force,
-                     seed, threads, no_cache, quiet):
+                     prompts, gold_convention, label_map, neutral_band, report_path, no_explain, json_path,
+                     predictions_path, force, seed, threads, no_cache, quiet):
     """Measure the labels against a labelled file: accuracy, F1, confusion matrix, calibration.
 
     \b
@@ -84,7 +87,8 @@ def evaluate_command(input_path, text_column, label_column, benchmarks, sheet, e
                               "--gold-convention": gold_convention, "--label-map": label_map,
                               "--neutral-band": neutral_band if neutral_band != 0.1 else None})
         return _evaluate_benchmarks(benchmarks, scheme or "3", models, list(dict.fromkeys(prompts)) or ["train"],
-                                    report_path, json_path, predictions_path, force, seed, threads, no_cache, quiet)
+                                    report_path, json_path, predictions_path, force, seed, threads, no_cache, quiet,
+                                    explain=bool(report_path) and not no_explain)
     missing = [option for option, value in (("--input", input_path), ("--text-column", text_column),
                                              ("--label-column", label_column)) if not value]
     if missing:
@@ -97,7 +101,7 @@ def evaluate_command(input_path, text_column, label_column, benchmarks, sheet, e
     from ..jobs.errors import JobError
     from ..limits import Limits
     from ..model_files import result_cache_path
-    from ..quality.evaluation import EvalError, EvalRequest, evaluate
+    from ..quality.evaluation import EvalError, EvalRequest, evaluate, explain_confident_errors
     from ..quality.gold_labels import GoldLabelError, load_label_map
     from ..quality.report import summary_lines, write_metrics_json, write_predictions, write_report
 
@@ -127,6 +131,8 @@ def evaluate_command(input_path, text_column, label_column, benchmarks, sheet, e
 
     try:
         evaluation = evaluate(request, open_model, on_model)
+        if report_path and not no_explain:
+            explain_confident_errors(evaluation, open_model, _explaining(bars, quiet))
     except (EvalError, GoldLabelError, JobError) as e:
         raise UserError(str(e)) from None
     finally:
@@ -149,8 +155,17 @@ def _refuse_file_options(given: dict) -> None:
                         "read, split and labelled as FinGPT's benchmark code does); use --input for a labelled file")
 
 
+def _explaining(bars: list, quiet: bool):
+    """explain_confident_errors' progress: a bar per model, in errors explained."""
+    def on_model(name: str, errors: int):
+        bar = progress_bar(errors, "error", quiet, desc=f"explaining {name}'s errors")
+        bars.append(bar)
+        return closing_when_done(bar)
+    return on_model
+
+
 def _evaluate_benchmarks(names, scheme, models, prompts, report_path, json_path, predictions_path, force, seed,
-                         threads, no_cache, quiet) -> None:
+                         threads, no_cache, quiet, explain: bool = False) -> None:
     from ..quality.benchmarks import BenchmarkError, chosen_benchmarks
 
     try:
@@ -168,7 +183,7 @@ def _evaluate_benchmarks(names, scheme, models, prompts, report_path, json_path,
     from ..quality.benchmark_report import (summary_lines, write_benchmark_predictions, write_benchmark_report,
                                             write_benchmarks_json)
     from ..quality.benchmark_run import benchmark_request, run_benchmark
-    from ..quality.evaluation import EvalError
+    from ..quality.evaluation import EvalError, explain_confident_errors
 
     check_outputs_or_exit([FileOutput(path, option) for path, option in (
         (report_path, "--report"), (json_path, "--json"), (predictions_path, "--predictions")) if path is not None],
@@ -196,6 +211,10 @@ def _evaluate_benchmarks(names, scheme, models, prompts, report_path, json_path,
         for rows in sets:
             request = benchmark_request(rows, model_files, prompts, scheme, threads, cache, seed)
             results.append(run_benchmark(rows, request, open_model, on_model))
+            if explain:  # the report lists each evaluation's most confident errors: shade their words
+                for evaluation in (results[-1].evaluation, results[-1].seven_labels):
+                    if evaluation is not None:
+                        explain_confident_errors(evaluation, open_model, _explaining(bars, quiet))
     except (EvalError, BenchmarkError, JobError) as e:
         raise UserError(str(e)) from None
     finally:

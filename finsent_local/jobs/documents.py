@@ -14,6 +14,10 @@ repeated boilerplate sentence is answered by the result cache), and the sentence
 
 `about` keeps only the sentences that mention one of the given names (case-insensitive, whole words):
 entity-level sentiment. No sentence mentioning them is an answer ("no mention"), not an error.
+
+`explain` adds why to the two sentences that moved the document's score most: the most positive and the
+most negative sentence get `words`, each word's weight by occlusion as POST /v1/explain gives it. Only
+those two: explaining costs about one classification per word, so a whole document is not explained.
 """
 
 from __future__ import annotations
@@ -85,9 +89,12 @@ def summarize(sentences: list[dict], labels: tuple[str, ...], values: tuple[floa
 
 
 def classify_document(text: str, scheme: str, service, about: list[str] | None = None,
-                      classify: Callable[[list[str], str], list[dict]] | None = None) -> dict:
+                      classify: Callable[[list[str], str], list[dict]] | None = None, explain: bool = False,
+                      explain_with: Callable[[list[str], str, str], list[dict]] | None = None) -> dict:
     """{"document": ..., "sentences": [...]} for one text, within the service's document limits.
-    Sentences go to `classify(texts, scheme)` (default: the service's) DOCUMENT_BATCH at a time."""
+    Sentences go to `classify(texts, scheme)` (default: the service's) DOCUMENT_BATCH at a time. With
+    `explain`, the document's most positive and most negative sentences get their `words` (through
+    `explain_with(texts, scheme, unit)`, default: the service's explain)."""
     classify = classify or service.classify
     labelling, limits = service.schemes[scheme], service.limits
     if len(text) > limits.max_document_chars:
@@ -114,11 +121,38 @@ def classify_document(text: str, scheme: str, service, about: list[str] | None =
                 entry.update(label=result["label"], score=result["score"], probs=result["probs"])
             sentences.append(entry)
     document = summarize(sentences, labelling.labels, labelling.values)
+    if explain:
+        explain_strongest_sentences(document, scheme, explain_with or service.explain, limits.max_explain_words)
     if names:
         document["about"] = {"names": names, "matched": len(sentences), "of": len(spans)}
         if not sentences:
             document["label"] = NO_MENTION
     return {"document": document, "sentences": sentences}
+
+
+def explain_strongest_sentences(document: dict, scheme: str, explain: Callable[[list[str], str, str], list[dict]],
+                                max_words: int) -> None:
+    """The document's most positive and most negative sentence (the same one when it has one sentence)
+    get `words`: /v1/explain's word list. A sentence over /v1/explain's word limit, or one the engine
+    could not explain, gets `words_error` ({code, message}) instead; the document result stands."""
+    from ..engine.occlusion import units
+
+    extremes = [document[key] for key in ("most_positive", "most_negative") if document.get(key)]
+    wanted = list(dict.fromkeys(s["text"] for s in extremes))
+    answers: dict[str, dict] = {}
+    for sentence in wanted:
+        count = len(units(sentence))
+        if count > max_words:
+            answers[sentence] = {"error": {"code": "too_many_words", "message": f"sentence has {count} words; "
+                                           f"at most {max_words} are explained per text"}}
+        else:  # one call per sentence: each within what one /v1/explain request may cost
+            answers[sentence] = explain([sentence], scheme, "word")[0]
+    for entry in extremes:
+        answer = answers[entry["text"]]
+        if "error" in answer:
+            entry["words_error"] = answer["error"]
+        else:
+            entry["words"] = answer["words"]
 
 
 # -- files: one row per document --------------------------------------------------------------------------

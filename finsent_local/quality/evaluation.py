@@ -69,6 +69,10 @@ class Evaluation:
     comparisons: list[dict] = field(default_factory=list)  # per run after the first, against the first
     confident_errors: list[list[int]] = field(default_factory=list)  # per run: evaluated-row indices
     notes: list[str] = field(default_factory=list)  # how the file was read
+    subjects: list[str | None] | None = None  # per evaluated row: what its instruction asked about (benchmarks)
+    # Per run, once explain_confident_errors has run: evaluated-row index -> its /v1/explain answer, or
+    # {"error": {code, message}} when it could not be explained. Empty: not asked (the report shows no shading).
+    error_explanations: list[dict[int, dict]] = field(default_factory=list)
 
 
 class EvalError(ValueError):
@@ -179,13 +183,66 @@ def evaluate_rows(request: EvalRequest, texts: list, golds: list, numbers: list[
         run.predictions = _in_gold_labels(kept, model_labels, label_names, collapsed)
 
     evaluation = Evaluation(request, gold, label_names, collapsed, [texts[i] for i in keep],
-                            [numbers[i] for i in keep], gold_index[keep], skipped, runs, notes=notes)
+                            [numbers[i] for i in keep], gold_index[keep], skipped, runs, notes=notes,
+                            subjects=None if subjects is None else [subjects[i] for i in keep])
     for run in runs:
         evaluation.metrics.append(label_metrics(evaluation.gold_index, run.predictions, label_names, request.seed))
         evaluation.confident_errors.append(most_confident_errors(evaluation.gold_index, run.predictions))
     for run in runs[1:]:
         evaluation.comparisons.append(compare(evaluation.gold_index, runs[0].predictions, run.predictions, request.seed))
     return evaluation
+
+
+def explain_confident_errors(evaluation: Evaluation, open_service: Callable,
+                             on_model: Callable[[str, int], Callable[[int], None]]
+                             = lambda name, total: (lambda n: None), unit: str = "word") -> None:
+    """Why each run's most confident errors got their label: each listed error's text explained by
+    occlusion (each word's weight: the score with it minus without it), filled into
+    evaluation.error_explanations for the report. Only the listed errors: an explanation costs about one
+    classification per word. `open_service` as for evaluate_rows (with the subject when the rows have
+    one); the services must have explain(texts, scheme, unit). Nothing here fails the evaluation: a row
+    that cannot be explained (a model that will not load, a text over the word limit, an engine error)
+    gets {"error": ...} and the report shows it unshaded with the reason."""
+    from ..limits import Limits
+
+    evaluation.error_explanations = []
+    for run, errors in zip(evaluation.runs, evaluation.confident_errors):
+        explained: dict[int, dict] = {}
+        evaluation.error_explanations.append(explained)
+        progress = on_model(run.name, len(errors))
+        subject_of = (lambda i: None) if evaluation.subjects is None else evaluation.subjects.__getitem__
+        for subject in dict.fromkeys(subject_of(i) for i in errors):
+            rows = [i for i in errors if subject_of(i) == subject]
+            try:
+                service = (open_service(run.model_path, run.prompt) if subject is None
+                           else open_service(run.model_path, run.prompt, subject))
+            except Exception as e:  # noqa: BLE001 - the report is still written, with the reason
+                explained.update((i, _not_explained(f"the model did not load: {e}")) for i in rows)
+                progress(len(rows))
+                continue
+            try:
+                limit = getattr(getattr(service, "limits", None), "max_explain_words", Limits().max_explain_words)
+                for i in rows:  # one text at a time: an engine error stays that row's, and progress moves
+                    explained[i] = _explanation(service, evaluation.texts[i], evaluation.request.scheme, unit, limit)
+                    progress(1)
+            finally:
+                service.close()
+
+
+def _not_explained(message: str, code: str = "not_explained") -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def _explanation(service, text: str, scheme: str, unit: str, limit: int) -> dict:
+    from ..engine.occlusion import units
+
+    count = len(units(text, unit))
+    if count > limit:  # /v1/explain's own bound on one request's cost
+        return _not_explained(f"{count} words; at most {limit} are explained per text", "too_many_words")
+    try:
+        return service.explain([text], scheme, unit)[0]
+    except Exception as e:  # noqa: BLE001 - one row's failure is that row's note, not the report's end
+        return _not_explained(str(e) or type(e).__name__)
 
 
 def _skipped_phrase(skipped: dict) -> str:
@@ -234,4 +291,5 @@ def _in_gold_labels(results: list, model_labels: tuple[str, ...], label_names: t
     return Predictions(labels, collapsed_probs)
 
 
-__all__ = ["EvalError", "EvalRequest", "Evaluation", "GoldLabelError", "ModelRun", "evaluate", "read_labelled_rows"]
+__all__ = ["EvalError", "EvalRequest", "Evaluation", "GoldLabelError", "ModelRun", "evaluate",
+           "explain_confident_errors", "read_labelled_rows"]

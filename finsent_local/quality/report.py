@@ -126,6 +126,8 @@ table { border-collapse: collapse; margin: 8px 0; } th, td { padding: 4px 10px; 
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .figures { display: flex; flex-wrap: wrap; gap: 16px; } .figures figure { margin: 0; } .figures svg { max-width: 100%; height: auto; }
 .note { color: #4b5b6b; } td.text { max-width: 560px; overflow-wrap: anywhere; }
+span.w { border-radius: 2px; padding: 0 1px; } span.w.neg { background: rgba(205, 40, 40, var(--shade)); }
+span.w.pos { background: rgba(30, 150, 60, var(--shade)); } .why { color: #4b5b6b; font-size: 0.9em; }
 """
 
 
@@ -142,6 +144,59 @@ def report_head(title: str) -> list[str]:
 
 
 REPORT_FOOT = "<p class='note'>Made by <code>finsent eval</code> (FinSent Local).</p></body></html>"
+
+
+# -- words shaded by their weight (the most confident errors, when explained) --------------------------------------
+SHADE_FLOOR = 0.05  # a row whose words all moved the score by less than this is shaded faintly, not fully
+SHADE_MAX = 0.7  # the strongest word's background opacity: its text stays readable
+
+EXPLAIN_LEGEND = (
+    "Each error's words are shaded by occlusion: a word's weight is the model's score (the expected label "
+    "value, &minus;1 to +1) with the word minus its score without it. "
+    "<span class='w neg' style='--shade:0.6'>Red</span> pushed the answer towards negative, "
+    "<span class='w pos' style='--shade:0.6'>green</span> towards positive; the deeper, the stronger "
+    "(each row's strongest word deepest, and faint when no word alone moved the score by 0.05). Hover a word for "
+    "its numbers; under each text, its strongest words.")
+
+
+def shaded_text(text: str, explanation: dict) -> str:
+    """`text` as HTML with each explained word in a span shaded by its weight (red negative, green
+    positive; class neg/pos, opacity in --shade, the numbers in its title), everything escaped. The
+    offsets are Python string indices into `text`; a word whose offsets do not point at its own text
+    (not this text's explanation) makes the whole text plain."""
+    words = sorted(explanation.get("words") or [], key=lambda w: w["start"])
+    if any(text[w["start"]:w["end"]] != w["text"] for w in words):
+        return _e(text)
+    scale = max([abs(w["weight"]) for w in words] + [SHADE_FLOOR])
+    label = explanation.get("label")  # the model's own label (of 7 when its answers were collapsed to 3)
+    out, at = [], 0
+    for w in words:
+        if w["start"] < at:  # overlapping units (pairs of words): the first one keeps its characters
+            continue
+        side = "neg" if w["weight"] < 0 else "pos"
+        shade = SHADE_MAX * abs(w["weight"]) / scale
+        title = (f"weight {w['weight']:+.3f} (score with the word minus without it); p({label}) "
+                 f"{w['label_weight']:+.3f}; without it: {w['label_without']}")
+        out.append(_e(text[at:w["start"]]))
+        out.append(f"<span class='w {side}' style='--shade:{shade:.3f}' data-weight='{w['weight']:.4f}' "
+                   f"title='{_e(title)}'>{_e(w['text'])}</span>")
+        at = w["end"]
+    out.append(_e(text[at:]))
+    return "".join(out)
+
+
+def _error_text_cell(text: str, explanation: dict | None) -> str:
+    """An error's text cell: shaded with its strongest words under it when explained, plain with the
+    reason when it could not be, plain alone when explanations were not asked for."""
+    if explanation is None:
+        return _e(text)
+    if "error" in explanation:
+        reason = explanation["error"].get("message") or "no reason given"
+        return f"{_e(text)}<div class='why not-explained'>Not explained: {_e(reason)}</div>"
+    from ..engine.occlusion import strongest_text
+
+    return (f"{shaded_text(text, explanation)}<div class='why'>strongest: "
+            f"{_e(strongest_text(explanation.get('words') or []) or 'none')}</div>")
 
 
 def report_html(evaluation: Evaluation) -> str:
@@ -209,16 +264,21 @@ def evaluation_sections(evaluation: Evaluation, level: int = 2) -> list[str]:
         parts.append("</tbody></table>")
 
     names = evaluation.label_names
-    for run, errors in zip(runs, evaluation.confident_errors):
+    explained = evaluation.error_explanations or [None] * len(runs)
+    for run, errors, explanations in zip(runs, evaluation.confident_errors, explained):
         parts.append(f"{h}The {len(errors)} most confident errors of {_e(run.name)}{end}")
         if not errors:
             parts.append("<p class='note'>None: every row is right.</p>")
             continue
+        if explanations is not None:
+            parts.append(f"<p class='note legend'>{EXPLAIN_LEGEND}</p>")
         parts.append("<table><thead><tr><th class='n'>row</th><th>text</th><th>gold</th><th>predicted</th>"
                      "<th class='n'>probability</th></tr></thead><tbody>")
         for i in errors:
             predicted = run.predictions.labels[i]
-            parts.append(f"<tr><td class='n'>{evaluation.row_numbers[i]:,}</td><td class='text'>{_e(evaluation.texts[i])}"
+            cell = _error_text_cell(evaluation.texts[i], None if explanations is None else
+                                    explanations.get(i, {"error": {"message": "not explained"}}))
+            parts.append(f"<tr><td class='n'>{evaluation.row_numbers[i]:,}</td><td class='text'>{cell}"
                          f"</td><td>{_e(names[evaluation.gold_index[i]])}</td><td>{_e(names[predicted])}</td>"
                          f"<td class='n'>{_pct(run.predictions.probs[i, predicted])}</td></tr>")
         parts.append("</tbody></table>")

@@ -10,7 +10,7 @@ from ..engine.occlusion import UNIT_KINDS
 from ..jobs.documents import DocumentTooLarge, about_names, classify_document
 from .context import service
 from .errors import ApiError
-from .requests import json_body, scheme_param
+from .requests import bool_param, json_body, scheme_param
 
 blueprint = Blueprint("finsent", __name__)
 
@@ -79,6 +79,7 @@ def classify_a_document():
                                                               and all(isinstance(a, str) for a in about))):
         raise ApiError(400, "invalid_parameter", '"about" must be a name, "Name|Alias", or a list of names',
                        param="about")
+    explain = bool_param(body, "explain")  # words for the most positive and most negative sentence
     g.cache_hits = 0
 
     def classify_counting_hits(texts: list[str], scheme: str) -> list[dict]:
@@ -87,7 +88,7 @@ def classify_a_document():
         return results
 
     try:
-        answer = classify_document(text, scheme, svc, about_names(about), classify_counting_hits)
+        answer = classify_document(text, scheme, svc, about_names(about), classify_counting_hits, explain=explain)
     except DocumentTooLarge as e:
         raise ApiError(413, e.code, str(e), param="text") from None
     return {"scheme": scheme, "labels": list(svc.schemes[scheme].labels), **answer}

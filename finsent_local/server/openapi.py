@@ -154,7 +154,18 @@ def _schemas(model_id: str, limits: Limits) -> dict:
             "scheme": scheme,
             "about": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}],
                       "description": 'Only sentences naming one of these ("Acme|Acme Corp" or a list): '
-                                     "case-insensitive, whole words"}}},
+                                     "case-insensitive, whole words"},
+            "explain": {"type": ["boolean", "null"], "default": False,
+                        "description": "true: the most positive and the most negative sentence get `words`, each "
+                                       "word's weight as /v1/explain gives it (about one classification per word "
+                                       "of those two sentences; not the other sentences)"}}},
+        "DocumentExtreme": {"type": ["object", "null"], "required": ["index", "text", "label", "score"],
+                            "properties": {
+            "index": {"type": "integer", "minimum": 0}, "text": {"type": "string"}, "label": {"type": "string"},
+            "score": {"type": "number", "minimum": -1, "maximum": 1},
+            "words": {"type": "array", "items": _REF("Attribution"), "description": 'with "explain": true'},
+            "words_error": {**item_error, "description": 'with "explain": true, when this sentence could not be '
+                                                          "explained (too_many_words: over the explain word limit)"}}},
         "DocumentSentence": {"type": "object", "required": ["index", "start", "end", "text"], "properties": {
             "index": {"type": "integer", "minimum": 0}, "start": {"type": "integer", "minimum": 0},
             "end": {"type": "integer", "minimum": 0}, "text": {"type": "string"},
@@ -172,7 +183,7 @@ def _schemas(model_id: str, limits: Limits) -> dict:
                 "non_neutral_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
                 "label_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "sentences": {"type": "integer"}, "scored": {"type": "integer"}, "errors": {"type": "integer"},
-                "most_positive": {"type": ["object", "null"]}, "most_negative": {"type": ["object", "null"]},
+                "most_positive": _REF("DocumentExtreme"), "most_negative": _REF("DocumentExtreme"),
                 "rule": {"type": "string"},
                 "about": {"type": "object"}}},
             "sentences": {"type": "array", "items": _REF("DocumentSentence")}}},
