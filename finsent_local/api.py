@@ -139,11 +139,11 @@ class _InProcess:
     def explain(self, texts: list, scheme: str, unit: str) -> list[dict]:
         return self.service.explain(texts, scheme, unit)
 
-    def document(self, text: str, scheme: str, about) -> dict:
+    def document(self, text: str, scheme: str, about, explain: bool = False) -> dict:
         from .jobs.documents import DocumentTooLarge, about_names, classify_document
 
         try:
-            return classify_document(text, scheme, self.service, about_names(about))
+            return classify_document(text, scheme, self.service, about_names(about), explain=explain)
         except DocumentTooLarge as e:
             raise FinSentError(str(e)) from None
 
@@ -213,8 +213,8 @@ class _Connected:
                 results[i] = answer
         return results  # type: ignore[return-value]
 
-    def document(self, text: str, scheme: str, about) -> dict:
-        return self.document_client.document(text, scheme, about=about)
+    def document(self, text: str, scheme: str, about, explain: bool = False) -> dict:
+        return self.document_client.document(text, scheme, about=about, explain=explain)
 
     def close(self) -> None:
         pass
@@ -417,14 +417,17 @@ class FinSent:
         return frame
 
     # -- documents ------------------------------------------------------------------------------------------
-    def document(self, text: str, scheme: str | None = None, about: str | list[str] | None = None) -> dict:
+    def document(self, text: str, scheme: str | None = None, about: str | list[str] | None = None, *,
+                 explain: bool = False) -> dict:
         """A long text (press release, transcript, filing) as sentences: {"document": {label, score,
         length_weighted_score, non_neutral_share, label_counts, most_positive, most_negative, ...},
         "sentences": [{index, start, end, text, label, score, probs}, ...]}, as POST /v1/documents
-        answers. `about`: only the sentences naming one of these ("Acme|Acme Corp" or a list)."""
+        answers. `about`: only the sentences naming one of these ("Acme|Acme Corp" or a list).
+        explain=True: the most positive and most negative sentences also get their `words`, as
+        explain() gives them (as dicts: start, end, text, weight, label_weight, label_without)."""
         self._check_open()
         with _server_errors():
-            return self._backend.document(text, self._scheme(scheme), about)
+            return self._backend.document(text, self._scheme(scheme), about, explain)
 
     # -- evaluation -----------------------------------------------------------------------------------------
     def evaluate(self, texts: Iterable, gold: Iterable, scheme: str | None = None, *, label_map: dict | None = None,

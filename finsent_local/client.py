@@ -76,12 +76,15 @@ class FinSentClient:
         """GET /v1/status: the model, its label schemes and the server's limits."""
         return self._request("GET", "/v1/status", None, time.monotonic() + self.timeout)
 
-    def document(self, text: str, scheme: str = "7", about: str | list[str] | None = None) -> dict:
+    def document(self, text: str, scheme: str = "7", about: str | list[str] | None = None,
+                 explain: bool = False) -> dict:
         """POST /v1/documents: {"document": {...}, "sentences": [...]} for one text; `about` keeps the
-        sentences naming one of these names."""
+        sentences naming one of these names; `explain` adds the words of the strongest sentences."""
         body = {"text": text, "scheme": scheme}
         if about:
             body["about"] = about
+        if explain:
+            body["explain"] = True
         return self._request("POST", "/v1/documents", body, time.monotonic() + self.timeout)
 
     def classify(self, texts: list[str], scheme: str = "7") -> list[dict]:

@@ -17,6 +17,7 @@ from conftest import run_finsent
 from long_documents import NEGATIVE, POSITIVE
 
 from finsent_local import FinSent, FinSentError, Result
+from finsent_local.engine import occlusion
 
 ROOT = Path(__file__).resolve().parents[1]
 # Between processes (the server, this one, the CLI) llama.cpp may batch the same texts differently, and
@@ -169,6 +170,13 @@ def test_documents_from_both_kinds(local, remote):
     about = remote.document(text, "3", about="Virtucon")
     assert about["document"]["about"]["matched"] == 1
     assert local.document(text, "3", about=["Nobody"])["document"]["label"] == "no mention"
+    assert "words" not in here["document"]["most_negative"]
+    for kind in (local, remote):
+        explained = kind.document(text, "3", explain=True)["document"]
+        assert explained["most_negative"]["text"] == NEGATIVE[0]
+        words = explained["most_negative"]["words"]
+        assert [w["text"] for w in words] == [u.text for u in occlusion.units(NEGATIVE[0])]
+        assert min(words, key=lambda w: w["weight"])["weight"] < 0  # something pushed it negative
 
 
 def test_explain_from_both_kinds(local, remote):
@@ -281,7 +289,7 @@ class _StandIn:
             out.append({"label": self.peak[text], "score": 0.0, "probs": probs})
         return out
 
-    def document(self, text, scheme, about):
+    def document(self, text, scheme, about, explain=False):
         self._check()
 
     def close(self):
