@@ -118,6 +118,9 @@ def test_output_folder_manifest_and_side_by_side(tuned, desk_csv, reference_csv,
     assert "Traceback" not in err
     report = (output / "report.html").read_text()
     assert "base-Q8_0.gguf" in report and "desk-model-Q8_0.gguf" in report
+    # the base misses the house rule: its most confident errors are listed with their words shaded
+    assert base["accuracy"] < 1 and "<div class='why'>strongest: " in report
+    assert re.search(r"<span class='w (neg|pos)' style='--shade:[0-9.]+' data-weight='-?[0-9.]+'", report)
     # the reference texts: named, split, and what the model knew measured on the held-out part
     reference = manifest["data"]["reference"]
     assert reference["sha256"] == sha256_of(reference_csv) and reference["column"] == "headline"

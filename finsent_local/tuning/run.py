@@ -29,7 +29,7 @@ from ..files import sha256_of, write_json_atomically, write_text_atomically
 from ..output_place import (FolderOutput, OutputRefused, check_folder_output, check_outputs, checkpoint_files,
                             made_by_manifest)
 from ..model_files import DEFAULT_REPO
-from ..quality.evaluation import EvalRequest, Evaluation, evaluate_rows, read_labelled_rows
+from ..quality.evaluation import EvalRequest, Evaluation, evaluate_rows, explain_confident_errors, read_labelled_rows
 from ..quality.gold_labels import NEUTRAL_BAND
 from .forgetting import MIN_AGREEMENT
 from .examples import VALIDATION_SHARE, LabelledRows, labelled_rows, stratified_split, training_examples
@@ -558,8 +558,13 @@ def _before_and_after(request: TuneRequest, base_gguf: Path, tuned: Path, rows: 
                             Limits(max_wait_s=None))
 
     progress.say("Measuring the base and the tuned model on the validation rows")
-    return evaluate_rows(eval_request, rows.texts, rows.labels, rows.row_numbers, {}, [], open_model,
-                         progress.on_eval_model)
+    evaluation = evaluate_rows(eval_request, rows.texts, rows.labels, rows.row_numbers, {}, [], open_model,
+                               progress.on_eval_model)
+    # The report's most confident errors, with the words that moved each model (as `finsent eval --report`):
+    # what a reviewer signing off the tuned model reads. Only the listed errors (at most 25 per model).
+    progress.say("Explaining each model's most confident errors")
+    explain_confident_errors(evaluation, open_model)
+    return evaluation
 
 
 def _keep_base_for_adapter(request: TuneRequest, base_gguf: Path, staging: Path) -> Path | None:
