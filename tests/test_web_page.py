@@ -1,7 +1,8 @@
 """The web page at /, driven in headless Chromium against the real server and the trained model.
 
 What a user does there: paste headlines or pick a file, classify, read the table and the chart, sort,
-cancel a long list, download the CSV; with an API key, enter it once. The labels the page shows are
+cancel a long list, download the CSV, open a row to see which words moved its label (by keyboard as by
+mouse); with an API key, enter it once. The labels the page shows are
 checked against the API's answers for the same texts. The page's own rules (offline assets, a strict
 Content-Security-Policy, every text escaped) are checked both in the browser (no console errors: a CSP
 violation is one) and through Flask's test client.
@@ -74,7 +75,7 @@ class Page:
 
     def rows(self) -> list[dict]:
         return self.driver.execute_script("""
-            return [...document.querySelectorAll('#results tbody tr')].map(tr => ({
+            return [...document.querySelectorAll('#results tbody tr:not(.why-row)')].map(tr => ({
               n: Number(tr.cells[0].textContent),
               text: tr.cells[1].textContent,
               label: tr.cells[2].querySelector('.badge')?.textContent ?? null,
@@ -343,6 +344,11 @@ def test_document_mode_tints_each_sentence_with_its_label(page, server):
     assert page.text("document-summary").startswith(f"{document['label']} (mean sentence score ")
     assert [r["text"] for r in page.rows()] == [s["text"] for s in expected["sentences"]]
     assert page.text("mean-score") == shown_score(document["score"])
+    # A sentence's "Why" explains that sentence.
+    page.driver.find_element(By.CSS_SELECTOR, '[data-key="toggle-2"]').click()
+    wait_for_why(page, 2)
+    assert page.driver.execute_script("return document.querySelector('#why-2 .why-text').textContent") == \
+        expected["sentences"][1]["text"]
 
 
 def test_a_100000_character_transcript_in_document_mode(page, server):
@@ -370,6 +376,14 @@ def test_phone_width_has_no_sideways_scrolling(chromium, server, held_out):
         overflow = chromium.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"the page is {overflow}px wider than a phone's screen"
+        # An open "Why" wraps its words within the screen: read without scrolling sideways.
+        chromium.find_element("css selector", '[data-key="toggle-1"]').click()
+        wait_for_why(page, 1)
+        box = chromium.execute_script("""
+            const box = document.querySelector('#why-1 .why-text').getBoundingClientRect();
+            return [box.left, box.right, document.documentElement.clientWidth,
+                    document.documentElement.scrollWidth];""")
+        assert box[0] >= 0 and box[1] <= box[2] and box[3] <= box[2], box
         assert page.element("chart").is_displayed() and len(page.rows()) == 3
         # The chart is drawn for this width, not scaled down: its labels keep their 12 px.
         scale = chromium.execute_script("""
@@ -385,6 +399,213 @@ def test_phone_width_has_no_sideways_scrolling(chromium, server, held_out):
         assert seen[0] >= -1 and seen[1] <= seen[2] + 1, seen
     finally:
         chromium.set_window_size(1280, 1000)
+
+
+# -- a row's "Why": its words shaded by occlusion weight ------------------------------------------
+
+def api_explain(url: str, texts: list[str], scheme: str = "7") -> list[dict]:
+    return post_json(url + "/v1/explain", {"texts": texts, "scheme": scheme})["results"]
+
+
+def focused(page) -> dict:
+    """What has the keyboard focus: its class, text, key and aria-expanded."""
+    return page.driver.execute_script("""
+        const e = document.activeElement;
+        return {cls: e.className, text: e.textContent, key: e.dataset.key ?? null,
+                expanded: e.getAttribute('aria-expanded')};""")
+
+
+def why_words(page, n: int) -> list[dict]:
+    """The shaded words in row n's open panel, as drawn: text, data attributes, class and the colour shown."""
+    return page.driver.execute_script("""
+        const panel = document.getElementById('why-' + arguments[0]);
+        return [...panel.querySelectorAll('.why-text .w')].map(w => ({
+          text: w.textContent, weight: Number(w.dataset.weight), shade: Number(w.dataset.shade),
+          side: w.classList.contains('neg') ? 'neg' : w.classList.contains('pos') ? 'pos' : 'none',
+          tabindex: w.tabIndex, title: w.title, background: getComputedStyle(w).backgroundColor}));""", n)
+
+
+def rgba(css: str) -> tuple[float, ...]:
+    parts = [float(x) for x in re.findall(r"[\d.]+", css)]
+    return tuple(parts) if len(parts) == 4 else (*parts, 1.0)
+
+
+def wait_for_why(page, n: int, state: str = "done") -> None:
+    page.wait_for(lambda: page.driver.execute_script(
+        "return document.getElementById('why-' + arguments[0])?.dataset.state", n) == state, f"row {n}'s why: {state}")
+
+
+def test_a_row_opens_by_keyboard_to_show_its_words_shaded(page, server, tmp_path_factory):
+    """Tab to a row's "Why", Enter opens it: the text with each word shaded by its /v1/explain weight (the
+    event word deepest, the company name unshaded), each word reachable by Tab with its numbers shown on
+    focus and on hover; Esc closes, Space reopens from what was already asked."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    texts = ["Nakatomi Trading raises full-year guidance", "Virtucon reports a wider quarterly loss"]
+    expected = api_explain(server.url, texts)
+    page.type_lines(texts)
+    page.classify()
+    assert [r["label"] for r in page.rows()] == [e["label"] for e in expected]
+
+    keys = ActionChains(page.driver)
+    page.driver.execute_script("document.getElementById('sort-score').focus()")
+    keys.send_keys(Keys.TAB).perform()  # the next stop after the table's header: row 1's "Why"
+    assert focused(page) == {"cls": "why-toggle", "text": "Why", "key": "toggle-1", "expanded": "false"}
+    toggle = page.driver.switch_to.active_element
+    assert toggle.accessible_name == "Why: the words that moved text 1's label" and toggle.aria_role == "button"
+    keys.send_keys(Keys.ENTER).perform()
+    wait_for_why(page, 1)
+    assert toggle.get_attribute("aria-expanded") == "true" and toggle.get_attribute("aria-controls") == "why-1"
+
+    words = why_words(page, 1)
+    answer = expected[0]
+    assert [w["text"] for w in words] == [w["text"] for w in answer["words"]]
+    assert [w["weight"] for w in words] == [w["weight"] for w in answer["words"]]
+    event = {"raises", "full-year", "guidance"}  # the fixture's label is decided by the event phrase
+    strongest = max(words, key=lambda w: abs(w["weight"]))
+    assert strongest["text"] in event and strongest["side"] == "pos" and strongest["shade"] == 0.7
+    company = [w for w in words if w["text"] in {"Nakatomi", "Trading"}]
+    assert all(abs(w["weight"]) < abs(strongest["weight"]) / 100 for w in company), words
+    assert all(w["side"] == "none" and w["shade"] == 0 for w in company)  # near zero: unshaded
+    assert all(w["tabindex"] == 0 for w in words)
+    r, g, b, a = rgba(strongest["background"])
+    assert g > r and g > b and a > 0.5, strongest["background"]  # drawn green, deep
+    assert all(rgba(w["background"])[3] == 0 for w in company)  # drawn with no background at all
+    status = page.driver.find_element("css selector", "#why-1 .why-status").text
+    top = sorted((w for w in words if w["side"] != "none"), key=lambda w: -abs(w["weight"]))[:3]
+    assert status == (f"{answer['label']} (score {shown_score(answer['score'])}). Strongest: "
+                      + "; ".join(f"{w['text']} {w['weight']:+.2f}" for w in top) + ".")
+    assert "Nakatomi" not in status  # an unshaded word is no reason, even ranked among the top three
+
+    # Tab walks the words in order; each shows its numbers on focus, and has them in its name.
+    for word in answer["words"]:
+        keys.send_keys(Keys.TAB).perform()
+        assert focused(page)["text"] == word["text"]
+    page.driver.execute_script("document.querySelector('[data-key=\"toggle-1\"]').focus()")
+    for _ in range(1 + [w["text"] for w in answer["words"]].index(strongest["text"])):
+        keys.send_keys(Keys.TAB).perform()
+    raises = next(w for w in answer["words"] if w["text"] == strongest["text"])
+    numbers = (f"weight {raises['weight']:+.3f} (pushed towards positive); p({answer['label']}) "
+               f"{raises['label_weight']:+.3f}; without it: {raises['label_without']}")
+    assert page.text("why-1-detail") == f"{raises['text']}: {numbers}"
+    word = page.driver.switch_to.active_element
+    assert word.accessible_name == f"{raises['text']}: {numbers}" and word.aria_role == "term"
+    assert strongest["title"] == numbers  # the mouse's tooltip
+
+    # Row 2, opened by mouse: "loss" pushed towards negative, red; hovering a word shows its numbers.
+    page.driver.find_element("css selector", '[data-key="toggle-2"]').click()
+    wait_for_why(page, 2)
+    second = why_words(page, 2)
+    loss = max(second, key=lambda w: abs(w["weight"]))
+    assert loss["text"] == "loss" and loss["side"] == "neg" and loss["shade"] == 0.7
+    r, g, b, a = rgba(loss["background"])
+    assert r > g and r > b and a > 0.5, loss["background"]
+    company = next(w for w in expected[1]["words"] if w["text"] == "Virtucon")
+    shown = next(w for w in second if w["text"] == "Virtucon")
+    assert shown["side"] == "none"  # unshaded, and said so: not a "push towards positive" of +0.000
+    assert shown["title"] == (f"weight {company['weight']:+.3f} (next to no push); p({expected[1]['label']}) "
+                              f"{company['label_weight']:+.3f}; without it: {company['label_without']}")
+    ActionChains(page.driver).move_to_element(
+        page.driver.find_element("css selector", "#why-2 .w")).perform()
+    page.wait_for(lambda: page.text("why-2-detail") == f"Virtucon: {shown['title']}", "the hovered word's numbers")
+
+    shot = tmp_path_factory.mktemp("why-screenshot") / "why.png"
+    browser.full_page_screenshot(page.driver, shot)
+    print(f"screenshot: {shot}")
+
+    # Esc closes the panel and gives the focus back to its button; Space reopens it, already explained.
+    page.driver.execute_script("document.querySelector('#why-1 .w').focus()")
+    keys.send_keys(Keys.ESCAPE).perform()
+    assert focused(page)["key"] == "toggle-1" and focused(page)["expanded"] == "false"
+    assert page.driver.execute_script("return document.getElementById('why-1')") is None
+    keys.send_keys(Keys.SPACE).perform()
+    assert page.driver.execute_script("return document.getElementById('why-1')?.dataset.state") == "done"
+
+    # Sorting redraws the table: open rows stay open, under their own row.
+    page.element("sort-score").click()
+    page.element("sort-score").click()  # ascending: row 2 (negative) first
+    order = page.driver.execute_script("""
+        return [...document.querySelectorAll('#results tbody tr')].map(tr =>
+          tr.classList.contains('why-row') ? tr.querySelector('.why').id : tr.cells[0].textContent);""")
+    assert order == ["2", "why-2", "1", "why-1"]
+
+
+def test_why_shows_markup_and_formulas_as_text(page, server):
+    """Markup and a formula in a text stay characters in the shaded text (no element is made of them),
+    and an emoji before the words does not shift them (the server's offsets count code points)."""
+    text = "\U0001F4C9 <b>x</b> =SUM(A1) Virtucon cuts full-year guidance <script>window.__pwned=1</script>"
+    expected = api_explain(server.url, [text])[0]
+    page.set_lines([text])  # not typed: chromedriver types no character outside the BMP (the emoji)
+    page.classify()
+    page.driver.find_element("css selector", '[data-key="toggle-1"]').click()
+    wait_for_why(page, 1)
+    shown = page.driver.execute_script("""
+        const p = document.querySelector('#why-1 .why-text');
+        return {text: p.textContent, elements: [...p.querySelectorAll('*')].map(e => e.localName)};""")
+    assert shown["text"] == text
+    assert set(shown["elements"]) == {"span"}  # the page's word spans only: no <b>, no <script>
+    assert [w["text"] for w in why_words(page, 1)] == [w["text"] for w in expected["words"]]
+    assert [w["text"] for w in expected["words"]][:5] == ["b", "x", "b", "SUM", "A1"]
+    assert page.driver.execute_script("return window.__pwned === undefined")
+
+
+def test_why_over_the_word_limit_shows_the_servers_error(page, server):
+    """A text over the explain word limit: the panel says the server's own message, and the row keeps its
+    label (classifying it was fine)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    text = " ".join(f"Globex unit {i} reports revenue up" for i in range(60))  # 360 words, 2,000 characters
+    request = urllib.request.Request(server.url + "/v1/explain", data=json.dumps({"text": text}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 413
+    error = json.loads(refused.value.read())["error"]
+    assert error["code"] == "too_many_words"
+
+    page.type_lines([text])
+    page.classify()
+    assert page.rows()[0]["label"]
+    page.driver.find_element("css selector", '[data-key="toggle-1"]').click()
+    wait_for_why(page, 1, "error")
+    panel = page.driver.find_element("css selector", "#why-1")
+    assert panel.get_attribute("data-code") == "too_many_words"
+    assert panel.find_element("css selector", ".why-status").text == f"Not explained: {error['message']}"
+    assert panel.find_elements("css selector", ".w") == []
+    browser.console_errors(page.driver)  # the browser logs the refused call (413) itself
+
+
+def test_page_modules_shade_words_by_code_point(page):
+    """wordSegments (chart.js) in the real browser: offsets are code points, the shade is relative to the
+    text's strongest word (never under the floor), near-zero words stay unshaded, and offsets that do not
+    fit the text give null rather than misplaced words."""
+    out = page.driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('/ui/chart.js').then((c) => {
+          const w = (text, start, weight, label_weight = 0) => ({text, start, end: start + [...text].length,
+                                                                 weight, label_weight});
+          const text = '\\u{1F4C9} Acme cuts guidance';  // the emoji: 1 code point, 2 UTF-16 units
+          const words = [w('Acme', 2, 0.001), w('cuts', 7, -0.4), w('guidance', 12, 0.2)];
+          const brief = (s) => s.word ? [s.text, s.side, Number(s.shade.toFixed(3))] : s.text;
+          done({
+            segments: c.wordSegments(text, words).map(brief),
+            faint: c.wordSegments('a b', [w('a', 0, -0.01), w('b', 2, 0.02)]).map(brief),
+            overlap: c.wordSegments('a b c', [w('a b', 0, 0.3), w('b c', 2, 0.1)]).map(brief),
+            misplaced: c.wordSegments('Acme cuts', [w('cuts', 4, -0.4)]),
+            strongest: c.strongestWords([w('a', 0, 0.1, 0.1), w('b', 2, -0.3), w('c', 4, 0.1, 0.5), w('d', 6, 0)], 3)
+              .map((x) => x.text),
+          });
+        }, (e) => done({error: String(e)}));""")
+    assert "error" not in out, out
+    assert out["segments"] == ["\U0001F4C9 ", ["Acme", "none", 0], " ", ["cuts", "neg", 0.7], " ",
+                               ["guidance", "pos", 0.35]]
+    assert out["faint"] == [["a", "neg", 0.14], " ", ["b", "pos", 0.28]]  # under the 0.05 floor: faint
+    assert out["overlap"] == [["a b", "pos", 0.7], " c"]  # overlapping pairs: the first keeps its characters
+    assert out["misplaced"] is None
+    assert out["strongest"] == ["b", "c", "a"]
 
 
 @pytest.fixture(scope="module")
@@ -410,6 +631,9 @@ def test_api_key_is_asked_once_per_tab(chromium, keyed_server, held_out):
     page.type_lines([text for text, _ in held_out[:2]])
     page.classify()
     assert all(r["label"] for r in page.rows()) and len(page.rows()) == 2
+    chromium.find_element("css selector", '[data-key="toggle-1"]').click()  # /v1/explain gets the key too
+    wait_for_why(page, 1)
+    assert len(why_words(page, 1)) >= 2
     storage = chromium.execute_script("return [localStorage.length, sessionStorage.getItem('finsent-api-key')]")
     assert storage == [0, "s3cret-key"]  # this tab only: never in localStorage, cookies or the URL
     assert chromium.get_cookies() == []

@@ -72,6 +72,12 @@ export function classify(texts, scheme, { signal, onWait } = {}) {
   return call("/v1/classify", { method: "POST", payload: { texts, scheme }, signal, onWait });
 }
 
+// One text's label with each word's weight (occlusion: the text scored again without each word, so it
+// costs about one classification per word; the server refuses more than limits.max_explain_words).
+export function explain(text, scheme, { signal, onWait } = {}) {
+  return call("/v1/explain", { method: "POST", payload: { text, scheme }, signal, onWait });
+}
+
 export function classifyDocument(text, scheme, { signal, onWait } = {}) {
   return call("/v1/documents", { method: "POST", payload: { text, scheme }, signal, onWait });
 }

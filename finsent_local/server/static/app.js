@@ -1,9 +1,12 @@
 // The page: texts in (text box or a file's column), /v1/classify in chunks (cancellable, progress
 // shown), results out (table, chart, CSV). Every text from a user or a file is put into the page with
-// textContent or as an attribute value, never as HTML.
+// textContent or as an attribute value, never as HTML. A row's "Why" opens its words shaded by how much
+// each moved the label (/v1/explain, asked when the row is first opened).
 
-import { ApiError, apiKey, classify, classifyDocument, getHealth, getStatus, planChunks, setApiKey } from "./api.js";
-import { drawDistribution, polarityClass } from "./chart.js";
+import {
+  ApiError, apiKey, classify, classifyDocument, explain, getHealth, getStatus, planChunks, setApiKey,
+} from "./api.js";
+import { drawDistribution, polarityClass, strongestWords, wordSegments } from "./chart.js";
 import {
   columnLetters, decodeText, guessTextColumn, linesOf, parseDelimited, sniffDelimiter, tableFromLines, tableFromRows,
   toCsv,
@@ -15,7 +18,7 @@ const DEFAULT_LIMITS = { max_texts_per_request: 256, max_text_chars: 32767, max_
 const TABLE_ROWS = 500; // rows drawn in the table; the chart and the download cover every row
 const PARALLEL_REQUESTS = 2; // the next chunk waits at the server while one is computed: no idle gap
 
-const state = { status: null, file: null, run: null, sort: "none", renderQueued: false };
+const state = { status: null, file: null, run: null, sort: "none", renderTimer: null };
 
 // -- server state and the API key ---------------------------------------------------------------
 
@@ -353,9 +356,8 @@ function cancelRun() {
 // -- results -------------------------------------------------------------------------------------
 
 function scheduleRender() {
-  if (state.renderQueued) return;
-  state.renderQueued = true;
-  setTimeout(() => { state.renderQueued = false; render(); }, 150);
+  if (state.renderTimer !== null) return;
+  state.renderTimer = setTimeout(render, 150);
 }
 
 function sortedItems(items) {
@@ -397,7 +399,7 @@ function resultRow(item, run) {
     const badge = document.createElement("span");
     badge.className = `badge ${polarityClass(run.values[run.labels.indexOf(item.label)])}`;
     badge.textContent = item.label;
-    labelCell.append(badge);
+    labelCell.append(badge, " ", whyToggle(item));
   } else if (item.error !== undefined) {
     const error = document.createElement("span");
     error.className = "error";
@@ -426,6 +428,9 @@ function resultRow(item, run) {
 }
 
 function render() {
+  // A render now makes a queued one needless: it would only redraw the same rows under the reader.
+  clearTimeout(state.renderTimer);
+  state.renderTimer = null;
   const run = state.run;
   if (!run) return;
   const total = run.items.length;
@@ -450,10 +455,226 @@ function render() {
   header.setAttribute("aria-sort", { none: "none", asc: "ascending", desc: "descending" }[state.sort]);
   $("sort-mark").textContent = { none: "↕", asc: "▲", desc: "▼" }[state.sort];
   const shown = sortedItems(run.items).slice(0, TABLE_ROWS);
-  $("results").tBodies[0].replaceChildren(...shown.map((item) => resultRow(item, run)));
+  // Rows are drawn anew (progress, sorting, a resize): the focused toggle or word gets the focus back.
+  const body = $("results").tBodies[0];
+  const focused = document.activeElement?.closest?.("[data-key]");
+  const focusKey = body.contains(focused) ? focused.dataset.key : null;
+  body.replaceChildren(...shown.flatMap((item) => (item.why?.open ? [resultRow(item, run), whyRow(item, run)]
+                                                                   : [resultRow(item, run)])));
+  if (focusKey) body.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus();
   $("table-note").textContent = total > TABLE_ROWS
     ? `The table shows ${TABLE_ROWS} of ${total.toLocaleString()} rows; the chart and the CSV have them all.` : "";
   $("download").disabled = !run.done;
+}
+
+// -- why: a row's words shaded by their weight ----------------------------------------------------
+
+const WHY_COLUMNS = 5;
+
+function whyToggle(item) {
+  const button = document.createElement("button");
+  button.type = "button"; // a real button: Tab reaches it, Enter and Space press it
+  button.className = "why-toggle";
+  button.textContent = "Why";
+  button.dataset.key = `toggle-${item.n}`;
+  button.dataset.n = String(item.n);
+  button.setAttribute("aria-label", `Why: the words that moved text ${item.n}'s label`);
+  button.setAttribute("aria-expanded", String(Boolean(item.why?.open)));
+  if (item.why?.open) button.setAttribute("aria-controls", `why-${item.n}`);
+  return button;
+}
+
+function whyRow(item, run) {
+  const row = document.createElement("tr");
+  row.className = "why-row";
+  const cell = document.createElement("td");
+  cell.colSpan = WHY_COLUMNS;
+  cell.append(whyPanel(item, run));
+  row.append(cell);
+  return row;
+}
+
+// The open panel: a status line (working, the error, or the label and its strongest words), the text
+// with each word shaded and focusable, the focused or hovered word's numbers, and the legend.
+function whyPanel(item, run) {
+  const panel = document.createElement("div");
+  panel.className = "why";
+  panel.id = `why-${item.n}`;
+  panel.setAttribute("role", "region");
+  panel.setAttribute("aria-label", `Why text ${item.n} got its label`);
+  const status = paragraph("why-status");
+  status.setAttribute("role", "status");
+  panel.append(status);
+  const why = item.why;
+  const failure = why.error ?? (why.answer?.error ? { code: why.answer.error.code, message: why.answer.error.message } : null);
+  if (why.pending) {
+    status.textContent = "Explaining: the text is scored again without each of its words…";
+    panel.dataset.state = "pending";
+    return panel;
+  }
+  if (failure) {
+    status.textContent = `Not explained: ${failure.message}`;
+    status.classList.add("error");
+    panel.dataset.state = "error";
+    panel.dataset.code = failure.code ?? "";
+    return panel;
+  }
+  const answer = why.answer;
+  const words = answer.words ?? [];
+  const segments = wordSegments(item.text, words);
+  // The strongest of the shaded words: a word left unshaded is no reason, even if it ranks third.
+  const shaded = segments === null ? words : segments.filter((s) => s.word && s.side !== "none").map((s) => s.word);
+  const strongest = strongestWords(shaded).map((w) => `${w.text} ${fixedSigned(w.weight, 2)}`).join("; ");
+  status.textContent = `${answer.label} (score ${signed(answer.score)}). `
+    + (!words.length ? "No words to weigh." : shaded.length ? `Strongest: ${strongest}.`
+      : "No single word moved the score by itself: each is left unshaded.");
+  panel.dataset.state = "done";
+
+  const text = paragraph("why-text");
+  if (segments === null) {
+    text.textContent = item.text; // the offsets do not fit this text: shown plain, and said
+    status.append(" (The words could not be placed in this text.)");
+  } else {
+    segments.forEach((segment, index) => {
+      if (!segment.word) {
+        text.append(segment.text); // a text node: "<b>" stays the characters < b >
+        return;
+      }
+      text.append(wordSpan(segment, answer.label, `w-${item.n}-${index}`));
+    });
+  }
+  const detail = paragraph("why-detail", "Hover over or Tab to a word for its numbers. Esc closes.");
+  detail.id = `why-${item.n}-detail`;
+  panel.append(text, detail, legend());
+  return panel;
+}
+
+function paragraph(className, text) {
+  const p = document.createElement("p");
+  p.className = className;
+  if (text !== undefined) p.textContent = text;
+  return p;
+}
+
+// "+0.41" / "-0.12", as Python's {:+.2f} writes a weight in the CLI, Excel and the eval report (-0.0,
+// which JSON keeps, included).
+function fixedSigned(value, digits) {
+  return `${value < 0 || Object.is(value, -0) ? "-" : "+"}${Math.abs(value).toFixed(digits)}`;
+}
+
+// The direction is said as the shading shows it: a word left unshaded is "next to no push", not a
+// "push towards positive" of +0.000.
+function wordNumbers(word, side, label) {
+  const push = { neg: "pushed towards negative", pos: "pushed towards positive", none: "next to no push" }[side];
+  return `weight ${fixedSigned(word.weight, 3)} (${push}); p(${label}) ${fixedSigned(word.label_weight, 3)}; `
+    + `without it: ${word.label_without}`;
+}
+
+function wordSpan(segment, label, key) {
+  const { word, shade, side } = segment;
+  const span = document.createElement("span");
+  span.className = `w ${side}`;
+  span.textContent = segment.text;
+  span.tabIndex = 0; // reachable by Tab: its numbers show on focus as on hover
+  // Focusable, so it needs a role that carries a name: a term, whose definition is its numbers (not a
+  // button: pressing it would do nothing).
+  span.setAttribute("role", "term");
+  span.dataset.key = key;
+  span.dataset.weight = String(word.weight);
+  span.dataset.labelWeight = String(word.label_weight);
+  span.dataset.shade = shade.toFixed(3);
+  span.style.setProperty("--shade", shade.toFixed(3)); // CSSOM, allowed by the page's CSP
+  const numbers = wordNumbers(word, side, label);
+  span.title = numbers;
+  span.setAttribute("aria-label", `${word.text}: ${numbers}`);
+  return span;
+}
+
+function legend() {
+  const p = paragraph("why-legend");
+  const swatch = (side, text) => {
+    const span = document.createElement("span");
+    span.className = `w ${side} swatch`;
+    span.textContent = text;
+    return span;
+  };
+  p.append(swatch("neg", "Red"), " pushed the label towards negative, ", swatch("pos", "green"),
+           " towards positive; the deeper, the stronger. Weight: the score (-1 to +1) with the word minus "
+           + "without it.");
+  return p;
+}
+
+function toggleWhy(button) {
+  const run = state.run;
+  const item = run?.items[Number(button.dataset.n) - 1];
+  if (!item) return;
+  item.why ??= { open: false };
+  item.why.open = !item.why.open;
+  button.setAttribute("aria-expanded", String(item.why.open));
+  if (!item.why.open) {
+    button.removeAttribute("aria-controls");
+    $(`why-${item.n}`)?.closest("tr").remove();
+    return;
+  }
+  if (!item.why.answer && !item.why.pending) {
+    item.why.error = null; // a failed request is asked again when the row is opened again
+    fetchWhy(item, run);
+  }
+  button.setAttribute("aria-controls", `why-${item.n}`);
+  button.closest("tr").after(whyRow(item, run));
+}
+
+async function fetchWhy(item, run) {
+  item.why.pending = true;
+  try {
+    item.why.answer = await explain(item.text, run.scheme, {
+      onWait: (seconds, message) => { whyStatus(item, run, `${message} Retrying in ${seconds} s…`); },
+    });
+  } catch (error) {
+    item.why.error = { code: error.code, message: error.message ?? String(error) };
+    if (error instanceof ApiError && error.status === 401) {
+      showKeyPanel(apiKey() ? rejectedKeyMessage(error) : "This server needs its API key: enter it above.");
+    }
+  } finally {
+    item.why.pending = false;
+    const shown = state.run === run ? $(`why-${item.n}`) : null; // not a panel of a later run
+    if (shown) {
+      // Filled in place, its status line kept: a screen reader announces a live region's new text, not
+      // one that is put into the page with its text already in it.
+      const fresh = whyPanel(item, run);
+      const [freshStatus, ...rest] = fresh.children;
+      const status = shown.querySelector(".why-status");
+      status.className = freshStatus.className;
+      status.textContent = freshStatus.textContent;
+      for (const child of [...shown.children]) if (child !== status) child.remove();
+      status.after(...rest);
+      Object.assign(shown.dataset, fresh.dataset);
+    }
+  }
+}
+
+function whyStatus(item, run, text) {
+  if (state.run !== run) return;
+  const status = $(`why-${item.n}`)?.querySelector(".why-status");
+  if (status) status.textContent = text;
+}
+
+// A word's numbers in its panel's detail line, on focus (keyboard) and on hover (mouse).
+function showWordNumbers(event) {
+  const word = event.target.closest?.(".why-text .w");
+  if (!word) return;
+  const detail = word.closest(".why").querySelector(".why-detail");
+  detail.textContent = `${word.textContent}: ${word.title}`;
+}
+
+function onTableKey(event) {
+  if (event.key !== "Escape") return;
+  const panel = event.target.closest?.(".why");
+  if (!panel) return;
+  const button = $("results").querySelector(`[data-key="toggle-${panel.id.slice(4)}"]`);
+  if (!button) return;
+  toggleWhy(button);
+  button.focus();
 }
 
 function cycleSort() {
@@ -513,6 +734,14 @@ function init() {
   $("cancel").addEventListener("click", cancelRun);
   $("sort-score").addEventListener("click", cycleSort);
   $("download").addEventListener("click", downloadCsv);
+  const body = $("results").tBodies[0];
+  body.addEventListener("click", (event) => {
+    const button = event.target.closest?.("button.why-toggle");
+    if (button) toggleWhy(button);
+  });
+  body.addEventListener("focusin", showWordNumbers);
+  body.addEventListener("mouseover", showWordNumbers);
+  body.addEventListener("keydown", onTableKey);
   $("clear-file").addEventListener("click", clearFile);
   $("texts").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !$("classify").disabled) {
