@@ -25,6 +25,18 @@ class ItemError(ValueError):
         self.code = code
 
 
+class TooManyWords(ItemError):
+    """Explaining these texts would score more units than one explain request may (limits.max_explain_words):
+    the check POST /v1/explain and `finsent explain` share, with the numbers for callers that word it
+    for one text (a file row's why cell)."""
+
+    def __init__(self, words: int, limit: int):
+        super().__init__("too_many_words", f"at most {limit} words per explain request, all texts together "
+                                           f"(got {words}): send fewer or shorter texts per request")
+        self.words = words
+        self.limit = limit
+
+
 class Counters:
     """Cache and classification counts for /metrics."""
 
@@ -144,6 +156,14 @@ class ClassificationService:
     def count_units(self, texts: list, unit: str = "word") -> int:
         """How many units (words or pairs) explaining `texts` scores: what max_explain_words bounds."""
         return sum(len(occlusion.units(t, unit)) for t in texts if isinstance(t, str))
+
+    def check_explain_words(self, texts: list, unit: str = "word") -> None:
+        """Raise TooManyWords when explaining `texts` together exceeds limits.max_explain_words. Texts over
+        max_text_chars are not counted: they get their own text_too_long item error."""
+        words = self.count_units([t for t in texts if isinstance(t, str) and len(t) <= self.limits.max_text_chars],
+                                 unit)
+        if words > self.limits.max_explain_words:
+            raise TooManyWords(words, self.limits.max_explain_words)
 
     # -- free generation -------------------------------------------------------------------------
     def classification_prompt_tokens(self, text: str, scheme: str) -> int:

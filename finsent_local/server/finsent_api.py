@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, request
 
 from ..engine.occlusion import UNIT_KINDS
+from ..engine.service import TooManyWords
 from ..jobs.documents import DocumentTooLarge, about_names, classify_document
 from .context import service
 from .errors import ApiError
@@ -53,11 +54,10 @@ def explain_texts():
     if unit not in UNIT_KINDS:
         raise ApiError(400, "invalid_parameter", 'unit must be "word" or "phrase"', param="unit")
     texts, single = _texts(body, svc)
-    words = svc.count_units([t for t in texts if isinstance(t, str) and len(t) <= svc.limits.max_text_chars], unit)
-    if words > svc.limits.max_explain_words:
-        raise ApiError(413, "too_many_words",
-                       f"at most {svc.limits.max_explain_words} words per explain request, all texts together "
-                       f"(got {words}): send fewer or shorter texts per request", param="texts")
+    try:
+        svc.check_explain_words(texts, unit)
+    except TooManyWords as e:
+        raise ApiError(413, e.code, str(e), param="texts") from None
     results = svc.explain(texts, scheme, unit)
     g.cache_hits = sum(1 for r in results if r.get("cached"))
     labels = list(svc.schemes[scheme].labels)
