@@ -18,6 +18,7 @@ from .common import (PROMPT_HELP, SCHEME_HELP, UserError, check_outputs_or_exit,
                      model_path, plural, progress_bar, require_engine)
 from ..output_place import FileOutput, local_model_file
 from ..engine.labels import SCHEMES
+from ..limits import DEFAULT_LIMITS
 
 LINE_CHUNK = 64  # texts per classifier call when reading lines: output follows input closely
 ECHO_CHARS = 200  # an error row shows at most this much of its text
@@ -59,8 +60,13 @@ ECHO_CHARS = 200  # an error row shows at most this much of its text
 @click.option("--sentences-output", "sentences_path", type=click.Path(path_type=Path, dir_okay=False),
               help="With --input and --split sentences: also write every sentence (row, offsets, label, score, "
                    "probabilities) to this .csv file.")
+@click.option("--explain", is_flag=True,
+              help="With --input: add a why column, each row's 3 strongest words with their weights "
+                   "(\"cuts -0.41; guidance -0.12\"; see finsent explain). Slow: a row costs about one classification "
+                   f"per word; texts over {DEFAULT_LIMITS.max_explain_words} words get a note instead.")
 def classify(texts, input_path, output_path, column, sheet, encoding, delimiter, prefix, force, quiet, scheme, as_json, model,
-             prompt_preset, threads, no_cache, ray_address, actors, gpus_per_actor, split, about, sentences_path):
+             prompt_preset, threads, no_cache, ray_address, actors, gpus_per_actor, split, about, sentences_path,
+             explain):
     """Label TEXTS, lines from standard input, or a column of a file, with the local model (no server).
 
     \b
@@ -68,12 +74,20 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
     cat headlines.txt | finsent classify --scheme 3 --json
     finsent classify --input news.csv --column headline --output news.scored.csv
     finsent classify --input news/ --column headline --output scored/ --ray
+    finsent classify --input news.csv --column headline --output news.why.csv --explain
 
     A file job shows its progress, keeps what is done when interrupted, and continues where it stopped
     when run again with the same arguments. The output gets every input column and row, plus label,
-    score, p_<label> per label, and error (empty when fine).
+    score, p_<label> per label, and error (empty when fine); with --explain also why, the words that
+    moved each label most (about one classification per word: many times slower).
     """
     require_engine()
+    if explain and input_path is None:
+        raise UserError("--explain goes with --input FILE; for texts, use: finsent explain \"TEXT\"")
+    if explain and split is not None:
+        raise UserError("--explain is for texts, not --split sentences (finsent explain shows one sentence's words)")
+    if explain and ray_address is not None:
+        raise UserError("--explain is not run on Ray: leave out --ray, or --explain")
     if input_path is None:
         stray = [name for name, value in (("--output", output_path), ("--column", column), ("--sheet", sheet),
                                           ("--encoding", encoding), ("--delimiter", delimiter),
@@ -108,7 +122,7 @@ def classify(texts, input_path, output_path, column, sheet, encoding, delimiter,
                          split, about)
         return
     _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
-                   threads, no_cache, encoding, delimiter_character(delimiter), split, about, sentences_path)
+                   threads, no_cache, encoding, delimiter_character(delimiter), split, about, sentences_path, explain)
 
 
 def _open_service(model: str | None, prompt_preset: str, threads: int, no_cache: bool):
@@ -259,13 +273,15 @@ def _stdin_chunks() -> Iterator[list[str]]:
 
 # -- files ---------------------------------------------------------------------------------------------
 def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet, scheme, model, prompt_preset,
-                   threads, no_cache, encoding=None, delimiter=None, split=None, about=None, sentences_path=None) -> None:
+                   threads, no_cache, encoding=None, delimiter=None, split=None, about=None, sentences_path=None,
+                   explain=False) -> None:
     """Parse and check, then hand the run to jobs.file_job (which claims, scores, writes); show its progress."""
     from ..files import file_fingerprint
     from ..model_files import result_cache_path
     from ..jobs.errors import JobError
     from ..jobs.documents import SENTENCE_FIELDS, DocumentScorer, about_names, document_columns
-    from ..jobs.file_job import FileJob, JobIdentity, JobInterrupted, JobProgress, run_file_job
+    from ..jobs.file_job import (CHUNK_ROWS, EXPLAIN_CHUNK_ROWS, FileJob, JobIdentity, JobInterrupted, JobProgress,
+                                 run_file_job)
     from ..jobs.scoring import classify_values
     from ..jobs.tables import TableError, check_output_format, open_table, probability_column, result_columns
 
@@ -283,23 +299,27 @@ def _classify_file(input_path, output_path, column, sheet, prefix, force, quiet,
     labels = service.schemes[scheme].labels
     try:
         names = about_names(about)
-        added = document_columns(prefix) if split else result_columns(labels, prefix)
+        added = document_columns(prefix) if split else result_columns(labels, prefix, why=explain)
         table.check_new_columns(added)
     except (TableError, JobError) as e:
         service.close()
         raise UserError(str(e)) from None
     model_sha256 = file_fingerprint(path, result_cache_path().with_name("model-fingerprints.json"))
-    mode = "texts" if not split else "documents" + (f" about {'|'.join(names)}" if names else "")
+    if split:
+        mode = "documents" + (f" about {'|'.join(names)}" if names else "")
+    else:
+        mode = "texts explained" if explain else "texts"
     job = FileJob(table, output_path,
                   JobIdentity.of(input_path, table.column, sheet, scheme, model_sha256, prompt_preset, mode, encoding,
                                  delimiter),
                   added, documents=bool(split), sentences_output=sentences_path,
-                  sentence_columns=[*SENTENCE_FIELDS[:-1], *(probability_column(label) for label in labels), "error"])
+                  sentence_columns=[*SENTENCE_FIELDS[:-1], *(probability_column(label) for label in labels), "error"],
+                  chunk_rows=EXPLAIN_CHUNK_ROWS if explain else CHUNK_ROWS)
 
     def make_classifier(done, save_sentences):
         if split:
             return DocumentScorer(service, scheme, names, done + 1, save_sentences)
-        return lambda values: classify_values(service, values, scheme)
+        return lambda values: classify_values(service, values, scheme, explain=explain)
 
     bars = []
 

@@ -10,6 +10,7 @@ import click
 from .. import __version__
 from .classify import classify
 from .evaluate import evaluate_command
+from .explain import explain_command
 from .freeze import freeze
 from .tune import tune_command
 from ..output_place import FileOutput, is_zip_file
@@ -26,6 +27,7 @@ def cli() -> None:
     \b
     finsent serve                          start the local server (converts the model on first run)
     finsent classify "Profit soared 40%"   label text from the terminal
+    finsent explain "Profit soared 40%"    which words moved the label (coloured in a terminal)
     finsent eval --input gold.csv ...      how right the labels are on a labelled file
     finsent tune --input desk.csv ...      teach it your labels (LoRA), get a tuned GGUF file
     finsent convert SOURCE --outtype q8_0  make a GGUF file from a Hugging Face checkpoint
@@ -246,6 +248,7 @@ def certs(do_trust, renew, export_path, force):
 
 cli.add_command(classify)
 cli.add_command(evaluate_command)
+cli.add_command(explain_command)
 cli.add_command(tune_command)
 excel.add_command(freeze)
 

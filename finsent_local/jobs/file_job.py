@@ -29,6 +29,9 @@ from .errors import JobError
 from .tables import InputTable, RowResult, TableError, plain_decimal
 
 CHUNK_ROWS = 128  # rows per classifier call and per flush to disk: at most this much work is redone
+# With --explain each row costs about one classification per word: smaller chunks, so the bar moves and an
+# interruption loses little.
+EXPLAIN_CHUNK_ROWS = 8
 JOB_STATE_VERSION = 2  # 2: the CSV reading options (--encoding, --delimiter) are part of the identity
 
 
@@ -45,7 +48,8 @@ class JobIdentity:
     model_sha256: str
     prompt_preset: str
     version: int = JOB_STATE_VERSION
-    mode: str = "texts"  # or "documents", "documents about NAME|..." (--split sentences [--about])
+    # or "texts explained" (--explain), "documents", "documents about NAME|..." (--split sentences [--about])
+    mode: str = "texts"
     # How a CSV was read, as asked (None: detected): another encoding or delimiter gives other rows.
     encoding: str | None = None
     delimiter: str | None = None
@@ -134,7 +138,9 @@ class WorkFolder:
 
     def append(self, results: list[RowResult]) -> None:
         # ASCII with \\u escapes: an error text may quote a value that UTF-8 cannot hold (a lone surrogate).
-        lines = "".join(json.dumps([r.label, r.score, r.probs, r.error]) + "\n" for r in results)
+        # A why cell (--explain) is a fifth item; the job's identity keeps runs with and without apart.
+        lines = "".join(json.dumps([r.label, r.score, r.probs, r.error, *([] if r.why is None else [r.why])]) + "\n"
+                        for r in results)
         with open(self.results_file, "a", encoding="utf-8") as f:
             f.write(lines)
             f.flush()
@@ -186,8 +192,9 @@ class WorkFolder:
             return
         with open(self.results_file, encoding="utf-8") as f:
             for line in f:
-                label, score, probs, error = json.loads(line)
-                yield RowResult(label, score, tuple(probs) if probs is not None else None, error)
+                label, score, probs, error, *why = json.loads(line)
+                yield RowResult(label, score, tuple(probs) if probs is not None else None, error,
+                                why[0] if why else None)
 
     def finish(self, output: Path) -> None:
         # The saved results are deleted only once the output is on disk under its name.
@@ -220,10 +227,10 @@ ClassifyChunk = Callable[[list], list[RowResult]]
 
 
 def score_rows(table: InputTable, work: WorkFolder, done: int, classify_chunk: ClassifyChunk,
-               on_rows: Callable[[int], None] = lambda n: None) -> None:
+               on_rows: Callable[[int], None] = lambda n: None, chunk_rows: int = CHUNK_ROWS) -> None:
     """Classify every row after the first `done` ones, saving each chunk's results as it finishes."""
     seen = 0
-    for chunk in table.texts(CHUNK_ROWS):
+    for chunk in table.texts(chunk_rows):
         if seen + len(chunk) <= done:
             seen += len(chunk)
             continue
@@ -263,6 +270,7 @@ class FileJob:
     documents: bool = False  # --split sentences: each row is a document, its sentences saved on the side
     sentences_output: Path | None = None  # --sentences-output: those sentences as CSV
     sentence_columns: list[str] | None = None
+    chunk_rows: int = CHUNK_ROWS  # rows per classifier call and per save (EXPLAIN_CHUNK_ROWS with --explain)
 
 
 @dataclass
@@ -299,7 +307,8 @@ def run_file_job(job: FileJob, make_classifier: MakeClassifier, progress: JobPro
         elif done:
             progress.say(f"Continuing: {done:,}{f' of {total:,}' if total is not None else ''} rows were already done")
         try:
-            score_rows(job.table, work, done, classify_chunk, on_rows=progress.on_scoring(total, done))
+            score_rows(job.table, work, done, classify_chunk, on_rows=progress.on_scoring(total, done),
+                       chunk_rows=job.chunk_rows)
         finally:
             progress.on_scored()
         if job.sentences_output is not None:  # before the output: writing that deletes the saved sentences

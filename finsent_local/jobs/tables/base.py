@@ -17,16 +17,18 @@ class TableError(JobError):
 
 @dataclass(frozen=True)
 class RowResult:
-    """One row's outcome: a label with its score and probabilities (in label order), or an error."""
+    """One row's outcome: a label with its score and probabilities (in label order), or an error; with
+    `finsent classify --explain`, `why` too (a text, "" when there is none): the last column."""
 
     label: str | None = None
     score: float | None = None
     probs: tuple[float, ...] | None = None
     error: str = ""
+    why: str | None = None
 
     def values(self, n_labels: int) -> list:
         probs = self.probs if self.probs is not None else (None,) * n_labels
-        return [self.label, self.score, *probs, self.error]
+        return [self.label, self.score, *probs, self.error, *(() if self.why is None else (self.why,))]
 
 
 def probability_column(label: str, prefix: str = "") -> str:
@@ -34,15 +36,20 @@ def probability_column(label: str, prefix: str = "") -> str:
     return f"{prefix}p_{label.replace(' ', '_')}"
 
 
-def result_columns(labels: tuple[str, ...], prefix: str = "") -> list[str]:
-    """The columns a job appends: label, score, one p_<label> per label, error."""
+def result_columns(labels: tuple[str, ...], prefix: str = "", why: bool = False) -> list[str]:
+    """The columns a job appends: label, score, one p_<label> per label, error (and why, with --explain)."""
     return [f"{prefix}label", f"{prefix}score", *(probability_column(label, prefix) for label in labels),
-            f"{prefix}error"]
+            f"{prefix}error", *([f"{prefix}why"] if why else [])]
+
+
+def has_why(added_columns: list[str]) -> bool:
+    """Whether the last added column is why (classify --explain): the first added column is <prefix>label."""
+    return added_columns[-1] == added_columns[0][: -len("label")] + "why"
 
 
 def label_count(added_columns: list[str]) -> int:
-    """How many p_<label> columns are among the added ones (besides label, score and error)."""
-    return len(added_columns) - 3
+    """How many p_<label> columns are among the added ones (besides label, score, error and why)."""
+    return len(added_columns) - 3 - has_why(added_columns)
 
 
 # Number columns that hold a count or a 0-based position (the document job's, jobs/documents.
@@ -59,7 +66,7 @@ def result_arrays(results: list[RowResult], added_columns: list[str]) -> list:
     prefix = added_columns[0][: -len("label")]  # the first added column is <prefix>label
     numbers = [pa.int64() if name[len(prefix):] in INTEGER_COLUMNS else pa.float64()
                for name in added_columns[2 : 2 + n_labels]]
-    kinds = [pa.string(), pa.float64(), *numbers, pa.string()]
+    kinds = [pa.string(), pa.float64(), *numbers, pa.string(), *([pa.string()] if has_why(added_columns) else [])]
     rows = [r.values(n_labels) for r in results]
     return [pa.array([row[i] for row in rows], type=kind) for i, kind in enumerate(kinds)]
 
