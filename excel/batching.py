@@ -1,10 +1,12 @@
-"""Gathers the texts of Excel function calls that arrive together into few /v1/classify requests.
+"""Gathers the texts of Excel function calls that arrive together into few /v1/classify requests
+(and the texts of =FINSENT.WHY calls into few /v1/explain requests).
 
 With xlwings' async mode each call runs in a thread of its own, so a column of 2,000 single-cell
 `=FINSENT(A2)` formulas recalculating is 2,000 calls at once. Each call hands its uncached texts to
 the batcher and waits; after BATCH_DELAY_S the batcher sends the texts of every call that arrived
-(deduplicated, per source and scheme) in requests of at most CHUNK_TEXTS texts, and hands each call
-its answers. The Office add-in's functions.js does the same in JavaScript.
+(deduplicated, per source, scheme and kind) in requests of at most CHUNK_TEXTS texts, and hands each
+call its answers; explanations go in requests of at most the server's max_explain_words words (each
+word costs about one classification). The Office add-in's functions.js does the same in JavaScript.
 
 Each request has a deadline of its own, and every answered chunk is handed to `on_result` (the cells'
 result cache) as soon as it arrives. A call returns as soon as its own texts are answered, so a
@@ -20,13 +22,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from finsent_local.client import ClientError, ServerNotRunning
+from finsent_local.client import ClientError, ServerNotRunning, explain_requests
 
 BATCH_DELAY_S = 0.05  # how long the first call of a recalculation waits for the others
 # Texts per request: one engine turn on the server, so each request ends well within its own deadline
 # even on a slow CPU, and a timeout loses at most this many answers.
 CHUNK_TEXTS = 64
 CHUNK_BYTES = 2 * 1024 * 1024  # JSON bytes of texts per request: half the server's body limit
+EXPLAIN_UNIT = "word"  # =FINSENT.WHY weighs single words
 
 
 @dataclass
@@ -34,6 +37,7 @@ class _Call:
     source: object
     scheme: str
     texts: list[str]
+    kind: str = "text"  # "text": labels (/v1/classify); "explain": words (/v1/explain)
     done: threading.Event = field(default_factory=threading.Event)
     results: dict = field(default_factory=dict)
     failure: str | None = None
@@ -54,21 +58,29 @@ def chunks(texts: list[str], most: int = CHUNK_TEXTS, most_bytes: int = CHUNK_BY
     return out
 
 
+def explain_chunks(texts: list[str], most: int = CHUNK_TEXTS) -> list[list[str]]:
+    """`texts` cut into /v1/explain requests: within `most` texts and CHUNK_BYTES, and within the
+    client's per-request word limit (client.explain_requests, which the server's limit sets)."""
+    return [part for chunk in chunks(texts, most) for part in explain_requests(chunk, EXPLAIN_UNIT)]
+
+
 # A call never waits longer than this for the batcher, whatever happens to it (each request has its
 # own, shorter deadline; this only bounds a bug or a thread that could not start).
 CALL_WAIT_S = 900.0
 
 
 class Batcher:
-    """`classify(source, scheme, texts)` from any number of threads: ({text: result}, failure).
+    """`classify(source, scheme, texts)` and `explain(source, scheme, texts)` from any number of threads:
+    ({text: result}, failure).
 
     A source has `.key` (which server: calls to different servers or with different keys are never
-    mixed) and `.classify(texts, scheme)` (one request). A failure is a message for the whole call
-    (the server is not running); a result with "error" is one text's problem (including a request
-    that timed out). A call returns as soon as all of its own texts are answered, so single cells fill
+    mixed), `.classify(texts, scheme)` and `.explain(texts, scheme)` (one request each). A failure is a
+    message for the whole call (the server is not running); a result with "error" is one text's problem
+    (including a request that timed out). on_result(source, kind, scheme, text, result) gets each
+    answered text (kind "text" or "explain"). A call returns as soon as all of its own texts are answered, so single cells fill
     in chunk by chunk while the rest of a recalculation is still being asked."""
 
-    def __init__(self, on_result: Callable[[object, str, str, dict], None] = lambda *a: None,
+    def __init__(self, on_result: Callable[[object, str, str, str, dict], None] = lambda *a: None,
                  delay_s: float = BATCH_DELAY_S, chunk_texts: int = CHUNK_TEXTS):
         self.on_result = on_result
         self.delay_s = delay_s
@@ -78,7 +90,13 @@ class Batcher:
         self._timer: threading.Timer | None = None
 
     def classify(self, source, scheme: str, texts: list[str]) -> tuple[dict, str | None]:
-        call = _Call(source, scheme, list(texts))
+        return self._gathered(_Call(source, scheme, list(texts), "text"))
+
+    def explain(self, source, scheme: str, texts: list[str]) -> tuple[dict, str | None]:
+        """As classify, for explanations (each text's words and weights); on_result gets kind "explain"."""
+        return self._gathered(_Call(source, scheme, list(texts), "explain"))
+
+    def _gathered(self, call: _Call) -> tuple[dict, str | None]:
         with self._lock:
             self._pending.append(call)
             if self._timer is None:
@@ -96,12 +114,12 @@ class Batcher:
         try:
             groups: dict[tuple, tuple[object, str, dict, list[_Call]]] = {}
             for call in batch:
-                _, _, texts, calls = groups.setdefault((call.source.key, call.scheme),
+                _, _, texts, calls = groups.setdefault((call.source.key, call.scheme, call.kind),
                                                        (call.source, call.scheme, {}, []))
                 texts.update(dict.fromkeys(call.texts))
                 calls.append(call)
-            for source, scheme, texts, calls in groups.values():
-                answers, failure = self._ask(source, scheme, list(texts), calls)
+            for (_, _, kind), (source, scheme, texts, calls) in groups.items():
+                answers, failure = self._ask(source, scheme, list(texts), calls, kind)
                 for call in calls:
                     if not call.done.is_set():
                         call.results = {t: answers[t] for t in call.texts if t in answers}
@@ -114,12 +132,14 @@ class Batcher:
             for call in batch:
                 call.done.set()
 
-    def _ask(self, source, scheme: str, texts: list[str], calls: list[_Call]) -> tuple[dict, str | None]:
+    def _ask(self, source, scheme: str, texts: list[str], calls: list[_Call],
+             kind: str = "text") -> tuple[dict, str | None]:
         answers: dict[str, dict] = {}
-        parts = chunks(texts, self.chunk_texts)
+        explaining = kind == "explain"
+        parts = explain_chunks(texts, self.chunk_texts) if explaining else chunks(texts, self.chunk_texts)
         for n, chunk in enumerate(parts):
             try:
-                results = source.classify(chunk, scheme)
+                results = source.explain(chunk, scheme) if explaining else source.classify(chunk, scheme)
             except ServerNotRunning as e:
                 return answers, str(e)
             except ClientError as e:
@@ -131,7 +151,7 @@ class Batcher:
             for text, result in zip(chunk, results):
                 answers[text] = result
                 if "error" not in result:
-                    self.on_result(source, scheme, text, result)
+                    self.on_result(source, kind, scheme, text, result)
             for call in calls:  # the calls whose texts are all answered now go back to their cells
                 if not call.done.is_set() and all(t in answers for t in call.texts):
                     call.results = {t: answers[t] for t in call.texts}

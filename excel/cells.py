@@ -13,9 +13,11 @@ import os
 import threading
 from collections import OrderedDict
 
-from finsent_local.client import DEFAULT_URL, ClientError, FinSentClient, ServerNotRunning
+from finsent_local.client import DEFAULT_URL, MAX_EXPLAIN_WORDS, ClientError, FinSentClient, ServerNotRunning
 from finsent_local.engine.labels import SCHEMES, default_schemes
-from finsent_local.excel.batching import Batcher
+from finsent_local.engine.occlusion import strongest, strongest_text, units
+from finsent_local.excel.batching import EXPLAIN_UNIT, Batcher
+from finsent_local.excel.functions import WHY_WORDS
 from finsent_local.limits import DEFAULT_LIMITS
 
 PREFIX = "#FINSENT! "
@@ -133,6 +135,10 @@ def _cell_problem(value) -> str | None:
 # -- where results come from ---------------------------------------------------------------------------
 REQUEST_TIMEOUT_S = 60.0  # each /v1/classify request (at most batching.CHUNK_TEXTS texts)
 DOCUMENT_TIMEOUT_S = 300.0  # a document is labelled sentence by sentence on the server: it may take a while
+# Each /v1/explain request (at most MAX_EXPLAIN_WORDS words, about one classification each): the server
+# answers 503 when it has not started on a request within max_wait_s or not finished it in as long again,
+# so the cell waits for that answer rather than giving up first.
+EXPLAIN_TIMEOUT_S = 2 * (DEFAULT_LIMITS.max_wait_s or 60.0) + 10.0
 
 
 class ServerSource:
@@ -144,6 +150,7 @@ class ServerSource:
         self.cache_name = url
         self._texts = FinSentClient(url, api_key, connect_timeout=2.0, timeout=REQUEST_TIMEOUT_S)
         self._documents = FinSentClient(url, api_key, connect_timeout=2.0, timeout=DOCUMENT_TIMEOUT_S)
+        self._explanations = FinSentClient(url, api_key, connect_timeout=2.0, timeout=EXPLAIN_TIMEOUT_S)
 
     def _down(self) -> ServerNotRunning:
         return ServerNotRunning(f"server not running at {self.url} - start it with: finsent serve")
@@ -160,6 +167,13 @@ class ServerSource:
         except ServerNotRunning:
             raise self._down() from None
 
+    def explain(self, texts: list[str], scheme: str) -> list[dict]:
+        """POST /v1/explain (the client keeps each request within MAX_EXPLAIN_WORDS words)."""
+        try:
+            return self._explanations.explain(texts, scheme, EXPLAIN_UNIT)
+        except ServerNotRunning:
+            raise self._down() from None
+
 
 class ModelSource:
     """The model itself, through a classification service in this process (no server needed)."""
@@ -171,6 +185,9 @@ class ModelSource:
 
     def classify(self, texts: list[str], scheme: str) -> list[dict]:
         return self.service.classify(texts, scheme)
+
+    def explain(self, texts: list[str], scheme: str) -> list[dict]:
+        return self.service.explain(texts, scheme, EXPLAIN_UNIT)
 
     def document(self, text: str, scheme: str) -> dict:
         from finsent_local.jobs.documents import DocumentTooLarge, classify_document
@@ -190,8 +207,10 @@ def server_source() -> ServerSource | str:
         return PREFIX + str(e)
 
 
-def _remember(source, scheme: str, text: str, result: dict) -> None:
-    results_cache.put((source.cache_name, "text", scheme, text), result)
+def _remember(source, kind: str, scheme: str, text: str, result: dict) -> None:
+    if kind == "explain":  # only what a cell shows: a long text's words would make the entry large
+        result = {"label": result["label"], "score": result["score"], "words": strongest(result["words"], WHY_WORDS)}
+    results_cache.put((source.cache_name, kind, scheme, text), result)
 
 
 # One batcher for the process: every function call's texts go through it.
@@ -218,13 +237,24 @@ def _documents_summed(source, texts: list[str], scheme: str) -> tuple[dict, str 
     return results, None
 
 
+def _too_many_words(text: str) -> dict | None:
+    """An explanation's error for a text with more words than one /v1/explain request may hold (the
+    server would refuse the request it is in), in the words of `finsent classify --explain`'s why cells."""
+    words = len(units(text, EXPLAIN_UNIT))
+    if words <= MAX_EXPLAIN_WORDS:
+        return None
+    return {"error": {"message": f"not explained: {words:,} words; at most {MAX_EXPLAIN_WORDS:,} are explained "
+                                 "per text"}}
+
+
 def classify_grid(value, scheme, render, source=None, kind: str = "text") -> list[list] | str:
     """Results for every cell of `value` (uncached texts asked together), shaped like the input.
 
     render(result) turns a result into the cell's value(s). `source`: where results come from (default:
     the server the settings name). kind "text" labels each cell's text (gathered with other calls'
-    texts by BATCHER); "document" sums up each cell's sentences. Blank cells stay blank. Returns a
-    single message string when nothing can be done (bad scheme, server down).
+    texts by BATCHER); "explain" explains it (/v1/explain, gathered likewise); "document" sums up each
+    cell's sentences. Blank cells stay blank. Returns a single message string when nothing can be done
+    (bad scheme, server down).
     """
     scheme_name = normalize_scheme(scheme)
     if scheme_name is None:
@@ -242,6 +272,8 @@ def classify_grid(value, scheme, render, source=None, kind: str = "text") -> lis
         for cell in row:
             if isinstance(cell, str) and cell.strip() and _cell_problem(cell) is None and cell not in fresh:
                 known = results_cache.get((source.cache_name, kind, scheme_name, cell))
+                if known is None and kind == "explain":
+                    known = _too_many_words(cell)  # not asked: never kept, the limit may change
                 if known is None:
                     to_ask.append(cell)
                 else:
@@ -250,6 +282,8 @@ def classify_grid(value, scheme, render, source=None, kind: str = "text") -> lis
         to_ask = list(dict.fromkeys(to_ask))
         if kind == "document":
             answered, failure = _documents_summed(source, to_ask, scheme_name)
+        elif kind == "explain":
+            answered, failure = BATCHER.explain(source, scheme_name, to_ask)
         else:
             answered, failure = BATCHER.classify(source, scheme_name, to_ask)
         fresh.update(answered)
@@ -281,6 +315,15 @@ def document_grid(value, scheme, render, source=None) -> list[list] | str:
     return classify_grid(value, scheme, render, source, kind="document")
 
 
+def why_text(result: dict) -> str:
+    """=FINSENT.WHY's cell: the strongest words with their weights ("cuts -0.41; guidance -0.12"), as
+    `finsent classify --explain` writes them. A plain value, never a formula: a function's result is not
+    parsed by Excel, whatever characters the text's words hold."""
+    if not result["words"]:
+        return PREFIX + "not explained: the text has no words"
+    return strongest_text(result["words"], WHY_WORDS)
+
+
 def probabilities_grid(value, scheme, source=None) -> list[list]:
     """=FINSENT_PROBS: a header row of label names, then each text's probabilities (cells read row by
     row); a blank or a message in the first column of its row."""
@@ -303,8 +346,10 @@ def probabilities_grid(value, scheme, source=None) -> list[list]:
 
 
 def function_cells(name: str, text, scheme="7", source=None) -> list[list] | str:
-    """What =NAME(text, scheme) shows, for each of the five functions: a grid shaped like `text`
+    """What =NAME(text, scheme) shows, for each of the functions: a grid shaped like `text`
     (FINSENT_PROBS: header row plus one row per cell), or one message for the whole call."""
+    if name in ("FINSENT.WHY", "FINSENT_WHY"):  # the add-in's name and xlwings' (functions.py)
+        return classify_grid(text, scheme, why_text, source, kind="explain")
     if name == "FINSENT":
         return classify_grid(text, scheme, lambda r: r["label"], source)
     if name == "FINSENT_SCORE":

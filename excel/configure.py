@@ -20,7 +20,8 @@ from finsent_local.output_place import FileOutput, OutputRefused, check_file_out
 
 UDF_MODULE = "finsent_udf"
 UDF_STUB = '''"""FinSent functions for xlwings (written by `finsent excel`; the code lives in the finsent-local package)."""
-from finsent_local.excel.finsent_udf import FINSENT, FINSENT_DOC, FINSENT_DOC_SCORE, FINSENT_PROBS, FINSENT_SCORE  # noqa: F401
+from finsent_local.excel.finsent_udf import (  # noqa: F401
+    FINSENT, FINSENT_DOC, FINSENT_DOC_SCORE, FINSENT_PROBS, FINSENT_SCORE, FINSENT_WHY)
 '''
 
 

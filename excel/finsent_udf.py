@@ -5,6 +5,8 @@
     =FINSENT_PROBS(A2, "7")  a header row of label names, then one row of probabilities per text
     =FINSENT_DOC(A2, "7")    a whole document's label (its sentences labelled, then summed up)
     =FINSENT_DOC_SCORE(A2)   the document's mean sentence score in [-1, 1]
+    =FINSENT_WHY(A2, "7")    the 3 words that moved the score most, with their weights: "cuts -0.41; guidance -0.12"
+                             (=LOCAL.FINSENT.WHY in the add-in: a VBA function's name cannot hold a ".")
 
 Each takes one cell or a whole range; a range comes back as a spilled array of the same shape. Blank
 cells give blank results; numbers, dates and error values give a `#FINSENT! ...` message; so do a
@@ -97,6 +99,13 @@ def FINSENT_DOC_SCORE(text, scheme="7"):
     return _single_or_grid(text, function_cells("FINSENT_DOC_SCORE", text, scheme))
 
 
+# FINSENT.WHY in the add-in. xlwings declares each function to Excel as a VBA Function named after the
+# Python function, and neither VBA nor Python allows "." in a name (functions.ExcelFunction.xlwings_name).
+@_excel_function("FINSENT_WHY")
+def FINSENT_WHY(text, scheme="7"):
+    return _single_or_grid(text, function_cells("FINSENT.WHY", text, scheme))
+
+
 @xw.sub
 def FINSENT_FREEZE_SELECTION():
     """Replace the FinSent formulas in the selection by their current values (other formulas stay)."""
@@ -107,5 +116,5 @@ def FINSENT_FREEZE_SELECTION():
     book.app.alert(message, title="FinSent Local")
 
 
-__all__ = ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE",
+__all__ = ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE", "FINSENT_WHY",
            "FINSENT_FREEZE_SELECTION", "PREFIX"]

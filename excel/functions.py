@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 # Office add-in functions always carry a namespace: =LOCAL.FINSENT(A2,"7") there, =FINSENT(A2,"7") in xlwings.
 ADDIN_NAMESPACE = "LOCAL"
+# =FINSENT.WHY lists this many of a text's strongest words (occlusion.strongest_text), in both front ends.
+WHY_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -24,10 +26,19 @@ class Argument:
 
 @dataclass(frozen=True)
 class ExcelFunction:
-    name: str
+    name: str  # as the add-in registers it (its id and name; Excel shows =LOCAL.<name>)
     description: str
     result: str  # "text" or "number" or "any": what a cell of the result holds
     arguments: tuple[Argument, ...]
+
+    @property
+    def xlwings_name(self) -> str:
+        """The name in xlwings (Windows desktop Excel). xlwings declares each function to Excel as a VBA
+        Function named after the Python function (udfs.generate_vba_wrapper writes "Function <name>(" and
+        registers it with MacroOptions): VBA identifiers are letters, digits and underscores, and Python's
+        too, so a dotted name such as FINSENT.WHY cannot exist there and becomes FINSENT_WHY. Office custom
+        functions allow periods in ids and names (Microsoft's naming guidelines), so the add-in keeps it."""
+        return self.name.replace(".", "_")
 
 
 TEXT = Argument("text", "A cell or range of headlines or other financial text.", range_ok=True)
@@ -46,8 +57,12 @@ FUNCTIONS = (
                   "labelled, then the label nearest their mean score.", "text", (DOCUMENT, SCHEME)),
     ExcelFunction("FINSENT_DOC_SCORE", "Mean sentence score of a whole document, from -1 to 1.", "any",
                   (DOCUMENT, SCHEME)),
+    ExcelFunction("FINSENT.WHY", f"The {WHY_WORDS} words that moved the text's score most, with their weights "
+                  "(score with the word minus score without it): cuts -0.41; guidance -0.12.", "text",
+                  (TEXT, SCHEME)),
 )
-BY_NAME = {f.name: f for f in FUNCTIONS}
+# Either name finds a definition: the add-in's (FINSENT.WHY) and xlwings' (FINSENT_WHY).
+BY_NAME = {**{f.name: f for f in FUNCTIONS}, **{f.xlwings_name: f for f in FUNCTIONS}}
 
 
 def described(name: str):

@@ -159,6 +159,7 @@ def test_vba_wrapper_from_xlwings(monkeypatch):
     assert re.search(r"^Function FINSENT_PROBS\(text, Optional scheme\)", vba, re.M)
     assert re.search(r"^Function FINSENT_DOC\(text, Optional scheme\)", vba, re.M)
     assert re.search(r"^Function FINSENT_DOC_SCORE\(text, Optional scheme\)", vba, re.M)
+    assert re.search(r"^Function FINSENT_WHY\(text, Optional scheme\)", vba, re.M)  # FINSENT.WHY in the add-in
     assert 'py.CallUDF("finsent_udf", "FINSENT", Array(text, scheme)' in vba.replace("XLPy", "py") or \
         '"finsent_udf", "FINSENT", Array(text, scheme)' in vba
     assert "Application.Volatile" not in vba  # results must not change on every recalculation
@@ -183,6 +184,7 @@ def test_finsent_excel_setup(tmp_path):
     namespace: dict = {}
     exec(compile(stub.read_text(), str(stub), "exec"), namespace)  # the stub imports the real functions
     assert namespace["FINSENT"] is sys.modules["finsent_local.excel.finsent_udf"].FINSENT
+    assert namespace["FINSENT_WHY"] is sys.modules["finsent_local.excel.finsent_udf"].FINSENT_WHY  # for Import Functions
     from openpyxl import load_workbook
 
     sheet = load_workbook(sample).active

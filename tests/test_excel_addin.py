@@ -42,9 +42,11 @@ def test_functions_json_comes_from_the_xlwings_definitions(client):
     assert response.status_code == 200 and response.mimetype == "application/json"
     metadata = response.json["functions"]
     assert [f["id"] for f in metadata] == [f.name for f in FUNCTIONS] == ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS",
-                                                                                  "FINSENT_DOC", "FINSENT_DOC_SCORE"]
+                                                                                  "FINSENT_DOC", "FINSENT_DOC_SCORE",
+                                                                                  "FINSENT.WHY"]
+    assert [f["name"] for f in metadata] == [f["id"] for f in metadata]  # =LOCAL.FINSENT.WHY keeps its period
     for entry, definition in zip(metadata, FUNCTIONS):
-        python_function = getattr(finsent_udf, definition.name)
+        python_function = getattr(finsent_udf, definition.xlwings_name)  # FINSENT_WHY: VBA names have no "."
         assert entry["description"] == definition.description == python_function.__doc__
         assert [p["name"] for p in entry["parameters"]] == ["text", "scheme"]
         assert entry["parameters"][0]["dimensionality"] == "matrix" and entry["parameters"][1]["optional"] is True
@@ -52,8 +54,8 @@ def test_functions_json_comes_from_the_xlwings_definitions(client):
         assert re.fullmatch(r"[A-Z][A-Z0-9_.]{2,}", entry["id"])  # Office's rule for ids
     # functions.js registers exactly these ids, and its limits are the server's.
     source = FUNCTIONS_JS.read_text()
-    assert re.search(r"const functions = \{ FINSENT, FINSENT_SCORE, FINSENT_PROBS, FINSENT_DOC, FINSENT_DOC_SCORE \};",
-                     source)
+    assert re.search(r"const functions = \{ FINSENT, FINSENT_SCORE, FINSENT_PROBS, FINSENT_DOC, FINSENT_DOC_SCORE, "
+                     r'"FINSENT\.WHY": FINSENT_WHY \};', source)
     from finsent_local.excel.cells import EXCEL_ERRORS, PREFIX
     from finsent_local.limits import DEFAULT_LIMITS
 
@@ -166,12 +168,14 @@ def python_cells(function: str, args: list, url: str, monkeypatch) -> list[list]
     """What the xlwings function gives for the same arguments (as a grid: xlwings passes ranges as
     ndim=2 lists; a whole-call message is one cell)."""
     from finsent_local.excel import cells, finsent_udf
+    from finsent_local.excel.functions import BY_NAME
 
     monkeypatch.setenv("FINSENT_URL", url)
     monkeypatch.setenv("FINSENT_API_KEY", "")
     cells.results_cache.clear()
     text, scheme = args
-    out = getattr(finsent_udf, function)(text) if scheme is None else getattr(finsent_udf, function)(text, scheme)
+    udf = getattr(finsent_udf, BY_NAME[function].xlwings_name)  # the add-in's FINSENT.WHY is xlwings' FINSENT_WHY
+    out = udf(text) if scheme is None else udf(text, scheme)
     return [[out]] if isinstance(out, str) else out
 
 
@@ -179,7 +183,8 @@ def python_cells(function: str, args: list, url: str, monkeypatch) -> list[list]
 def test_addin_functions_give_the_xlwings_cells(server, monkeypatch):
     cases = addin_cases()
     out = run_addin_functions(server.url, [[{"fn": f, "args": a} for f, a in cases]])
-    assert out["associated"] == ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE"]
+    assert out["associated"] == ["FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE",
+                                 "FINSENT.WHY"]
     for (function, args), js in zip(cases, out["phases"][0]["results"]):
         assert js == python_cells(function, args, server.url, monkeypatch), (function, args)
     results = out["phases"][0]["results"]

@@ -111,7 +111,7 @@ def test_the_functions_are_asynchronous_in_xlwings_metadata(monkeypatch):
 
     udfs, module = xlwings_udfs_with_com_stand_ins(monkeypatch)
     try:
-        for name in ("FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE"):
+        for name in ("FINSENT", "FINSENT_SCORE", "FINSENT_PROBS", "FINSENT_DOC", "FINSENT_DOC_SCORE", "FINSENT_WHY"):
             assert getattr(module, name).__xlfunc__["async_mode"] == "threading", name
         assert module.FINSENT_FREEZE_SELECTION.__xlfunc__.get("sub") is True
         assert udfs.com_executor._max_workers == module.ASYNC_THREADS

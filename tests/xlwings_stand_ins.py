@@ -1,6 +1,6 @@
 """xlwings' Windows-only UDF machinery loaded here with STAND-INS for the COM modules (Excel cannot exist
 here), so xlwings' own decorators and VBA generator run on the project's functions; and the server's
-count of /v1/classify requests, to see how the functions batch; and the `sheet_env` fixture (the
+count of /v1/classify (and /v1/explain) requests, to see how the functions batch; and the `sheet_env` fixture (the
 functions pointed at the test server, with an empty cell cache)."""
 
 from __future__ import annotations
@@ -42,8 +42,13 @@ def xlwings_udfs_with_com_stand_ins(monkeypatch):
     return udfs, importlib.reload(importlib.import_module("finsent_local.excel.finsent_udf"))
 
 
-def classify_requests(url: str) -> int:
-    """POST /v1/classify requests the server has answered so far (its /metrics)."""
+def requests_to(url: str, route: str) -> int:
+    """POST requests to `route` the server has answered so far (its /metrics)."""
     metrics = urllib.request.urlopen(url + "/metrics").read().decode()
     return sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-               if line.startswith('finsent_requests_total{method="POST",route="/v1/classify"'))
+               if line.startswith(f'finsent_requests_total{{method="POST",route="{route}"'))
+
+
+def classify_requests(url: str) -> int:
+    """POST /v1/classify requests the server has answered so far (its /metrics)."""
+    return requests_to(url, "/v1/classify")

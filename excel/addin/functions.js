@@ -6,8 +6,9 @@
 // labels, blanks for blank cells and the same `#FINSENT! ...` messages; tests compare the two.
 //
 // Calls made in one recalculation are gathered (BATCH_DELAY_MS) into few /v1/classify requests: a
-// column of 2,000 cells is 8 requests, not 2,000. Results are kept (bounded), so a recalculation
-// does not ask again. A plain script (no modules): Office loads it into its shared runtime.
+// column of 2,000 cells is 8 requests, not 2,000; =LOCAL.FINSENT.WHY's texts likewise into few
+// /v1/explain requests, each within the server's word limit. Results are kept (bounded), so a
+// recalculation does not ask again. A plain script (no modules): Office loads it into its shared runtime.
 
 (function (root) {
   "use strict";
@@ -19,6 +20,10 @@
   const BATCH_DELAY_MS = 50;
   const TIMEOUT_MS = 60000;
   const DOCUMENT_TIMEOUT_MS = 300000; // a document is labelled sentence by sentence (as cells.py)
+  // A /v1/explain request: the server answers 503 when it has not started on it within its max_wait_s
+  // (60 s) or not finished in as long again; cells.EXPLAIN_TIMEOUT_S (a test checks they agree).
+  const EXPLAIN_TIMEOUT_MS = 130000;
+  const WHY_WORDS = 3; // functions.WHY_WORDS: the strongest words a FINSENT.WHY cell lists
   const CACHE_ENTRIES = 50000;
   const SCHEMES = ["3", "7"];
   const EXCEL_ERRORS = new Set(["#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!",
@@ -63,10 +68,57 @@
     return null;
   }
 
+  // -- words, as the server counts and weighs them (finsent_local/engine/occlusion.py) ----------------
+
+  // occlusion.units(text, "word"): reader words, a number kept whole with its sign, currency and unit
+  // ("$1.2bn", "-8%", "40 million"). Python's \w, \d, \s and \b are Unicode there, so they are spelled
+  // out here (\p{...} and Python's white space); a test compares the counts on awkward texts.
+  const WORD_CHAR = "\\p{L}\\p{N}"; // Python's [^\W_]: a letter or a number
+  const PY_SPACE = "[\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+  const SCALE = "(?:bn|mn|mln|million|billion|trillion|thousand|k|m|b|x|bps|bp|pp|pts|pt|percent)";
+  const SCALE_END = `(?![${WORD_CHAR}_])`; // Python's \b after the scale's last letter
+  const NUMBER = `[-+\\u2212]?[$\\u20ac\\u00a3\\u00a5]?[-+\\u2212]?\\p{Nd}+(?:[.,]\\p{Nd}+)*` +
+    `(?:%|${SCALE}${SCALE_END}|${PY_SPACE}${SCALE}${SCALE_END}(?!['\\u2019-][${WORD_CHAR}_]))?(?![${WORD_CHAR}])`;
+  const WORD = `[${WORD_CHAR}]+(?:['\\u2019&.\\-][${WORD_CHAR}]+)*`;
+  const UNIT = new RegExp(`${NUMBER}|${WORD}`, "gu");
+
+  const countWords = (text) => [...text.matchAll(UNIT)].length;
+
+  // occlusion.strongest: the k words that moved the score most (|weight|, then |label_weight|, then
+  // the earlier word), strongest first.
+  function strongest(words, k) {
+    return words.map((word, i) => [word, i])
+      .sort(([a, i], [b, j]) => (Math.abs(b.weight) - Math.abs(a.weight)) ||
+                                (Math.abs(b.label_weight) - Math.abs(a.label_weight)) || (i - j))
+      .slice(0, k).map(([word]) => word);
+  }
+
+  // Python's f"{x:+.2f}". toFixed rounds an exact tie (x an odd multiple of 1/8: 0.125, 0.375...) away
+  // from zero, Python's format to the even cent; -0.0 keeps its sign in Python.
+  function signedCents(x) {
+    const size = Math.abs(x);
+    let digits = size.toFixed(2);
+    if (Number.isInteger(size * 8) && !Number.isInteger(size * 4)) {
+      const cents = Math.floor(size * 100); // exact: size * 100 is a whole number and a half
+      digits = ((cents % 2 === 0 ? cents : cents + 1) / 100).toFixed(2);
+    }
+    return (x < 0 || Object.is(x, -0) ? "-" : "+") + digits;
+  }
+
+  // occlusion.strongest_text: "cuts -0.41; guidance -0.12; Virtucon -0.01", as cells.why_text.
+  function whyText(result) {
+    if (!result.words.length) return `${PREFIX}not explained: the text has no words`;
+    return strongest(result.words, WHY_WORDS).map((w) => `${w.text} ${signedCents(w.weight)}`).join("; ");
+  }
+
+  const thousands = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ","); // Python's {n:,}
+
   // -- results kept across recalculations ------------------------------------------------------------
 
   const cache = new Map(); // key -> result, oldest first
   const cacheKey = (scheme, text) => `${config.url}\u0000${scheme}\u0000${text}`;
+  // Labels under the scheme's name, explanations apart from them (as cells.py's cache kinds).
+  const kindScheme = (kind, scheme) => (kind === "explain" ? `explain ${scheme}` : scheme);
   function remember(key, result) {
     cache.delete(key);
     cache.set(key, result);
@@ -75,12 +127,12 @@
 
   // -- batching -------------------------------------------------------------------------------------
 
-  let pending = []; // {scheme, texts, resolve}
+  let pending = []; // {kind, scheme, texts, resolve}; kind "text" (labels) or "explain" (words)
   let timer = null;
 
-  function requestResults(scheme, texts) {
+  function requestResults(kind, scheme, texts) {
     return new Promise((resolve) => {
-      pending.push({ scheme, texts, resolve });
+      pending.push({ kind, scheme, texts, resolve });
       if (timer === null) timer = setTimeout(flush, BATCH_DELAY_MS);
     });
   }
@@ -90,29 +142,40 @@
     pending = [];
     timer = null;
     const errors = new Map(); // this batch's per-text errors (not cached), handed to its calls
-    const byScheme = new Map();
+    const groups = new Map(); // kind + scheme -> {kind, scheme, texts}
+    const groupOf = (call) => `${call.kind}\u0000${call.scheme}`;
     for (const call of batch) {
-      if (!byScheme.has(call.scheme)) byScheme.set(call.scheme, new Set());
-      for (const text of call.texts) byScheme.get(call.scheme).add(text);
+      const group = groupOf(call);
+      if (!groups.has(group)) groups.set(group, { kind: call.kind, scheme: call.scheme, texts: new Set() });
+      for (const text of call.texts) groups.get(group).texts.add(text);
     }
-    const failures = new Map(); // scheme -> message for the whole call
-    await Promise.all([...byScheme].map(async ([scheme, texts]) => {
+    const failures = new Map(); // group -> message for the whole call
+    await Promise.all([...groups].map(async ([group, { kind, scheme, texts }]) => {
+      const explaining = kind === "explain";
+      const keyOf = (text) => cacheKey(kindScheme(kind, scheme), text);
       try {
-        for (const chunk of chunks([...texts])) {
-          const answers = await post("/v1/classify", { texts: chunk, scheme });
+        const requests = explaining ? explainChunks([...texts], await explainWordLimit()) : chunks([...texts]);
+        for (const chunk of requests) {
+          const answers = explaining
+            ? await call("POST", "/v1/explain", { texts: chunk, scheme, unit: "word" }, EXPLAIN_TIMEOUT_MS)
+            : await post("/v1/classify", { texts: chunk, scheme });
           chunk.forEach((text, i) => {
             const result = answers.results[i];
             // Errors are not kept: the server may be fixed, then the sheet recalculated.
-            if (result && !result.error) remember(cacheKey(scheme, text), result);
-            else errors.set(cacheKey(scheme, text), result && result.error ? result.error.message : "no result");
+            if (result && !result.error) remember(keyOf(text), explaining ? shown(result) : result);
+            else errors.set(keyOf(text), result && result.error ? result.error.message : "no result");
           });
         }
       } catch (error) {
-        failures.set(scheme, error.message);
+        if (explaining) statusAnswer = null; // a server restarted with another word limit: asked again
+        failures.set(group, error.message);
       }
     }));
-    for (const call of batch) call.resolve({ failure: failures.get(call.scheme) || null, errors });
+    for (const call of batch) call.resolve({ failure: failures.get(groupOf(call)) || null, errors });
   }
+
+  // An explanation as kept: only the words a cell shows (a long text's words would make the cache large).
+  const shown = (result) => ({ label: result.label, score: result.score, words: strongest(result.words, WHY_WORDS) });
 
   function chunks(texts) {
     const out = [];
@@ -132,20 +195,60 @@
     return out;
   }
 
-  // The labels of each scheme, in scale order, as the server says (GET /v1/status, asked once): the
-  // header of FINSENT_PROBS when no cell got an answer to take them from. Not a copy kept here.
-  let schemeLabels = null;
-  function labelsOf(schemeName) {
-    if (schemeLabels === null) {
-      schemeLabels = call("GET", "/v1/status").then((status) => {
-        const labels = {};
-        for (const [name, scheme] of Object.entries(status.schemes || {})) labels[name] = scheme.labels;
-        if (!Object.keys(labels).length) throw new Error("the model is still loading; try again shortly");
-        return labels;
-      });
-      schemeLabels.catch(() => { schemeLabels = null; }); // asked again next time
+  // Explain requests as client.explain_requests cuts them: consecutive texts, at most `maxWords` words
+  // in each request (the server refuses more: 413 too_many_words), within chunks()' texts and bytes.
+  function explainChunks(texts, maxWords) {
+    const out = [];
+    for (const part of chunks(texts)) {
+      let current = [];
+      let words = 0;
+      for (const text of part) {
+        const n = countWords(text);
+        if (current.length && words + n > maxWords) {
+          out.push(current);
+          current = [];
+          words = 0;
+        }
+        current.push(text);
+        words += n;
+      }
+      if (current.length) out.push(current);
     }
-    return schemeLabels.then((labels) => labels[schemeName]);
+    return out;
+  }
+
+  // GET /v1/status, asked once (again after a failure): the labels of each scheme and the limits.
+  let statusAnswer = null;
+  function serverStatus() {
+    if (statusAnswer === null) {
+      statusAnswer = call("GET", "/v1/status");
+      statusAnswer.catch(() => { statusAnswer = null; }); // asked again next time
+    }
+    return statusAnswer;
+  }
+
+  // The labels of each scheme, in scale order, as the server says: the header of FINSENT_PROBS when no
+  // cell got an answer to take them from. Not a copy kept here.
+  async function labelsOf(schemeName) {
+    const status = await serverStatus();
+    const labels = {};
+    for (const [name, scheme] of Object.entries(status.schemes || {})) labels[name] = scheme.labels;
+    if (!Object.keys(labels).length) {
+      statusAnswer = null; // still loading: asked again next time
+      throw new Error("the model is still loading; try again shortly");
+    }
+    return labels[schemeName];
+  }
+
+  // The most words one /v1/explain request may hold, as this server says (its limits.max_explain_words).
+  async function explainWordLimit() {
+    const status = await serverStatus();
+    const limit = status.limits && status.limits.max_explain_words;
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new Error(`the server at ${config.url} cannot explain words (no max_explain_words in /v1/status); ` +
+                      "update FinSent Local");
+    }
+    return limit;
   }
 
   const post = (path, payload) => call("POST", path, payload);
@@ -188,27 +291,44 @@
   // -- the functions -----------------------------------------------------------------------------------
 
   // Results for every cell of `value`, shaped like it; render(result) gives a cell's value. A message
-  // string instead of a grid when nothing can be done (bad scheme, server down), as in cells.py.
-  async function classifyGrid(value, scheme, render) {
+  // string instead of a grid when nothing can be done (bad scheme, server down), as in cells.py. kind
+  // "text" labels the texts (/v1/classify), "explain" weighs their words (/v1/explain).
+  async function classifyGrid(value, scheme, render, kind = "text") {
     const schemeName = normalizeScheme(scheme);
     if (schemeName === null) return `${PREFIX}scheme must be "3" or "7"`;
     const grid = asGrid(value);
-    const toAsk = [];
+    const keyOf = (cell) => cacheKey(kindScheme(kind, schemeName), cell);
+    let toAsk = [];
     for (const row of grid) {
       for (const cell of row) {
-        if (typeof cell === "string" && !isBlank(cell) && cellProblem(cell) === null &&
-            !cache.has(cacheKey(schemeName, cell))) {
+        if (typeof cell === "string" && !isBlank(cell) && cellProblem(cell) === null && !cache.has(keyOf(cell))) {
           toAsk.push(cell);
         }
       }
     }
-    let errors = new Map();
-    if (toAsk.length) {
-      const answer = await requestResults(schemeName, toAsk);
-      if (answer.failure) return PREFIX + answer.failure;
-      errors = answer.errors;
+    const errors = new Map();
+    if (toAsk.length && kind === "explain") {
+      // A text over the word limit alone would be refused with the request it is in: not asked (cells.py).
+      let limit;
+      try {
+        limit = await explainWordLimit();
+      } catch (error) {
+        return PREFIX + error.message;
+      }
+      toAsk = toAsk.filter((text) => {
+        const words = countWords(text);
+        if (words <= limit) return true;
+        errors.set(keyOf(text), `not explained: ${thousands(words)} words; at most ${thousands(limit)} are ` +
+                                "explained per text");
+        return false;
+      });
     }
-    return cellsOf(grid, (cell) => cacheKey(schemeName, cell), errors, render);
+    if (toAsk.length) {
+      const answer = await requestResults(kind, schemeName, toAsk);
+      if (answer.failure) return PREFIX + answer.failure;
+      for (const [key, message] of answer.errors) errors.set(key, message);
+    }
+    return cellsOf(grid, keyOf, errors, render);
   }
 
   function cellsOf(grid, keyOf, errors, render) {
@@ -280,9 +400,18 @@
     return asMatrix(await documentGrid(text, scheme, (r) => r.score));
   }
 
-  const functions = { FINSENT, FINSENT_SCORE, FINSENT_PROBS, FINSENT_DOC, FINSENT_DOC_SCORE };
+  // =LOCAL.FINSENT.WHY(A2,"7"): the strongest words with their weights, a plain text (a function's
+  // result is a value: Excel never reads it as a formula, whatever the words hold).
+  async function FINSENT_WHY(text, scheme) {
+    return asMatrix(await classifyGrid(text, scheme, whyText, "explain"));
+  }
+
+  // Ids as functions.json names them (excel/functions.py): Office allows periods in custom functions'
+  // ids and names, so the add-in has FINSENT.WHY (xlwings, through VBA, has FINSENT_WHY).
+  const functions = { FINSENT, FINSENT_SCORE, FINSENT_PROBS, FINSENT_DOC, FINSENT_DOC_SCORE, "FINSENT.WHY": FINSENT_WHY };
   if (root.CustomFunctions) {
     for (const [id, fn] of Object.entries(functions)) root.CustomFunctions.associate(id, fn);
   }
-  root.FinSentFunctions = { ...functions, config, cache }; // for tests and the console
+  // for tests and the console
+  root.FinSentFunctions = { ...functions, config, cache, countWords, whyText, explainChunks };
 })(typeof globalThis !== "undefined" ? globalThis : this);
