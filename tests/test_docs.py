@@ -166,6 +166,7 @@ def wait_until(condition, what: str, timeout_s: float = 20):
 
 
 def test_site_in_the_browser_navigates_searches_and_stays_on_this_host(docs_browser, site_url):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -183,13 +184,25 @@ def test_site_in_the_browser_navigates_searches_and_stays_on_this_host(docs_brow
     field = driver.find_element(By.CSS_SELECTOR, "input.md-search__input")
     driver.execute_script("arguments[0].focus()", field)
     field.send_keys("freeze")
-    results = wait_until(lambda: [a.get_attribute("href") for a in
-                                  driver.find_elements(By.CSS_SELECTOR, ".md-search-result__list a")],
-                         "search results for 'freeze'")
+    # The list is drawn again as each letter's results come in: read it in one script call (no element
+    # of an earlier drawing held), and open the hit found afresh, again if it was redrawn meanwhile.
+    def result_links() -> list[str]:
+        return driver.execute_script(
+            "return Array.from(document.querySelectorAll('.md-search-result__list a'), a => a.href)")
+
+    results = wait_until(lambda: (lambda hrefs: hrefs if any("/freeze.html" in h for h in hrefs) else None)(
+        result_links()), "search results for 'freeze' that list the freeze page")
     assert any("/freeze.html" in href for href in results), results
-    hit = [a for a in driver.find_elements(By.CSS_SELECTOR, ".md-search-result__list a")
-           if "/freeze.html" in a.get_attribute("href")][0]
-    hit.send_keys(Keys.ENTER) if not hit.is_displayed() else hit.click()
+
+    def open_hit() -> bool:
+        try:
+            hit = [a for a in driver.find_elements(By.CSS_SELECTOR, ".md-search-result__list a")
+                   if "/freeze.html" in (a.get_attribute("href") or "")][0]
+            hit.send_keys(Keys.ENTER) if not hit.is_displayed() else hit.click()
+            return True
+        except (StaleElementReferenceException, IndexError):
+            return "/freeze.html" in driver.current_url
+    wait_until(open_hit, "the freeze page's search result, clicked")
     wait_until(lambda: "/freeze.html" in driver.current_url, "the freeze page from the search result")
     assert "freeze" in driver.find_element(By.TAG_NAME, "h1").text.lower()
     # Every request of the visit went to this server (no CDN, no fonts, no analytics).
@@ -381,11 +394,7 @@ def command_paths(group: click.Group = cli, prefix: str = "") -> list[str]:
     return paths
 
 
-PENDING_EPILOG = {"tune"}  # cli/tune.py is being edited: its epilog is added after those edits land
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="epilog pending"))
-                                  if p in PENDING_EPILOG else p for p in ["", *command_paths()]])
+@pytest.mark.parametrize("path", ["", *command_paths()])
 def test_help_names_the_page_that_explains_it(path):
     result = CliRunner().invoke(cli, [*path.split(), "--help"], terminal_width=100)
     assert result.exit_code == 0, result.output
@@ -399,9 +408,6 @@ def test_help_names_the_page_that_explains_it(path):
 
 # -- the README: the front door ------------------------------------------------------------------------------
 
-# Until the README's sections are moved (they wait for the `finsent tune` section's edits in progress to
-# be committed): strict, so the test fails as soon as the README passes and this mark is not removed.
-@pytest.mark.xfail(strict=True, reason="pending: the README becomes the front door once its tune section is moved")
 def test_readme_is_the_front_door():
     text = README.read_text()
     assert len(text.splitlines()) <= 160

@@ -100,7 +100,7 @@ class _TrainingBar:
         self.closed = self.bar is not None  # a bar never drawn may still start (training not begun yet)
 
 
-@click.command("tune")
+@click.command("tune", epilog="Docs: docs/tune.md")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
               help="The labelled file: .csv .tsv .jsonl .parquet .xlsx (read as finsent eval reads it).")
 @click.option("--text-column", required=True, help="The column that holds the texts (.xlsx: header or letter).")
