@@ -49,7 +49,7 @@ if (-not $Client) {
         Stop-Setup ("The local engine (llama.cpp) is compiled, and these are missing. Install them with:`n" +
                     ($missing -join "`n") + "`n" +
                     "then open a new PowerShell and run .\setup.ps1 again.`n" +
-                    "Or, with no compiler: .\setup.ps1 -Client, and run the server in WSL2 or on another machine (README: On Windows).")
+                    "Or, with no compiler: .\setup.ps1 -Client, and run the server in WSL2 or on another machine (docs/install.md: Windows).")
     }
 }
 

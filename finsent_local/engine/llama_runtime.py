@@ -65,7 +65,7 @@ def gpu_layers(gpu: str) -> int:
     supported = gpu_offload_supported()
     if gpu == "on" and not supported:
         raise GpuUnavailable("a GPU was asked for, but this llama-cpp-python was built without GPU support "
-                             "(see the README: CUDA)")
+                             "(see docs/gpu.md)")
     return -1 if supported else 0
 
 

@@ -51,7 +51,7 @@ def build_runtime(options: ServeOptions) -> Runtime:
     try:
         n_gpu_layers = gpu_layers(options.gpu)
     except GpuUnavailable:
-        raise ServeError("--gpu on, but this llama-cpp-python was built without GPU support (see the README: CUDA)") \
+        raise ServeError("--gpu on, but this llama-cpp-python was built without GPU support (see docs/gpu.md)") \
             from None
     engine_options = EngineOptions(prompt_preset=options.prompt_preset, n_threads=options.threads,
                                    n_gpu_layers=n_gpu_layers, use_extra_bufts=options.use_extra_bufts,
