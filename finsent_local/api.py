@@ -186,38 +186,33 @@ class _Connected:
         return self._labels[scheme]
 
     def classify(self, texts: list, scheme: str) -> list[dict]:
-        # The server would refuse a whole request for one non-string item; answer those here, as the
-        # in-process service does, and send the rest.
-        results: list[dict | None] = [None] * len(texts)
-        send = []
-        for i, text in enumerate(texts):
-            if isinstance(text, str):
-                send.append(i)
-            else:
-                results[i] = {"error": {"code": "invalid_text", "message": "text must be a string"}}
-        if send:
-            for i, answer in zip(send, self.client.classify([texts[i] for i in send], scheme)):
-                results[i] = answer
-        return results  # type: ignore[return-value]
+        return _strings_sent(texts, lambda send: self.client.classify(send, scheme))
 
     def explain(self, texts: list, scheme: str, unit: str) -> list[dict]:
-        results: list[dict | None] = [None] * len(texts)
-        send = []
-        for i, text in enumerate(texts):
-            if isinstance(text, str):
-                send.append(i)
-            else:
-                results[i] = {"error": {"code": "invalid_text", "message": "text must be a string"}}
-        if send:  # the documents client: its deadline is long enough for an explanation's request
-            for i, answer in zip(send, self.document_client.explain([texts[i] for i in send], scheme, unit)):
-                results[i] = answer
-        return results  # type: ignore[return-value]
+        # the documents client: its deadline is long enough for an explanation's request
+        return _strings_sent(texts, lambda send: self.document_client.explain(send, scheme, unit))
 
     def document(self, text: str, scheme: str, about, explain: bool = False) -> dict:
         return self.document_client.document(text, scheme, about=about, explain=explain)
 
     def close(self) -> None:
         pass
+
+
+def _strings_sent(texts: list, ask) -> list[dict]:
+    """ask(the string items) for the strings; a non-string item is answered here as the in-process
+    service answers it (the server would refuse a whole request for one such item)."""
+    results: list[dict | None] = [None] * len(texts)
+    send = []
+    for i, text in enumerate(texts):
+        if isinstance(text, str):
+            send.append(i)
+        else:
+            results[i] = {"error": {"code": "invalid_text", "message": "text must be a string"}}
+    if send:
+        for i, answer in zip(send, ask([texts[i] for i in send])):
+            results[i] = answer
+    return results  # type: ignore[return-value]
 
 
 class FinSent:

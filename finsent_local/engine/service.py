@@ -97,37 +97,20 @@ class ClassificationService:
 
     def classify(self, texts: list, scheme: str) -> list[dict]:
         """One dict per text: label, score, probs, cached, truncated; or {"error": {code, message}}."""
-        results: list[dict | None] = [None] * len(texts)
-        valid: dict[int, str] = {}
-        for i, text in enumerate(texts):
-            try:
-                valid[i] = self.validate(text)
-            except ItemError as e:
-                results[i] = {"error": {"code": e.code, "message": str(e)}}
-        unique = list(dict.fromkeys(valid.values()))
-        found = self.cache.get_many(scheme, unique) if self.cache else {}
-        missing = [t for t in unique if t not in found]
-        self.counters.add(cache_hits=len(unique) - len(missing), cache_misses=len(missing))
-        computed: dict[str, dict] = {}
-        if missing:
-            for text, outcome in zip(missing, self.worker.classify(missing, scheme)):
-                if isinstance(outcome, TextError):
-                    computed[text] = {"error": {"code": outcome.code, "message": str(outcome)}}
-                else:
-                    computed[text] = _as_dict(outcome)
-            self.counters.add(texts_classified=len(missing))
-            if self.cache:
-                self.cache.put_many(scheme, {t: r for t, r in computed.items() if "error" not in r})
-        for i, text in valid.items():
-            if text in computed:
-                results[i] = {**computed[text], "cached": False}
-            else:
-                results[i] = {**found[text], "cached": True}
-        return results  # type: ignore[return-value]
+        return self._cached(texts, scheme, lambda missing: [
+            outcome if isinstance(outcome, TextError) else _as_dict(outcome)
+            for outcome in self.worker.classify(missing, scheme)], counts_classified=True)
 
     def explain(self, texts: list, scheme: str, unit: str = "word") -> list[dict]:
         """One dict per text: label, score, probs, truncated, unit, words (start, end, text, weight,
         label_weight, label_without), cached; or {"error": {code, message}}. Cached like labels."""
+        return self._cached(texts, f"explain:{unit}:{scheme}",  # apart from labels: another kind of result
+                            lambda missing: [outcome if isinstance(outcome, TextError) else outcome.as_dict()
+                                             for outcome in self.worker.explain(missing, scheme, unit)])
+
+    def _cached(self, texts: list, cache_scheme: str, compute, counts_classified: bool = False) -> list[dict]:
+        """Validation, the result cache under `cache_scheme`, then compute(missing texts) (a dict or a
+        TextError each) for what the cache lacks; each distinct text is computed once."""
         results: list[dict | None] = [None] * len(texts)
         valid: dict[int, str] = {}
         for i, text in enumerate(texts):
@@ -136,17 +119,18 @@ class ClassificationService:
             except ItemError as e:
                 results[i] = {"error": {"code": e.code, "message": str(e)}}
         unique = list(dict.fromkeys(valid.values()))
-        cache_scheme = f"explain:{unit}:{scheme}"  # apart from labels: another kind of result
         found = self.cache.get_many(cache_scheme, unique) if self.cache else {}
         missing = [t for t in unique if t not in found]
         self.counters.add(cache_hits=len(unique) - len(missing), cache_misses=len(missing))
         computed: dict[str, dict] = {}
         if missing:
-            for text, outcome in zip(missing, self.worker.explain(missing, scheme, unit)):
+            for text, outcome in zip(missing, compute(missing)):
                 if isinstance(outcome, TextError):
                     computed[text] = {"error": {"code": outcome.code, "message": str(outcome)}}
                 else:
-                    computed[text] = outcome.as_dict()
+                    computed[text] = outcome
+            if counts_classified:
+                self.counters.add(texts_classified=len(missing))
             if self.cache:
                 self.cache.put_many(cache_scheme, {t: r for t, r in computed.items() if "error" not in r})
         for i, text in valid.items():
